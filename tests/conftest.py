@@ -1,0 +1,9 @@
+"""Shared pytest fixtures. Each section belongs to one area; keep sections apart."""
+
+import sys
+from pathlib import Path
+
+# The worker runs from the repository root (`python handler.py`); tests import it the same way.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))

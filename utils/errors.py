@@ -1,0 +1,96 @@
+"""The worker's exceptions. Each carries the stable `error_type` code that clients see.
+
+Modules raise these; only `handler.py` turns them into `{"success": false, "error", "error_type"}`.
+A message must be one line a client can act on: it names the field and what was wrong, and never
+holds a secret (a presigned query string, a credential) or a server path.
+"""
+
+
+class WorkerError(Exception):
+    """Base class of every error a client may see; its message is shown to the client."""
+
+    error_type = "internal"
+
+
+class InvalidInputError(WorkerError):
+    """The job input breaks the input contract (missing, doubled, unknown or mistyped fields)."""
+
+    error_type = "invalid_input"
+
+
+class PayloadTooLargeError(WorkerError):
+    """Inline audio (base64) is larger than the configured cap."""
+
+    error_type = "payload_too_large"
+
+
+class UrlRejectedError(WorkerError):
+    """An audio_url is refused before fetching: scheme, host or address not allowed."""
+
+    error_type = "url_rejected"
+
+
+class FetchError(WorkerError):
+    """The audio could not be fetched (network failure, server error)."""
+
+    error_type = "fetch_failed"
+
+
+class SourceNotFoundError(FetchError):
+    """The audio URL or S3 object does not exist (HTTP 404, NoSuchKey, NoSuchBucket)."""
+
+    error_type = "not_found"
+
+
+class SourceAccessDeniedError(FetchError):
+    """The server refused access (HTTP 401/403, expired presigned URL, missing credentials)."""
+
+    error_type = "access_denied"
+
+
+class FetchTimeoutError(FetchError):
+    """The download did not finish within its deadline."""
+
+    error_type = "fetch_timeout"
+
+
+class DownloadTooLargeError(FetchError):
+    """The download is larger than the configured byte cap."""
+
+    error_type = "download_too_large"
+
+
+class AudioDecodeError(WorkerError):
+    """ffmpeg could not read the file as audio (corrupt, truncated, not a media file)."""
+
+    error_type = "invalid_audio"
+
+
+class NoAudioStreamError(AudioDecodeError):
+    """The file is a readable media file with no audio stream (a video without sound)."""
+
+    error_type = "no_audio_stream"
+
+
+class EmptyAudioError(AudioDecodeError):
+    """The input holds no bytes or decodes to zero samples."""
+
+    error_type = "empty_audio"
+
+
+class AudioTooLongError(WorkerError):
+    """The decoded audio is longer than the configured maximum duration."""
+
+    error_type = "audio_too_long"
+
+
+class ModelLoadError(WorkerError):
+    """The model could not be loaded (bad PARAKEET_MODEL, missing file, hub unreachable)."""
+
+    error_type = "model_load_failed"
+
+
+class BootstrapError(WorkerError):
+    """The heavy environment (torch, NeMo) on the volume could not be built or verified."""
+
+    error_type = "bootstrap_failed"
