@@ -59,11 +59,14 @@ FFMPEG_BINARY = os.environ.get("FFMPEG_BINARY", "ffmpeg")
 FFMPEG_TIMEOUT_SECONDS = _env_float("FFMPEG_TIMEOUT_SECONDS", 300)
 # The longest audio a job accepts; longer input is refused, not truncated.
 MAX_AUDIO_SECONDS = _env_float("MAX_AUDIO_SECONDS", LOCAL_ATTENTION_MAX_SECONDS)
-# ffmpeg reads bytes in these containers only: no playlists, no network demuxers.
+# ffmpeg opens these demuxers only: audio and common audio-in-video containers, never playlists
+# (hls, concat, sdp) that could point it at local files or URLs.
 FFMPEG_DEMUXER_ALLOWLIST = (
-    "aac,aiff,amr,ape,asf,au,caf,flac,matroska,webm,mov,mp4,m4a,3gp,3g2,mj2,mp3,ogg,"
-    "wav,w64,wv,mpeg,mpegts,avi,flv,ac3,eac3,dts,truehd,mlp,tta,gsm,voc,sln"
+    "aac,ac3,aiff,amr,amrnb,amrwb,ape,asf,au,avi,caf,dts,eac3,flac,flv,gsm,matroska,mlp,mov,mp3,"
+    "mpeg,mpegts,ogg,sln,truehd,tta,voc,w64,wav,wv,xwma"
 )
+# ffmpeg's last stderr lines kept for diagnosis; a corrupt file can print an error per packet.
+FFMPEG_STDERR_TAIL_LINES = 20
 
 # --- Input limits ------------------------------------------------------------------------------
 # RunPod caps /runsync bodies at 20 MB; base64 text of a larger file cannot arrive anyway.

@@ -78,6 +78,12 @@ class EmptyAudioError(AudioDecodeError):
     error_type = "empty_audio"
 
 
+class AudioTimeoutError(AudioDecodeError):
+    """ffmpeg did not finish converting within its time limit."""
+
+    error_type = "decode_timeout"
+
+
 class AudioTooLongError(WorkerError):
     """The decoded audio is longer than the configured maximum duration."""
 

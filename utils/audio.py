@@ -1,0 +1,148 @@
+"""Decodes an audio (or audio-in-video) file to 16 kHz mono float32 with the ffmpeg binary.
+
+ffmpeg writes raw 16-bit PCM to a pipe, which was the fastest path measured (DESIGN.md); no temporary
+WAV is written. It only opens the given local file, only through allowlisted demuxers, only the first
+audio stream, for at most the configured duration and time.
+"""
+
+import collections
+import logging
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+
+import config
+from utils.errors import (
+    AudioDecodeError,
+    AudioTimeoutError,
+    AudioTooLongError,
+    EmptyAudioError,
+    NoAudioStreamError,
+)
+
+log = logging.getLogger(__name__)
+
+_BYTES_PER_SAMPLE = 2  # s16le
+_READ_BYTES = 1 << 20
+_INT16_SCALE = np.float32(1 / 32768)
+
+
+def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
+    """Builds the ffmpeg argv that converts `path` to raw 16 kHz mono s16le on stdout.
+
+    Args:
+        path: The local input file.
+        max_seconds: Output is cut just after this duration, so over-long input is detected
+            without decoding all of it.
+
+    Returns:
+        The argument vector.
+    """
+    return [
+        config.FFMPEG_BINARY,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel", "error",
+        # Input side: local files only, allowlisted containers only (no playlists or network).
+        "-protocol_whitelist", "file",
+        "-format_whitelist", config.FFMPEG_DEMUXER_ALLOWLIST,
+        "-i", f"file:{path}",
+        # Output side: the first audio stream, mixed to mono, resampled, capped in length.
+        "-map", "0:a:0",
+        "-vn", "-sn", "-dn",
+        "-ac", "1",
+        "-ar", str(config.SAMPLE_RATE),
+        "-t", f"{max_seconds + 1:.3f}",
+        "-f", "s16le",
+        "-acodec", "pcm_s16le",
+        "pipe:1",
+    ]  # fmt: skip
+
+
+def _classify_failure(stderr_tail: str) -> AudioDecodeError:
+    """Maps ffmpeg's error output to the most specific client-facing error."""
+    if "matches no streams" in stderr_tail or "does not contain any stream" in stderr_tail:
+        return NoAudioStreamError("the file has no audio stream")
+    return AudioDecodeError("the file could not be decoded as audio (corrupt, truncated or unsupported format)")
+
+
+def _to_float32(chunks: list[bytes], total_bytes: int) -> np.ndarray:
+    """Converts s16le chunks to one float32 array, releasing each chunk once copied (bounds peak memory)."""
+    samples = np.empty(total_bytes // _BYTES_PER_SAMPLE, dtype=np.float32)
+    position = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        pcm = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // _BYTES_PER_SAMPLE)
+        np.multiply(pcm, _INT16_SCALE, out=samples[position : position + len(pcm)], casting="unsafe")
+        position += len(pcm)
+    return samples[:position]
+
+
+def decode(path: Path) -> np.ndarray:
+    """Decodes a media file to mono float32 samples at `config.SAMPLE_RATE`.
+
+    Args:
+        path: The file, inside the job's temporary directory.
+
+    Returns:
+        The samples in [-1, 1).
+
+    Raises:
+        EmptyAudioError: The file has no bytes or decodes to no samples.
+        NoAudioStreamError: The file is media without an audio stream.
+        AudioDecodeError: ffmpeg cannot read it as audio.
+        AudioTimeoutError: ffmpeg ran past `config.FFMPEG_TIMEOUT_SECONDS`.
+        AudioTooLongError: The audio is longer than `config.MAX_AUDIO_SECONDS`.
+    """
+    if path.stat().st_size == 0:
+        raise EmptyAudioError("the audio file is empty (0 bytes)")
+    command = ffmpeg_command(path, config.MAX_AUDIO_SECONDS)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr_tail: collections.deque[str] = collections.deque(maxlen=config.FFMPEG_STDERR_TAIL_LINES)
+    # stderr is drained in a thread: a corrupt file can print enough to fill the pipe and stall ffmpeg.
+    stderr_reader = threading.Thread(
+        target=lambda: stderr_tail.extend(line.decode(errors="replace").rstrip() for line in process.stderr),
+        daemon=True,
+    )
+    stderr_reader.start()
+    timed_out = threading.Event()
+
+    def kill_on_timeout() -> None:
+        timed_out.set()
+        process.kill()
+
+    timer = threading.Timer(config.FFMPEG_TIMEOUT_SECONDS, kill_on_timeout)
+    timer.start()
+    chunks: list[bytes] = []
+    total_bytes = 0
+    try:
+        while chunk := process.stdout.read(_READ_BYTES):
+            chunks.append(chunk)
+            total_bytes += len(chunk)
+        return_code = process.wait()
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        stderr_reader.join()
+        process.stderr.close()
+
+    if timed_out.is_set():
+        raise AudioTimeoutError(f"audio conversion took longer than {config.FFMPEG_TIMEOUT_SECONDS:g} s")
+    if return_code != 0:
+        log.warning("ffmpeg exited with %s: %s", return_code, " | ".join(stderr_tail))
+        raise _classify_failure("\n".join(stderr_tail))
+    samples = _to_float32(chunks, total_bytes)
+    if samples.size == 0:
+        raise EmptyAudioError("the audio decodes to no samples")
+    duration = samples.size / config.SAMPLE_RATE
+    if duration > config.MAX_AUDIO_SECONDS:
+        raise AudioTooLongError(
+            f"the audio is longer than the {config.MAX_AUDIO_SECONDS:g} s limit (read {duration:.0f} s before stopping)"
+        )
+    return samples
