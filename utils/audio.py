@@ -65,7 +65,9 @@ def _classify_failure(stderr_tail: str) -> AudioDecodeError:
     """Maps ffmpeg's error output to the most specific client-facing error."""
     if "matches no streams" in stderr_tail or "does not contain any stream" in stderr_tail:
         return NoAudioStreamError("the file has no audio stream")
-    return AudioDecodeError("the file could not be decoded as audio (corrupt, truncated or unsupported format)")
+    return AudioDecodeError(
+        "the file could not be decoded as audio (corrupt, truncated or unsupported format)"
+    )
 
 
 def _to_float32(chunks: list[bytes], total_bytes: int) -> np.ndarray:
@@ -100,7 +102,9 @@ def decode(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise EmptyAudioError("the audio file is empty (0 bytes)")
     command = ffmpeg_command(path, config.MAX_AUDIO_SECONDS)
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     stderr_tail: collections.deque[str] = collections.deque(maxlen=config.FFMPEG_STDERR_TAIL_LINES)
     # stderr is drained in a thread: a corrupt file can print enough to fill the pipe and stall ffmpeg.
     stderr_reader = threading.Thread(

@@ -148,7 +148,9 @@ def set_attention(model: Any, mode: AttentionMode) -> None:
         model: A loaded NeMo model.
         mode: The mode to switch to.
     """
-    chunking = config.LOCAL_SUBSAMPLING_CHUNKING_FACTOR if mode is LOCAL_ATTENTION else _default_chunking_factor
+    chunking = (
+        config.LOCAL_SUBSAMPLING_CHUNKING_FACTOR if mode is LOCAL_ATTENTION else _default_chunking_factor
+    )
     wanted = (mode.model, mode.context, chunking)
     if current_attention(model) == wanted:
         return

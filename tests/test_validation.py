@@ -1,0 +1,80 @@
+"""utils/validation.py: the input contract, field by field."""
+
+from typing import Any
+
+import pytest
+
+import config
+from utils import validation
+from utils.errors import InvalidInputError, PayloadTooLargeError
+
+
+def test_base64_source_with_defaults() -> None:
+    request = validation.parse_input({"audio_base64": "UklGRg=="})
+    assert request == validation.JobRequest("audio_base64", "UklGRg==", frozenset())
+
+
+def test_data_uri_prefix_is_stripped() -> None:
+    request = validation.parse_input({"audio_base64": "data:audio/mpeg;base64,SUQz"})
+    assert request.source == "SUQz"
+    request = validation.parse_input({"audio_base64": "data:audio/ogg;codecs=opus;base64,T2dnUw=="})
+    assert request.source == "T2dnUw=="
+
+
+def test_url_source_is_trimmed() -> None:
+    request = validation.parse_input({"audio_url": "  https://example.com/a.mp3 \n"})
+    assert request == validation.JobRequest("audio_url", "https://example.com/a.mp3", frozenset())
+
+
+@pytest.mark.parametrize(
+    ("value", "kinds"),
+    [
+        (True, {"word", "segment"}),
+        (False, set()),
+        (["word"], {"word"}),
+        (["char", "segment", "char"], {"char", "segment"}),
+        ([], set()),
+    ],
+)
+def test_timestamps_forms(value: Any, kinds: set[str]) -> None:
+    assert validation.parse_input({"audio_url": "s3://b/k", "timestamps": value}).timestamp_kinds == kinds
+
+
+@pytest.mark.parametrize(
+    ("job_input", "message"),
+    [
+        (None, "input must be a JSON object, got null"),
+        ([], "input must be a JSON object, got array"),
+        ("https://x/a.mp3", "input must be a JSON object, got string"),
+        ({}, "input needs one of audio_base64 or audio_url"),
+        ({"timestamps": True}, "input needs one of audio_base64 or audio_url"),
+        ({"audio_base64": "QQ==", "audio_url": "s3://b/k"}, "both audio_base64 and audio_url"),
+        ({"audio_url": "s3://b/k", "timestamp": True}, "unknown field(s) timestamp"),
+        ({"audio_url": "s3://b/k", "lang": "en", "beam": 4}, "unknown field(s) beam, lang"),
+        ({"audio_base64": 12}, "audio_base64 must be a string, got number"),
+        ({"audio_base64": None}, "audio_base64 must be a string, got null"),
+        ({"audio_base64": ""}, "audio_base64 is empty"),
+        ({"audio_base64": "data:audio/wav;base64,"}, "audio_base64 is empty"),
+        ({"audio_url": ["https://x"]}, "audio_url must be a string, got array"),
+        ({"audio_url": "   "}, "audio_url is empty"),
+        ({"audio_url": "https://x/" + "a" * config.MAX_URL_CHARS}, "audio_url is"),
+        ({"audio_url": "s3://b/k", "timestamps": "word"}, "timestamps must be true, false or a list"),
+        ({"audio_url": "s3://b/k", "timestamps": 1}, "got number"),
+        ({"audio_url": "s3://b/k", "timestamps": ["words"]}, "unknown kind 'words'"),
+        ({"audio_url": "s3://b/k", "timestamps": [True]}, "unknown kind boolean"),
+    ],
+)
+def test_bad_inputs_name_the_problem(job_input: Any, message: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input(job_input)
+    assert message in str(raised.value)
+    assert raised.value.error_type == "invalid_input"
+
+
+def test_oversize_base64_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "MAX_BASE64_CHARS", 100)
+    validation.parse_input({"audio_base64": "A" * 100})
+    with pytest.raises(PayloadTooLargeError) as raised:
+        validation.parse_input({"audio_base64": "A" * 101})
+    assert "101 characters; the limit is 100" in str(raised.value)
+    assert raised.value.error_type == "payload_too_large"
