@@ -1,0 +1,110 @@
+"""utils/windows.py: window planning and seam stitching, on synthetic word timelines."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from utils import windows
+
+
+def test_short_audio_is_one_window() -> None:
+    assert windows.plan_windows(100, 100, 10) == [windows.Window(0, 100)]
+
+
+def test_windows_cover_everything_with_the_overlap() -> None:
+    planned = windows.plan_windows(1000, 300, 50)
+    assert planned[0].start == 0 and planned[-1].end == 1000
+    for left, right in zip(planned, planned[1:], strict=False):
+        assert left.end - right.start == 50
+    assert all(w.end - w.start <= 300 for w in planned)
+
+
+@given(st.integers(1, 10_000), st.integers(3, 500), st.data())
+def test_planning_invariants(total: int, window: int, data: st.DataObject) -> None:
+    overlap = data.draw(st.integers(0, (window - 1) // 2))
+    planned = windows.plan_windows(total, window, overlap)
+    assert planned[0].start == 0 and planned[-1].end == total
+    assert all(0 < w.end - w.start <= window for w in planned)
+    for left, right in zip(planned, planned[1:], strict=False):
+        assert right.start == left.end - overlap
+    # No window is wholly inside its neighbours' overlap (no wasted model call).
+    assert all(right.end > left.end for left, right in zip(planned, planned[1:], strict=False))
+
+
+def test_overlap_must_be_under_half_the_window() -> None:
+    with pytest.raises(ValueError):
+        windows.plan_windows(1000, 100, 50)
+
+
+def hear(truth: list[dict], start: float, end: float, rng: random.Random) -> list[dict]:
+    """What a window [start, end) 'hears': whole words with timing jitter, cut words garbled."""
+    heard = []
+    for word in truth:
+        jitter = rng.uniform(-0.04, 0.04)
+        if word["start"] >= start and word["end"] <= end:
+            heard.append({"word": word["word"], "start": word["start"] + jitter, "end": word["end"] + jitter})
+        elif word["end"] > start and word["start"] < end:
+            heard.append({"word": "GARBLED", "start": max(word["start"], start), "end": min(word["end"], end)})
+    return heard
+
+
+def stitch_timeline(truth: list[dict], total: float, window: float, overlap: float, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    rate = 100  # "samples" per second for planning
+    planned = windows.plan_windows(int(total * rate), int(window * rate), int(overlap * rate))
+    heard = [hear(truth, w.start / rate, w.end / rate, rng) for w in planned]
+    seams = [
+        windows.find_seam(heard[i], planned[i + 1].start / rate, planned[i].end / rate) for i in range(len(planned) - 1)
+    ]
+    return [w["word"] for w in windows.stitch_words(heard, seams)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.1, 0.9), st.floats(0.05, 1.5)), min_size=1, max_size=120),
+    st.floats(8, 20),
+    st.integers(0, 2**16),
+)
+def test_stitching_keeps_every_word_once_when_there_are_pauses(
+    words: list[tuple[float, float]], window: float, seed: int
+) -> None:
+    truth, t = [], 0.0
+    for i, (length, gap) in enumerate(words):
+        t += gap
+        truth.append({"word": f"w{i}", "start": t, "end": t + length})
+        t += length
+    total = t + 0.5
+    assert stitch_timeline(truth, total, window, overlap=3.0, seed=seed) == [w["word"] for w in truth]
+
+
+def test_seam_lands_in_the_widest_pause() -> None:
+    left = [
+        {"word": "a", "start": 10.0, "end": 10.5},
+        {"word": "b", "start": 10.6, "end": 11.0},
+        {"word": "c", "start": 12.0, "end": 12.4},
+    ]
+    assert windows.find_seam(left, overlap_start=9.0, overlap_end=13.0) == pytest.approx(11.5)
+
+
+def test_continuous_speech_assigns_each_word_by_its_centre() -> None:
+    left = [{"word": f"l{i}", "start": i * 0.5, "end": i * 0.5 + 0.5} for i in range(40)]
+    right = [{"word": f"l{i}", "start": i * 0.5 + 0.01, "end": i * 0.5 + 0.51} for i in range(20, 60)]
+    seam = windows.find_seam(left, overlap_start=10.0, overlap_end=20.0)
+    stitched = [w["word"] for w in windows.stitch_words([left, right], [seam])]
+    assert stitched == [f"l{i}" for i in range(60)]
+
+
+def test_segments_split_at_sentence_ends() -> None:
+    words = [
+        {"word": "Hello", "start": 0.0, "end": 0.4},
+        {"word": "there.", "start": 0.5, "end": 0.9},
+        {"word": "How", "start": 1.5, "end": 1.7},
+        {"word": "are", "start": 1.8, "end": 1.9},
+        {"word": "you", "start": 2.0, "end": 2.2},
+    ]
+    assert windows.words_to_segments(words) == [
+        {"text": "Hello there.", "start": 0.0, "end": 0.9},
+        {"text": "How are you", "start": 1.5, "end": 2.2},
+    ]
