@@ -52,13 +52,27 @@ LOCAL_ATTENTION_MODEL = "rel_pos_local_attn"
 LOCAL_ATTENTION_CONTEXT = [256, 256]
 # 1 = split the subsampling convolutions only when the input needs it (long audio).
 LOCAL_SUBSAMPLING_CHUNKING_FACTOR = 1
+# Full attention's memory grows with the square of the encoder frames (80 ms each). Calibrated so that
+# 24 min (18,000 frames) fills an 80 GB card: about 240 bytes per frame squared. On a GPU, full
+# attention is used only when this estimate fits the free memory.
+FULL_ATTENTION_BYTES_PER_FRAME_SQUARED = _env_float("FULL_ATTENTION_BYTES_PER_FRAME_SQUARED", 240)
+GPU_MEMORY_SAFETY_FRACTION = 0.9
+# Audio longer than local attention handles is cut into windows of this length that overlap.
+WINDOW_SECONDS = _env_float("WINDOW_SECONDS", LOCAL_ATTENTION_MAX_SECONDS)
+WINDOW_OVERLAP_SECONDS = _env_float("WINDOW_OVERLAP_SECONDS", 20)
+# After running out of GPU memory with local attention, an item is retried in windows this long.
+FALLBACK_WINDOW_SECONDS = _env_float("FALLBACK_WINDOW_SECONDS", 600)
+# One model call takes at most this many items and this much audio in total (padding costs memory).
+BATCH_SIZE = _env_int("BATCH_SIZE", 16)
+BATCH_MAX_AUDIO_SECONDS = _env_float("BATCH_MAX_AUDIO_SECONDS", 1800)
 
 # --- Audio -------------------------------------------------------------------------------------
 SAMPLE_RATE = 16_000
 FFMPEG_BINARY = os.environ.get("FFMPEG_BINARY", "ffmpeg")
 FFMPEG_TIMEOUT_SECONDS = _env_float("FFMPEG_TIMEOUT_SECONDS", 300)
-# The longest audio a job accepts; longer input is refused, not truncated.
-MAX_AUDIO_SECONDS = _env_float("MAX_AUDIO_SECONDS", LOCAL_ATTENTION_MAX_SECONDS)
+# The longest audio a job accepts (beyond local attention's limit it is transcribed in windows);
+# longer input is refused, not truncated.
+MAX_AUDIO_SECONDS = _env_float("MAX_AUDIO_SECONDS", 12 * 3600)
 # ffmpeg opens these demuxers only: audio and common audio-in-video containers, never playlists
 # (hls, concat, sdp) that could point it at local files or URLs.
 FFMPEG_DEMUXER_ALLOWLIST = (
@@ -80,6 +94,8 @@ DOWNLOAD_CONNECT_TIMEOUT_SECONDS = _env_float("DOWNLOAD_CONNECT_TIMEOUT_SECONDS"
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_REDIRECTS = _env_int("MAX_REDIRECTS", 3)
 # Plain http and private addresses exist for local testing (the tests' S3 server); off in production.
+# ALLOW_PRIVATE_ADDRESSES admits loopback, RFC 1918, 100.64/10 and fc00::/7, never link-local (the
+# cloud metadata service at 169.254.169.254), multicast or reserved ranges (utils/url_policy.py).
 ALLOW_HTTP = _env_bool("ALLOW_HTTP_URLS", False)
 ALLOW_PRIVATE_ADDRESSES = _env_bool("ALLOW_PRIVATE_ADDRESSES", False)
 # When non-empty, audio_url hosts must be one of these (exact names or ".suffix" for subdomains).
@@ -90,7 +106,11 @@ S3_ACCESS_KEY = os.environ.get("S3_ACCESS_KEY")
 S3_SECRET_KEY = os.environ.get("S3_SECRET_KEY")
 S3_ENDPOINT = os.environ.get("S3_ENDPOINT")
 S3_REGION = os.environ.get("S3_REGION", "us-east-1")
+# Default bucket for audio_url "s3:///key" (no bucket named).
 S3_BUCKET = os.environ.get("S3_BUCKET")
+# Longest wait for one S3 response or socket read (boto3 read_timeout); the whole transfer is still
+# bounded by DOWNLOAD_TIMEOUT_SECONDS, checked between chunks.
+S3_READ_TIMEOUT_SECONDS = _env_float("S3_READ_TIMEOUT_SECONDS", 60)
 
 # --- Files -------------------------------------------------------------------------------------
 # Per-job temporary directories are created under this root and removed when the job ends.
@@ -99,3 +119,37 @@ JOB_DIR_PREFIX = "parakeet-job-"
 
 # --- Volume --------------------------------------------------------------------------------------
 VOLUME_ROOT = Path(os.environ.get("RUNPOD_VOLUME_PATH", "/runpod-volume"))
+
+# --- Subtitles ---------------------------------------------------------------------------------
+# Common streaming-service limits (e.g. Netflix's timed-text guide): 42 characters a line, two lines,
+# at most 7 s on screen per cue.
+SUBTITLE_MAX_LINE_CHARS = _env_int("SUBTITLE_MAX_LINE_CHARS", 42)
+SUBTITLE_MAX_LINES = _env_int("SUBTITLE_MAX_LINES", 2)
+SUBTITLE_MAX_CUE_SECONDS = _env_float("SUBTITLE_MAX_CUE_SECONDS", 7.0)
+# A silence this long ends a cue: ordinary gaps between words are well under 0.3 s, a longer one
+# marks a new thought or speaker.
+SUBTITLE_PAUSE_SECONDS = _env_float("SUBTITLE_PAUSE_SECONDS", 0.8)
+
+# --- Client (client.py) --------------------------------------------------------------------------
+# The command-line client runs on the user's machine, not in the worker; the worker never reads these.
+CLIENT_ENDPOINT_ID = os.environ.get("RUNPOD_ENDPOINT_ID")
+CLIENT_API_KEY = os.environ.get("RUNPOD_API_KEY")
+CLIENT_BASE_URL_TEMPLATE = "https://api.runpod.ai/v2/{endpoint_id}"
+CLIENT_CONCURRENCY = 4
+# Per item, from submission to a terminal state; an item still queued or running then is cancelled.
+CLIENT_TIMEOUT_SECONDS = 3600.0
+CLIENT_POLL_INTERVAL_SECONDS = 2.0
+# One HTTP request. The SDK's local API runs the job inside the /status request, so this is generous.
+CLIENT_REQUEST_TIMEOUT_SECONDS = 120.0
+CLIENT_CANCEL_TIMEOUT_SECONDS = 10.0
+# Transient failures (connection errors and these statuses) are retried with exponential backoff.
+CLIENT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+CLIENT_MAX_RETRIES = 5
+CLIENT_RETRY_BACKOFF_SECONDS = 1.0
+CLIENT_RETRY_BACKOFF_MAX_SECONDS = 30.0
+# RunPod refuses /run bodies over 10 MB; a larger file must be uploaded and sent as a URL.
+CLIENT_MAX_RUN_BODY_BYTES = 10 * 1024 * 1024
+# Inputs starting with these are sent as audio_url (the worker decides which schemes it accepts).
+CLIENT_URL_PREFIXES = ("https://", "http://", "s3://")
+# Job states after which /status will not change any more.
+CLIENT_TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})

@@ -96,6 +96,18 @@ class ModelLoadError(WorkerError):
     error_type = "model_load_failed"
 
 
+class GpuOutOfMemoryError(WorkerError):
+    """The audio did not fit the GPU even in the smallest windows; the worker itself is fine."""
+
+    error_type = "out_of_memory"
+
+
+class GpuFailureError(WorkerError):
+    """An unrecoverable CUDA error: the worker must be replaced (`refresh_worker`)."""
+
+    error_type = "gpu_failure"
+
+
 class BootstrapError(WorkerError):
     """The heavy environment (torch, NeMo) on the volume could not be built or verified."""
 
