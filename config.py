@@ -86,6 +86,15 @@ FFMPEG_STDERR_TAIL_LINES = 20
 # RunPod caps /runsync bodies at 20 MB; base64 text of a larger file cannot arrive anyway.
 MAX_BASE64_CHARS = _env_int("MAX_BASE64_CHARS", 20 * 1024 * 1024)
 MAX_URL_CHARS = 8192
+MAX_BATCH_ITEMS = _env_int("MAX_BATCH_ITEMS", 64)
+MAX_ITEM_ID_CHARS = 256
+# Batch items are downloaded and converted this many at a time.
+FETCH_CONCURRENCY = _env_int("FETCH_CONCURRENCY", 4)
+
+# --- Results -------------------------------------------------------------------------------------
+# RunPod refuses results over 10 MB from /run (20 MB from /runsync); a larger result goes to the
+# client's output_url, or fails with a message that says how to ask for that.
+MAX_RESULT_BYTES = _env_int("MAX_RESULT_BYTES", 9 * 1024 * 1024)
 
 # --- Fetching audio_url ------------------------------------------------------------------------
 MAX_DOWNLOAD_BYTES = _env_int("MAX_DOWNLOAD_BYTES", 2 * 1024**3)
@@ -131,10 +140,11 @@ SUBTITLE_MAX_CUE_SECONDS = _env_float("SUBTITLE_MAX_CUE_SECONDS", 7.0)
 SUBTITLE_PAUSE_SECONDS = _env_float("SUBTITLE_PAUSE_SECONDS", 0.8)
 
 # --- Client (client.py) --------------------------------------------------------------------------
-# The command-line client runs on the user's machine, not in the worker; the worker never reads these.
+# The command-line client runs on the user's machine; the worker ignores this section.
 CLIENT_ENDPOINT_ID = os.environ.get("RUNPOD_ENDPOINT_ID")
 CLIENT_API_KEY = os.environ.get("RUNPOD_API_KEY")
 CLIENT_BASE_URL_TEMPLATE = "https://api.runpod.ai/v2/{endpoint_id}"
+CLIENT_USER_AGENT = "parakeet-worker-client/0.1"
 CLIENT_CONCURRENCY = 4
 # Per item, from submission to a terminal state; an item still queued or running then is cancelled.
 CLIENT_TIMEOUT_SECONDS = 3600.0
@@ -142,6 +152,8 @@ CLIENT_POLL_INTERVAL_SECONDS = 2.0
 # One HTTP request. The SDK's local API runs the job inside the /status request, so this is generous.
 CLIENT_REQUEST_TIMEOUT_SECONDS = 120.0
 CLIENT_CANCEL_TIMEOUT_SECONDS = 10.0
+# Error messages are cut to this length so each input's summary stays one line.
+CLIENT_MAX_MESSAGE_CHARS = 300
 # Transient failures (connection errors and these statuses) are retried with exponential backoff.
 CLIENT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 CLIENT_MAX_RETRIES = 5

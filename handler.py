@@ -1,59 +1,86 @@
-"""RunPod serverless entry point: wires validation, sources, audio and the transcriber together.
+"""RunPod serverless entry point: wires validation, sources, audio, the transcriber and results together.
 
-Every job ends in the output contract (DESIGN.md): `{"success": true, "text", "duration", ...}` or
-`{"success": false, "error", "error_type"}`. The handler never raises: an exception escaping to the
-RunPod SDK would send its traceback and hostname to the client.
+Every job ends in the output contract (DESIGN.md): `{"success": true, "text", "duration", ...}` (or,
+for a batch, `{"success": true, "results": [...]}`) or `{"success": false, "error", "error_type"}`.
+The handler never raises: an exception escaping to the RunPod SDK would send its traceback and
+hostname to the client.
 """
 
 import logging
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import runpod
 
 import config
-from utils import audio, s3, transcriber, validation
-from utils.errors import WorkerError
+from utils import audio, results, s3, transcriber, validation
+from utils.errors import GpuFailureError, WorkerError
 
 log = logging.getLogger("parakeet.handler")
 
 INTERNAL_ERROR_MESSAGE = "internal error while transcribing; the worker logged the details"
 
 
-def fetch_audio(request: validation.JobRequest, job_dir: Path) -> Path:
-    """Puts the job's audio into `job_dir`, from base64 or a URL.
+class InternalError(WorkerError):
+    """Stands in for an unexpected exception (already logged) in a batch item's result."""
+
+    def __init__(self) -> None:
+        super().__init__(INTERNAL_ERROR_MESSAGE)
+
+
+@dataclass
+class PreparedItem:
+    """One item after fetching and converting: its samples, or the error that stopped it."""
+
+    samples: np.ndarray | None = None
+    error: WorkerError | None = None
+    fetch_seconds: float = 0.0
+    convert_seconds: float = 0.0
+
+
+def prepare_item(item: validation.AudioItem, item_dir: Path) -> PreparedItem:
+    """Fetches one item's audio into `item_dir` and decodes it; raises on failure.
 
     Args:
-        request: The validated job.
-        job_dir: The job's private temporary directory.
+        item: The validated item.
+        item_dir: A fresh directory inside the job's temporary directory.
 
     Returns:
-        The path of the audio file.
+        The decoded item with its stage timings.
     """
-    if request.source_field == "audio_base64":
-        return s3.save_base64(request.source, job_dir)
-    return s3.download(request.source, job_dir)
+    item_dir.mkdir()
+    started = time.perf_counter()
+    if item.source_field == "audio_base64":
+        path = s3.save_base64(item.source, item_dir)
+    else:
+        path = s3.download(item.source, item_dir)
+    fetched = time.perf_counter()
+    samples = audio.decode(path)
+    path.unlink()  # the samples are in memory; free the disk early
+    return PreparedItem(samples, None, fetched - started, time.perf_counter() - fetched)
 
 
-def error_result(error: WorkerError) -> dict[str, Any]:
-    """Builds the failure contract from a worker error.
+def prepare_batch_item(item: validation.AudioItem, item_dir: Path) -> PreparedItem:
+    """Like `prepare_item`, but a failure becomes the item's error so other items go on."""
+    try:
+        return prepare_item(item, item_dir)
+    except WorkerError as error:
+        return PreparedItem(error=error)
+    except Exception:
+        log.exception("batch item %s failed with an unexpected error", item_dir.name)
+        return PreparedItem(error=InternalError())
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Runs one job; raises on a failure of the whole job.
 
     Args:
-        error: The error; its message is meant for the client.
-
-    Returns:
-        `{"success": False, "error": str, "error_type": str}`.
-    """
-    return {"success": False, "error": str(error), "error_type": error.error_type}
-
-
-def run_job(job_input: Any) -> dict[str, Any]:
-    """Runs one transcription job; raises on failure.
-
-    Args:
-        job_input: `job["input"]` as RunPod delivers it.
+        job: The RunPod job; the client's payload is under "input".
 
     Returns:
         The success contract.
@@ -62,22 +89,61 @@ def run_job(job_input: Any) -> dict[str, Any]:
         WorkerError: Any failure a client can act on.
     """
     started = time.perf_counter()
-    request = validation.parse_input(job_input)
+    request = validation.parse_input(job.get("input"))
     with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
-        path = fetch_audio(request, Path(job_dir))
-        samples = audio.decode(path)
-    duration = samples.size / config.SAMPLE_RATE
-    transcript = transcriber.transcribe(samples, request.timestamp_kinds)
-    result: dict[str, Any] = {"success": True, "text": transcript.text, "duration": round(duration, 3)}
-    if request.timestamp_kinds:
-        result["timestamps"] = transcript.timestamps
-    log.info(
-        "transcribed %.1f s of audio in %.2f s (%s attention)",
-        duration,
-        time.perf_counter() - started,
-        transcript.attention,
+        item_dirs = [Path(job_dir) / f"item-{index}" for index in range(len(request.items))]
+        if request.is_batch:
+            with ThreadPoolExecutor(max_workers=config.FETCH_CONCURRENCY) as pool:
+                prepared = list(pool.map(prepare_batch_item, request.items, item_dirs))
+        else:
+            prepared = [prepare_item(request.items[0], item_dirs[0])]
+
+    ready = [index for index, item in enumerate(prepared) if item.samples is not None]
+    timings = results.Timings(
+        fetch=sum(item.fetch_seconds for item in prepared),
+        convert=sum(item.convert_seconds for item in prepared),
+        audio=sum(prepared[index].samples.size for index in ready) / config.SAMPLE_RATE,
     )
-    return result
+    kinds = results.timestamp_kinds_needed(request.timestamp_kinds, request.output_formats)
+    transcripts: dict[int, transcriber.Transcript] = {}
+    model: dict[str, str] = {}
+    if ready:
+        transcribe_started = time.perf_counter()
+        outputs = transcriber.transcribe_batch(
+            [prepared[index].samples for index in ready],
+            kinds,
+            progress=lambda message: runpod.serverless.progress_update(job, message),
+        )
+        transcripts = dict(zip(ready, outputs, strict=True))
+        timings.transcribe = time.perf_counter() - transcribe_started
+        model = transcriber.model_info()
+
+    item_results = []
+    for index, item in enumerate(prepared):
+        if item.error is not None:
+            item_results.append(results.error_fields(item.error))
+            continue
+        transcript = transcripts[index]
+        duration = item.samples.size / config.SAMPLE_RATE
+        fields = results.transcript_fields(
+            transcript, duration, request.timestamp_kinds, request.output_formats
+        )
+        item_results.append({"success": True, **fields, "meta": results.item_meta(transcript)})
+    meta = results.job_meta(model, timings, time.perf_counter() - started)
+    log.info(
+        "job %s: %.1f s of audio in %.2f s", job.get("id"), timings.audio, meta["processing_seconds"]["total"]
+    )
+
+    if request.is_batch:
+        for item, item_result in zip(request.items, item_results, strict=True):
+            if item.id is not None:
+                item_result["id"] = item.id
+        failed = sum(not r["success"] for r in item_results)
+        result = {"success": True, "results": item_results, "failed": failed, "meta": meta}
+    else:
+        single = item_results[0]
+        result = {**single, "meta": {**single["meta"], **meta}}
+    return results.fit_result(result, request.output_url)
 
 
 def handler(job: dict[str, Any]) -> dict[str, Any]:
@@ -87,16 +153,19 @@ def handler(job: dict[str, Any]) -> dict[str, Any]:
         job: The RunPod job, with the client's payload under "input".
 
     Returns:
-        The success or failure contract.
+        The success or failure contract; `refresh_worker: true` after an unrecoverable GPU error.
     """
     try:
-        return run_job(job.get("input"))
+        return run_job(job)
+    except GpuFailureError as error:
+        log.error("job %s: GPU failure, asking RunPod to replace this worker", job.get("id"))
+        return {**results.error_fields(error), "refresh_worker": True}
     except WorkerError as error:
         log.info("job %s failed: %s (%s)", job.get("id"), error, error.error_type)
-        return error_result(error)
+        return results.error_fields(error)
     except Exception:
         log.exception("job %s failed with an unexpected error", job.get("id"))
-        return {"success": False, "error": INTERNAL_ERROR_MESSAGE, "error_type": "internal"}
+        return results.error_fields(InternalError())
 
 
 if __name__ == "__main__":

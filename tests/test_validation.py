@@ -11,19 +11,46 @@ from utils.errors import InvalidInputError, PayloadTooLargeError
 
 def test_base64_source_with_defaults() -> None:
     request = validation.parse_input({"audio_base64": "UklGRg=="})
-    assert request == validation.JobRequest("audio_base64", "UklGRg==", frozenset())
+    assert request == validation.JobRequest(
+        items=(validation.AudioItem("audio_base64", "UklGRg=="),),
+        is_batch=False,
+        timestamp_kinds=frozenset(),
+        output_formats=frozenset({"json"}),
+    )
 
 
 def test_data_uri_prefix_is_stripped() -> None:
     request = validation.parse_input({"audio_base64": "data:audio/mpeg;base64,SUQz"})
-    assert request.source == "SUQz"
+    assert request.items[0].source == "SUQz"
     request = validation.parse_input({"audio_base64": "data:audio/ogg;codecs=opus;base64,T2dnUw=="})
-    assert request.source == "T2dnUw=="
+    assert request.items[0].source == "T2dnUw=="
 
 
 def test_url_source_is_trimmed() -> None:
     request = validation.parse_input({"audio_url": "  https://example.com/a.mp3 \n"})
-    assert request == validation.JobRequest("audio_url", "https://example.com/a.mp3", frozenset())
+    assert request.items == (validation.AudioItem("audio_url", "https://example.com/a.mp3"),)
+
+
+def test_batch_items_keep_order_and_ids() -> None:
+    request = validation.parse_input(
+        {
+            "audios": [{"id": "a", "audio_url": "s3://b/1"}, {"audio_base64": "QQ=="}],
+            "output_format": ["srt", "json"],
+            "output_url": "s3://b/out.json",
+        }
+    )
+    assert request.is_batch
+    assert request.items == (
+        validation.AudioItem("audio_url", "s3://b/1", "a"),
+        validation.AudioItem("audio_base64", "QQ==", None),
+    )
+    assert request.output_formats == {"srt", "json"}
+    assert request.output_url == "s3://b/out.json"
+
+
+@pytest.mark.parametrize(("value", "formats"), [("vtt", {"vtt"}), (["text", "srt", "srt"], {"text", "srt"})])
+def test_output_format_forms(value: Any, formats: set[str]) -> None:
+    assert validation.parse_input({"audio_url": "s3://b/k", "output_format": value}).output_formats == formats
 
 
 @pytest.mark.parametrize(
@@ -60,8 +87,24 @@ def test_timestamps_forms(value: Any, kinds: set[str]) -> None:
         ({"audio_url": "https://x/" + "a" * config.MAX_URL_CHARS}, "audio_url is"),
         ({"audio_url": "s3://b/k", "timestamps": "word"}, "timestamps must be true, false or a list"),
         ({"audio_url": "s3://b/k", "timestamps": 1}, "got number"),
-        ({"audio_url": "s3://b/k", "timestamps": ["words"]}, "unknown kind 'words'"),
-        ({"audio_url": "s3://b/k", "timestamps": [True]}, "unknown kind boolean"),
+        ({"audio_url": "s3://b/k", "timestamps": ["words"]}, "unknown value 'words'"),
+        ({"audio_url": "s3://b/k", "timestamps": [True]}, "unknown value boolean"),
+        ({"audio_url": "s3://b/k", "output_format": "docx"}, "output_format has unknown value 'docx'"),
+        ({"audio_url": "s3://b/k", "output_format": []}, "output_format is an empty list"),
+        ({"audio_url": "s3://b/k", "output_format": 3}, "output_format must be a list"),
+        (
+            {"audio_url": "s3://b/k", "output_format": "srt", "timestamps": True},
+            'add "json" to output_format',
+        ),
+        ({"audio_url": "s3://b/k", "output_url": 5}, "output_url must be a string, got number"),
+        ({"audios": "s3://b/k"}, "audios must be a list of objects, got string"),
+        ({"audios": []}, "audios is an empty list"),
+        ({"audios": ["s3://b/k"]}, "audios[0] must be an object, got string"),
+        ({"audios": [{"audio_url": "s3://b/k", "lang": "en"}]}, "audios[0] has unknown field(s) lang"),
+        ({"audios": [{"id": "x"}]}, "audios[0] needs one of audio_base64 or audio_url"),
+        ({"audios": [{"audio_url": "s3://b/k"}, {"audio_url": 7}]}, "audios[1].audio_url must be a string"),
+        ({"audios": [{"audio_url": "s3://b/k", "id": 7}]}, "audios[0].id must be a string"),
+        ({"audios": [{"audio_url": "s3://b/k"}], "audio_url": "s3://b/k"}, "send one form"),
     ],
 )
 def test_bad_inputs_name_the_problem(job_input: Any, message: str) -> None:
@@ -78,3 +121,15 @@ def test_oversize_base64_is_refused_before_decoding(monkeypatch: pytest.MonkeyPa
         validation.parse_input({"audio_base64": "A" * 101})
     assert "101 characters; the limit is 100" in str(raised.value)
     assert raised.value.error_type == "payload_too_large"
+
+
+def test_batch_base64_total_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "MAX_BASE64_CHARS", 100)
+    with pytest.raises(PayloadTooLargeError):
+        validation.parse_input({"audios": [{"audio_base64": "A" * 60}, {"audio_base64": "A" * 60}]})
+
+
+def test_batch_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "MAX_BATCH_ITEMS", 2)
+    with pytest.raises(InvalidInputError, match="audios has 3 items; the limit is 2"):
+        validation.parse_input({"audios": [{"audio_url": "s3://b/k"}] * 3})

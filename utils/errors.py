@@ -108,6 +108,12 @@ class GpuFailureError(WorkerError):
     error_type = "gpu_failure"
 
 
+class ResultTooLargeError(WorkerError):
+    """The result is over RunPod's response limit and the client gave no output_url."""
+
+    error_type = "result_too_large"
+
+
 class BootstrapError(WorkerError):
     """The heavy environment (torch, NeMo) on the volume could not be built or verified."""
 

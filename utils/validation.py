@@ -12,26 +12,50 @@ import config
 from utils.errors import InvalidInputError, PayloadTooLargeError
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
-ALLOWED_FIELDS = frozenset({*SOURCE_FIELDS, "timestamps"})
+ALLOWED_FIELDS = frozenset({*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url"})
+ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
 TIMESTAMP_KINDS = ("word", "segment", "char")
+OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
 # `timestamps: true` means the two kinds most clients want.
 DEFAULT_TIMESTAMP_KINDS = frozenset({"word", "segment"})
 _DATA_URI_PREFIX = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class JobRequest:
-    """A validated job: where the audio comes from and what to return."""
+class AudioItem:
+    """One audio to transcribe: where it comes from, and the client's id for it (batches)."""
 
     source_field: str
     source: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated job: the audio items and what to return for each."""
+
+    items: tuple[AudioItem, ...]
+    is_batch: bool
     timestamp_kinds: frozenset[str]
+    output_formats: frozenset[str]
+    output_url: str | None = None
 
 
 def _type_name(value: Any) -> str:
     """Names a JSON value's type the way a client thinks of it."""
     names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _pick(value: Any, field: str, allowed: tuple[str, ...]) -> frozenset[str]:
+    """Validates a list of names drawn from `allowed` (duplicates collapse)."""
+    if not isinstance(value, list):
+        raise InvalidInputError(f"{field} must be a list of {', '.join(allowed)}; got {_type_name(value)}")
+    for item in value:
+        if not isinstance(item, str) or item not in allowed:
+            shown = repr(item) if isinstance(item, str) else _type_name(item)
+            raise InvalidInputError(f"{field} has unknown value {shown}; allowed: {', '.join(allowed)}")
+    return frozenset(value)
 
 
 def parse_timestamps(value: Any) -> frozenset[str]:
@@ -52,42 +76,117 @@ def parse_timestamps(value: Any) -> frozenset[str]:
         raise InvalidInputError(
             f"timestamps must be true, false or a list of {', '.join(TIMESTAMP_KINDS)}; got {_type_name(value)}"
         )
-    kinds = set()
-    for item in value:
-        if not isinstance(item, str) or item not in TIMESTAMP_KINDS:
-            shown = repr(item) if isinstance(item, str) else _type_name(item)
-            raise InvalidInputError(
-                f"timestamps has unknown kind {shown}; allowed: {', '.join(TIMESTAMP_KINDS)}"
-            )
-        kinds.add(item)
-    return frozenset(kinds)
+    return _pick(value, "timestamps", TIMESTAMP_KINDS)
 
 
-def _parse_base64_field(value: Any) -> str:
-    """Checks `audio_base64` and strips an optional `data:<mime>;base64,` prefix."""
+def parse_output_format(value: Any) -> frozenset[str]:
+    """Validates `output_format`: one of "json", "text", "srt", "vtt", or a non-empty list of them.
+
+    Args:
+        value: The field's value.
+
+    Returns:
+        The set of formats.
+
+    Raises:
+        InvalidInputError: Wrong type, unknown or no format.
+    """
+    formats = _pick([value] if isinstance(value, str) else value, "output_format", OUTPUT_FORMATS)
+    if not formats:
+        raise InvalidInputError(
+            f"output_format is an empty list; use one or more of {', '.join(OUTPUT_FORMATS)}"
+        )
+    return formats
+
+
+def _parse_base64(value: Any, field: str) -> str:
+    """Checks an `audio_base64` value and strips an optional `data:<mime>;base64,` prefix."""
     if not isinstance(value, str):
-        raise InvalidInputError(f"audio_base64 must be a string, got {_type_name(value)}")
+        raise InvalidInputError(f"{field} must be a string, got {_type_name(value)}")
     if len(value) > config.MAX_BASE64_CHARS:
         raise PayloadTooLargeError(
-            f"audio_base64 is {len(value)} characters; the limit is {config.MAX_BASE64_CHARS}. "
+            f"{field} is {len(value)} characters; the limit is {config.MAX_BASE64_CHARS}. "
             "Upload larger files and send audio_url instead"
         )
     encoded = _DATA_URI_PREFIX.sub("", value, count=1)
     if not encoded.strip():
-        raise InvalidInputError("audio_base64 is empty")
+        raise InvalidInputError(f"{field} is empty")
     return encoded
 
 
-def _parse_url_field(value: Any) -> str:
-    """Checks that `audio_url` is a non-empty string of sane length (the scheme is checked on fetch)."""
+def parse_url(value: Any, field: str) -> str:
+    """Checks that a URL field is a non-empty string of sane length (the scheme is checked on use).
+
+    Args:
+        value: The field's value.
+        field: The field's name, for messages.
+
+    Returns:
+        The URL without surrounding whitespace.
+
+    Raises:
+        InvalidInputError: Not a string, empty or too long.
+    """
     if not isinstance(value, str):
-        raise InvalidInputError(f"audio_url must be a string, got {_type_name(value)}")
+        raise InvalidInputError(f"{field} must be a string, got {_type_name(value)}")
     url = value.strip()
     if not url:
-        raise InvalidInputError("audio_url is empty")
+        raise InvalidInputError(f"{field} is empty")
     if len(url) > config.MAX_URL_CHARS:
-        raise InvalidInputError(f"audio_url is {len(url)} characters; the limit is {config.MAX_URL_CHARS}")
+        raise InvalidInputError(f"{field} is {len(url)} characters; the limit is {config.MAX_URL_CHARS}")
     return url
+
+
+def _parse_source(container: dict[str, Any], where: str) -> tuple[str, str]:
+    """Finds the one audio source in `container` and validates it; `where` prefixes field names."""
+    given = [name for name in SOURCE_FIELDS if name in container]
+    if not given:
+        raise InvalidInputError(f"{where or 'input'} needs one of audio_base64 or audio_url")
+    if len(given) > 1:
+        raise InvalidInputError(f"{where or 'input'} has both audio_base64 and audio_url; send exactly one")
+    field = given[0]
+    name = f"{where}.{field}" if where else field
+    value = container[field]
+    return field, _parse_base64(value, name) if field == "audio_base64" else parse_url(value, name)
+
+
+def _reject_unknown(container: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    """Rejects keys outside `allowed`, naming them, so a typo is an error rather than ignored."""
+    unknown = sorted(str(key) for key in container if key not in allowed)
+    if unknown:
+        raise InvalidInputError(
+            f"{where} has unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _parse_items(value: Any) -> tuple[AudioItem, ...]:
+    """Validates the `audios` list of a batch job."""
+    if not isinstance(value, list):
+        raise InvalidInputError(f"audios must be a list of objects, got {_type_name(value)}")
+    if not value:
+        raise InvalidInputError("audios is an empty list")
+    if len(value) > config.MAX_BATCH_ITEMS:
+        raise InvalidInputError(f"audios has {len(value)} items; the limit is {config.MAX_BATCH_ITEMS}")
+    items = []
+    for index, entry in enumerate(value):
+        where = f"audios[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidInputError(f"{where} must be an object, got {_type_name(entry)}")
+        _reject_unknown(entry, ALLOWED_ITEM_FIELDS, where)
+        item_id = entry.get("id")
+        if item_id is not None and (not isinstance(item_id, str) or len(item_id) > config.MAX_ITEM_ID_CHARS):
+            raise InvalidInputError(
+                f"{where}.id must be a string of at most {config.MAX_ITEM_ID_CHARS} characters"
+            )
+        field, source = _parse_source(entry, where)
+        items.append(AudioItem(field, source, item_id))
+    total = sum(len(item.source) for item in items if item.source_field == "audio_base64")
+    if total > config.MAX_BASE64_CHARS:
+        raise PayloadTooLargeError(
+            f"audios carry {total} base64 characters in all; the limit is {config.MAX_BASE64_CHARS}. "
+            "Send large files as audio_url"
+        )
+    return tuple(items)
 
 
 def parse_input(job_input: Any) -> JobRequest:
@@ -101,22 +200,24 @@ def parse_input(job_input: Any) -> JobRequest:
 
     Raises:
         InvalidInputError: Missing, doubled, unknown or mistyped fields.
-        PayloadTooLargeError: `audio_base64` is over the configured cap.
+        PayloadTooLargeError: Base64 audio over the configured cap.
     """
     if not isinstance(job_input, dict):
         raise InvalidInputError(f"input must be a JSON object, got {_type_name(job_input)}")
-    unknown = sorted(str(key) for key in job_input if key not in ALLOWED_FIELDS)
-    if unknown:
-        raise InvalidInputError(
-            f"input has unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_FIELDS))}"
-        )
-    given = [name for name in SOURCE_FIELDS if name in job_input]
-    if not given:
-        raise InvalidInputError("input needs one of audio_base64 or audio_url")
-    if len(given) > 1:
-        raise InvalidInputError("input has both audio_base64 and audio_url; send exactly one")
-    source_field = given[0]
-    raw = job_input[source_field]
-    source = _parse_base64_field(raw) if source_field == "audio_base64" else _parse_url_field(raw)
+    _reject_unknown(job_input, ALLOWED_FIELDS, "input")
+    if "audios" in job_input:
+        if any(field in job_input for field in SOURCE_FIELDS):
+            raise InvalidInputError(
+                "input has both audios and a single audio_base64/audio_url; send one form"
+            )
+        items, is_batch = _parse_items(job_input["audios"]), True
+    else:
+        items, is_batch = (AudioItem(*_parse_source(job_input, "")),), False
     kinds = parse_timestamps(job_input.get("timestamps", False))
-    return JobRequest(source_field=source_field, source=source, timestamp_kinds=kinds)
+    formats = parse_output_format(job_input.get("output_format", "json"))
+    if kinds and "json" not in formats:
+        raise InvalidInputError(
+            'timestamps are returned in the "json" output format; add "json" to output_format'
+        )
+    output_url = parse_url(job_input["output_url"], "output_url") if "output_url" in job_input else None
+    return JobRequest(items, is_batch, kinds, formats, output_url)

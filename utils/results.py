@@ -1,0 +1,144 @@
+"""Builds the JSON a client gets: per-item fields in the asked formats, the `meta` block, the size limit."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import config
+from utils import s3, subtitles
+from utils.errors import ResultTooLargeError, WorkerError
+from utils.transcriber import Transcript
+from utils.url_policy import redact_url
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage, summed over items (fetches and conversions run concurrently)."""
+
+    fetch: float = 0.0
+    convert: float = 0.0
+    transcribe: float = 0.0
+    audio: float = 0.0
+
+
+def timestamp_kinds_needed(kinds: frozenset[str], formats: frozenset[str]) -> frozenset[str]:
+    """The timestamp kinds the model must produce: what the client asked for, plus words for subtitles.
+
+    Args:
+        kinds: Kinds the client asked for.
+        formats: Output formats the client asked for.
+
+    Returns:
+        The kinds to compute.
+    """
+    return kinds | {"word"} if formats & {"srt", "vtt"} else kinds
+
+
+def transcript_fields(
+    transcript: Transcript, duration: float, kinds: frozenset[str], formats: frozenset[str]
+) -> dict[str, Any]:
+    """The fields of one transcribed item in the formats the client asked for.
+
+    `text` and `duration` are always there; `timestamps` when asked for; `srt`/`vtt` as strings.
+
+    Args:
+        transcript: The item's transcript (with at least the kinds `timestamp_kinds_needed` gives).
+        duration: The item's audio length in seconds.
+        kinds: Timestamp kinds the client asked for.
+        formats: Output formats the client asked for.
+
+    Returns:
+        The item's fields.
+    """
+    fields: dict[str, Any] = {"text": transcript.text, "duration": round(duration, 3)}
+    if kinds:
+        fields["timestamps"] = {kind: transcript.timestamps[kind] for kind in sorted(kinds)}
+    if formats & {"srt", "vtt"}:
+        cues = subtitles.shape_cues(transcript.timestamps["word"])
+        if "srt" in formats:
+            fields["srt"] = subtitles.to_srt(cues)
+        if "vtt" in formats:
+            fields["vtt"] = subtitles.to_vtt(cues)
+    return fields
+
+
+def item_meta(transcript: Transcript) -> dict[str, Any]:
+    """How one item was transcribed: attention plan, windows, fallbacks taken.
+
+    Args:
+        transcript: The item's transcript.
+
+    Returns:
+        `{"attention", "windows"?, "fallbacks"?}`.
+    """
+    meta: dict[str, Any] = {"attention": transcript.attention}
+    if transcript.windows > 1:
+        meta["windows"] = transcript.windows
+    if transcript.fallbacks:
+        meta["fallbacks"] = transcript.fallbacks
+    return meta
+
+
+def job_meta(model: dict[str, str], timings: Timings, total_seconds: float) -> dict[str, Any]:
+    """The job's `meta` block: model, device, precision, durations and real-time factor.
+
+    Args:
+        model: `transcriber.model_info()` (empty when no item reached the model).
+        timings: Per-stage seconds.
+        total_seconds: Wall-clock seconds of the whole job.
+
+    Returns:
+        The meta block.
+    """
+    return {
+        **model,
+        "audio_seconds": round(timings.audio, 3),
+        "processing_seconds": {
+            "fetch": round(timings.fetch, 3),
+            "convert": round(timings.convert, 3),
+            "transcribe": round(timings.transcribe, 3),
+            "total": round(total_seconds, 3),
+        },
+        # Processing time per second of audio: 0.01 means 100x faster than real time.
+        "real_time_factor": round(total_seconds / timings.audio, 5) if timings.audio else None,
+    }
+
+
+def error_fields(error: WorkerError) -> dict[str, Any]:
+    """The failure contract's fields for a worker error.
+
+    Args:
+        error: The error; its message is meant for the client.
+
+    Returns:
+        `{"success": False, "error": str, "error_type": str}`.
+    """
+    return {"success": False, "error": str(error), "error_type": error.error_type}
+
+
+def fit_result(result: dict[str, Any], output_url: str | None) -> dict[str, Any]:
+    """Returns the result itself when it fits RunPod's response limit, else a summary of where it went.
+
+    Args:
+        result: The full success result.
+        output_url: The client's upload target (presigned PUT or s3://), if any.
+
+    Returns:
+        `result`, or `{"success": True, "output_url": <without query>, "result_bytes": n, "meta": …}`
+        after uploading the full result to `output_url`.
+
+    Raises:
+        ResultTooLargeError: The result is too large and no output_url was given.
+        FetchError: The upload failed.
+    """
+    body = json.dumps(result, ensure_ascii=False).encode()
+    if len(body) <= config.MAX_RESULT_BYTES:
+        return result
+    if output_url is None:
+        raise ResultTooLargeError(
+            f"the result is {len(body)} bytes, over the {config.MAX_RESULT_BYTES}-byte response limit; "
+            "send output_url (a presigned PUT URL or s3://bucket/key) to receive it there"
+        )
+    s3.upload(output_url, body, "application/json")
+    summary = {"success": True, "output_url": redact_url(output_url), "result_bytes": len(body)}
+    return summary | {"meta": result["meta"]} if "meta" in result else summary
