@@ -7,3 +7,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+# --- S3 server (tests/s3_server.py) ---
+from tests.s3_server import local_s3, loopback_only, s3_server  # noqa: F401

@@ -1,0 +1,959 @@
+"""Audio sources (utils/s3.py, utils/http_fetch.py) against real servers on 127.0.0.1.
+
+- moto's S3 server (tests/s3_server.py) with real presigned URLs and s3:// reads;
+- a stdlib http.server origin for redirects, limits and misbehaving servers, plain and with TLS (a
+  throwaway CA made here, trusted through SSL_CERT_FILE);
+- a tiny S3-speaking server for what moto cannot do (answering 500 first, streaming without a length).
+
+Name resolution is faked for every test (`fake_dns`): names resolve only to what a test installs, IP
+literals resolve to themselves, and nothing reaches a real resolver. `loopback_only` fails any test that
+tries to open a connection to a non-loopback address. Every test's `job_dir` fixture checks on teardown
+that nothing was written next to the job directory.
+"""
+
+import base64
+import ipaddress
+import json
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+import config
+from tests.s3_server import LocalS3
+from utils import s3
+from utils.errors import (
+    DownloadTooLargeError,
+    EmptyAudioError,
+    FetchError,
+    FetchTimeoutError,
+    InvalidInputError,
+    SourceAccessDeniedError,
+    SourceNotFoundError,
+    UrlRejectedError,
+)
+
+pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
+
+AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4
+SECRET = "S3CR3T-SIGNATURE-0123456789"
+
+
+# --- fixtures: job directory, DNS ----------------------------------------------------------------
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Iterator[Path]:
+    """A job directory inside tmp_path; on teardown, asserts nothing was written beside it."""
+    directory = tmp_path / "job"
+    directory.mkdir()
+    yield directory
+    assert [entry.name for entry in tmp_path.iterdir()] == ["job"]
+
+
+def _files(directory: Path) -> list[Path]:
+    """Returns the files in `directory`."""
+    return sorted(directory.iterdir())
+
+
+def _our_log(caplog: pytest.LogCaptureFixture) -> str:
+    """Returns the worker's own log lines (urllib3's and botocore's DEBUG logs quote whole requests)."""
+    return "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("utils."))
+
+
+@dataclass
+class FakeDns:
+    """Name → addresses table that replaces getaddrinfo; records every name looked up.
+
+    A name in `rebind` answers from `names` once, then from `rebind` (a DNS-rebinding attacker).
+    """
+
+    names: dict[str, list[str]] = field(default_factory=dict)
+    rebind: dict[str, list[str]] = field(default_factory=dict)
+    lookups: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    """Replaces name resolution: installed names only, IP literals as themselves, no real DNS."""
+    table = FakeDns()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple]:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            ipaddress.ip_address(name.partition("%")[0])
+        except ValueError:
+            pass
+        else:
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        table.lookups.append(name)
+        if name not in table.names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        answers = []
+        for address in table.names[name]:
+            if ":" in address:
+                answers.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, int(port), 0, 0)))
+            else:
+                answers.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port))))
+        if name in table.rebind:
+            table.names[name] = table.rebind.pop(name)
+        return answers
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    return table
+
+
+@pytest.fixture
+def local_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admits http:// and loopback addresses (the local test servers), as the S3 fixture does."""
+    monkeypatch.setattr(config, "ALLOW_HTTP", True)
+    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", True)
+    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ())
+
+
+# --- a local origin server -----------------------------------------------------------------------
+
+
+class _OriginHandler(BaseHTTPRequestHandler):
+    """Routes of the test origin; each misbehaves in one specific way."""
+
+    protocol_version = "HTTP/1.1"
+    server: "_OriginServer"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keeps the test output quiet."""
+
+    def do_GET(self) -> None:
+        """Records the request and answers by path."""
+        self.server.requests.append({"path": self.path, "host": self.headers.get("Host")})
+        parts = urlsplit(self.path)
+        route = getattr(
+            self, "route_" + parts.path.strip("/").split("/")[0].replace("-", "_").replace(".", "_"), None
+        )
+        try:
+            if route is None:
+                self.send_plain(404, b"no such route")
+            else:
+                route(parts.path, parse_qs(parts.query))
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+
+    def send_plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Sends a complete response with a correct Content-Length."""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_raw(self, head: str, body: bytes = b"") -> None:
+        """Writes a hand-made response and closes the connection afterwards."""
+        self.wfile.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def route_audio_wav(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_plain(200, AUDIO, {"Content-Type": "audio/wav"})
+
+    def route_status(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_plain(int(path.rsplit("/", 1)[1]), b"status body")
+
+    def route_redirect(self, path: str, query: dict[str, list[str]]) -> None:
+        remaining = int(path.rsplit("/", 1)[1])
+        if remaining == 0:
+            self.route_audio_wav(path, query)
+        else:
+            self.send_plain(302, b"", {"Location": f"/redirect/{remaining - 1}"})
+
+    def route_to(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_plain(302, b"", {"Location": query["location"][0]})
+
+    def route_no_location(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_plain(302, b"")
+
+    def route_drip(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 100\n")
+        for _ in range(100):
+            time.sleep(0.2)
+            self.wfile.write(b"x")
+            self.wfile.flush()
+
+    def route_stall(self, path: str, query: dict[str, list[str]]) -> None:
+        # One byte at 0.7 s, the next only at 3.7 s: a read that waited its full initial timeout
+        # instead of the time left would end well after a 1 s deadline.
+        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 2\n")
+        time.sleep(0.7)
+        self.wfile.write(b"x")
+        self.wfile.flush()
+        time.sleep(3)
+        self.wfile.write(b"x")
+
+    def route_huge_declared(self, path: str, query: dict[str, list[str]]) -> None:
+        # Says a terabyte, then sends nothing for 3 s: refusing must not wait for the body.
+        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 1000000000000\n")
+        time.sleep(3)
+
+    def route_lying_length(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 10\n", b"y" * 5000)
+
+    def route_chunked(self, path: str, query: dict[str, list[str]]) -> None:
+        chunks = b"".join(b"3e8\r\n" + b"z" * 1000 + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
+        self.send_raw("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", chunks)
+
+    def route_close_delimited(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_raw("HTTP/1.1 200 OK\nConnection: close\n", b"z" * 5000)
+
+    def route_short_body(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 100\n", b"z" * 10)
+
+    def route_empty(self, path: str, query: dict[str, list[str]]) -> None:
+        self.send_plain(200, b"")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threaded test server that stays quiet about clients hanging up (tests abort on purpose)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Reports handler errors other than broken connections."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _OriginServer(_QuietServer):
+    """The origin, with the requests it received."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _OriginHandler)
+        self.requests: list[dict[str, Any]] = []
+        self.server_names: list[str | None] = []
+
+    @property
+    def port(self) -> int:
+        """The port the origin listens on."""
+        return self.server_address[1]
+
+
+@pytest.fixture(scope="module")
+def origin_server() -> Iterator[_OriginServer]:
+    """A plain-http origin on 127.0.0.1 for the module."""
+    server = _OriginServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def origin(origin_server: _OriginServer, fake_dns: FakeDns, local_urls: None) -> _OriginServer:
+    """The origin, reachable as http://audio.test:<port>/ with http and loopback admitted."""
+    origin_server.requests.clear()
+    fake_dns.names["audio.test"] = ["127.0.0.1"]
+    return origin_server
+
+
+# --- a local origin with TLS ---------------------------------------------------------------------
+
+
+def _write_pem(path: Path, data: bytes) -> Path:
+    """Writes `data` to `path` and returns the path."""
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for the name audio.test, signed by it."""
+    directory = tmp_path_factory.mktemp("tls")
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "parakeet test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audio.test")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("audio.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return {
+        "ca": _write_pem(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM)),
+        "cert": _write_pem(directory / "cert.pem", leaf_cert.public_bytes(serialization.Encoding.PEM)),
+        "key": _write_pem(
+            directory / "key.pem",
+            leaf_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def tls_origin_server(tls_files: dict[str, Path]) -> Iterator[_OriginServer]:
+    """The origin behind TLS with the audio.test certificate; records the SNI names it was sent."""
+    server = _OriginServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files["cert"], tls_files["key"])
+    context.sni_callback = lambda _sock, name, _context: server.server_names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def tls_origin(
+    tls_origin_server: _OriginServer,
+    tls_files: dict[str, Path],
+    fake_dns: FakeDns,
+    monkeypatch: pytest.MonkeyPatch,
+) -> _OriginServer:
+    """The TLS origin as https://audio.test:<port>/, its CA trusted, loopback admitted, http refused."""
+    tls_origin_server.requests.clear()
+    tls_origin_server.server_names.clear()
+    fake_dns.names["audio.test"] = ["127.0.0.1"]
+    fake_dns.names["other.test"] = ["127.0.0.1"]
+    # OpenSSL's default verify paths (which urllib3 loads) honour SSL_CERT_FILE.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files["ca"]))
+    monkeypatch.setattr(config, "ALLOW_HTTP", False)
+    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", True)
+    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ())
+    return tls_origin_server
+
+
+# --- a tiny S3 endpoint for what moto cannot do ---------------------------------------------------
+
+
+class _FlakyS3Handler(BaseHTTPRequestHandler):
+    """Answers GetObject with 500 for the first `failures` requests, then with a body in `mode`."""
+
+    protocol_version = "HTTP/1.1"
+    server: "_FlakyS3Server"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keeps the test output quiet."""
+
+    def do_GET(self) -> None:
+        """Serves /bucket/key (path-style GetObject)."""
+        self.server.requests.append(self.path)
+        if len(self.server.requests) <= self.server.failures:
+            body = b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
+            self.send_response(500)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        if self.server.mode in ("chunked", "drip"):
+            # Five 1000-byte chunks and no Content-Length; "drip" pauses 0.3 s before each.
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(5):
+                if self.server.mode == "drip":
+                    time.sleep(0.3)
+                self.wfile.write(b"3e8\r\n" + b"z" * 1000 + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("Content-Length", str(len(AUDIO)))
+        self.end_headers()
+        if self.server.mode == "stall":
+            self.wfile.flush()
+            time.sleep(2)
+        self.wfile.write(AUDIO)
+
+
+class _FlakyS3Server(_QuietServer):
+    """The flaky S3 endpoint and what it was asked."""
+
+    def __init__(self, failures: int, mode: str) -> None:
+        super().__init__(("127.0.0.1", 0), _FlakyS3Handler)
+        self.failures = failures
+        self.mode = mode
+        self.requests: list[str] = []
+
+
+@pytest.fixture
+def flaky_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _FlakyS3Server]]:
+    """Starts a flaky S3 endpoint on demand and points the worker's S3 settings at it."""
+    servers: list[_FlakyS3Server] = []
+
+    def start(failures: int = 0, mode: str = "object") -> _FlakyS3Server:
+        server = _FlakyS3Server(failures, mode)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        monkeypatch.setattr(config, "S3_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setattr(config, "S3_ACCESS_KEY", "flaky-access")
+        monkeypatch.setattr(config, "S3_SECRET_KEY", "flaky-secret")
+        s3.reset_clients()
+        return server
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    s3.reset_clients()
+
+
+@pytest.fixture(scope="module")
+def denied_bucket(s3_server: LocalS3) -> str:
+    """A bucket on the moto server whose policy denies every object action (a real S3 403)."""
+    bucket = "parakeet-denied"
+    s3_server.client.create_bucket(Bucket=bucket)
+    s3_server.put("secret.wav", AUDIO, bucket=bucket)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*"}
+        ],
+    }
+    s3_server.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    return bucket
+
+
+# --- base64 ----------------------------------------------------------------------------------------
+
+
+def test_base64_is_decoded_into_a_new_file_in_the_job_dir(job_dir: Path) -> None:
+    first = s3.save_base64(base64.b64encode(AUDIO).decode(), job_dir)
+    second = s3.save_base64(base64.b64encode(b"other").decode(), job_dir)
+    assert first.parent == job_dir and second.parent == job_dir and first != second
+    assert first.read_bytes() == AUDIO
+    assert second.read_bytes() == b"other"
+
+
+def test_base64_wrapped_in_lines_and_spaces_is_accepted(job_dir: Path) -> None:
+    encoded = base64.encodebytes(AUDIO).decode()  # MIME style: 76 columns, "\n" line ends
+    assert "\n" in encoded
+    messy = " " + encoded.replace("\n", "\r\n\t") + " "
+    assert s3.save_base64(messy, job_dir).read_bytes() == AUDIO
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    ["UklGRg$=", "UklGR", "UklGRg=", "UklG-_==", "ÄÖÜß", "UklGRg==UklGRg=="],
+)
+def test_invalid_base64_is_refused(job_dir: Path, encoded: str) -> None:
+    with pytest.raises(InvalidInputError, match="^audio_base64 is not valid base64: ") as caught:
+        s3.save_base64(encoded, job_dir)
+    assert "\n" not in str(caught.value)
+    assert _files(job_dir) == []
+
+
+@pytest.mark.parametrize("encoded", ["", " \r\n"])
+def test_base64_of_nothing_is_empty_audio(job_dir: Path, encoded: str) -> None:
+    with pytest.raises(EmptyAudioError):
+        s3.save_base64(encoded, job_dir)
+    assert _files(job_dir) == []
+
+
+# --- schemes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///etc/passwd", "scheme 'file' is not allowed"),
+        ("FILE:///etc/passwd", "scheme 'file' is not allowed"),
+        ("ftp://audio.test/a.wav", "scheme 'ftp' is not allowed"),
+        ("gopher://audio.test:70/_GET", "scheme 'gopher' is not allowed"),
+        ("data:audio/wav;base64,UklGRg==", "scheme 'data' is not allowed"),
+        ("jar:https://audio.test/a.jar!/a.wav", "scheme 'jar' is not allowed"),
+        ("http://audio.test/a.wav", "scheme 'http' is not allowed"),
+        ("audio.test/a.wav", "has no scheme"),
+        ("//audio.test/a.wav", "has no scheme"),
+        ("/etc/passwd", "has no scheme"),
+    ],
+)
+def test_unsupported_urls_are_rejected_without_any_lookup(
+    job_dir: Path, fake_dns: FakeDns, url: str, message: str
+) -> None:
+    with pytest.raises(UrlRejectedError, match=message):
+        s3.download(url, job_dir)
+    assert fake_dns.lookups == []
+    assert _files(job_dir) == []
+
+
+def test_private_addresses_are_refused_by_default(
+    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", False)
+    with pytest.raises(UrlRejectedError, match=r"non-public address \(loopback\)"):
+        s3.download(f"http://audio.test:{origin.port}/audio.wav", job_dir)
+    assert origin.requests == []
+    assert _files(job_dir) == []
+
+
+# --- presigned URLs and s3:// against moto ---------------------------------------------------------
+
+
+def test_presigned_url_downloads_the_object(job_dir: Path, local_s3: LocalS3) -> None:
+    local_s3.put("speech/clip.wav", AUDIO)
+    path = s3.download(local_s3.presigned_get("speech/clip.wav"), job_dir)
+    assert _files(job_dir) == [path]
+    assert path.suffix == ".wav"
+    assert path.read_bytes() == AUDIO
+
+
+def test_presigned_url_of_a_missing_object_is_not_found_and_hides_the_signature(
+    job_dir: Path, local_s3: LocalS3, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="utils")
+    url = local_s3.presigned_get("speech/missing.wav")
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    with pytest.raises(SourceNotFoundError, match="HTTP 404") as caught:
+        s3.download(url, job_dir)
+    assert signature not in str(caught.value)
+    assert "X-Amz" not in str(caught.value)
+    ours = _our_log(caplog)
+    assert "speech/missing.wav" in ours
+    assert signature not in ours
+    assert "X-Amz" not in ours
+    assert _files(job_dir) == []
+
+
+def test_presigned_url_denied_by_the_bucket_is_access_denied(
+    job_dir: Path, local_s3: LocalS3, denied_bucket: str
+) -> None:
+    with pytest.raises(SourceAccessDeniedError, match="HTTP 403"):
+        s3.download(local_s3.presigned_get("secret.wav", bucket=denied_bucket), job_dir)
+    assert _files(job_dir) == []
+
+
+def test_s3_uri_is_read_with_the_worker_credentials(job_dir: Path, local_s3: LocalS3) -> None:
+    url = local_s3.put("speech/clip.flac", AUDIO)
+    path = s3.download(url, job_dir)
+    assert _files(job_dir) == [path]
+    assert path.suffix == ".flac"
+    assert path.read_bytes() == AUDIO
+
+
+def test_s3_key_is_taken_literally(job_dir: Path, local_s3: LocalS3) -> None:
+    local_s3.put("odd name?v=1#2.wav", AUDIO)
+    assert s3.download(f"s3://{local_s3.bucket}/odd name?v=1#2.wav", job_dir).read_bytes() == AUDIO
+
+
+def test_s3_uri_without_bucket_uses_the_default_bucket(job_dir: Path, local_s3: LocalS3) -> None:
+    local_s3.put("default/clip.wav", AUDIO)
+    assert s3.download("s3:///default/clip.wav", job_dir).read_bytes() == AUDIO
+
+
+@pytest.mark.parametrize("where", ["missing key", "missing bucket"])
+def test_s3_uri_of_a_missing_object_is_not_found(job_dir: Path, local_s3: LocalS3, where: str) -> None:
+    url = (
+        f"s3://{local_s3.bucket}/nothing/here.wav" if where == "missing key" else "s3://no-such-bucket/a.wav"
+    )
+    with pytest.raises(SourceNotFoundError, match=r"NoSuch(Key|Bucket)"):
+        s3.download(url, job_dir)
+    assert _files(job_dir) == []
+
+
+def test_s3_uri_denied_by_the_bucket_is_access_denied(
+    job_dir: Path, local_s3: LocalS3, denied_bucket: str
+) -> None:
+    with pytest.raises(SourceAccessDeniedError, match=f"s3://{denied_bucket}/secret.wav was denied"):
+        s3.download(f"s3://{denied_bucket}/secret.wav", job_dir)
+    assert _files(job_dir) == []
+
+
+def test_s3_object_over_the_cap_is_refused_by_its_length(
+    job_dir: Path, local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", len(AUDIO) - 1)
+    url = local_s3.put("speech/big.wav", AUDIO)
+    with pytest.raises(DownloadTooLargeError, match=f"{len(AUDIO)} bytes; the limit is {len(AUDIO) - 1}"):
+        s3.download(url, job_dir)
+    assert _files(job_dir) == []
+
+
+def test_empty_s3_object_is_empty_audio(job_dir: Path, local_s3: LocalS3) -> None:
+    url = local_s3.put("speech/empty.wav", b"")
+    with pytest.raises(EmptyAudioError):
+        s3.download(url, job_dir)
+    assert _files(job_dir) == []
+
+
+@pytest.mark.parametrize("missing", ["S3_ACCESS_KEY", "S3_SECRET_KEY"])
+def test_s3_uri_without_credentials_is_access_denied(
+    job_dir: Path, local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.setattr(config, missing, None)
+    with pytest.raises(SourceAccessDeniedError, match="S3_ACCESS_KEY/S3_SECRET_KEY are not configured"):
+        s3.download(local_s3.put("speech/clip.wav", AUDIO), job_dir)
+    assert _files(job_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3:/parakeet-audio/key.wav", "not of the form s3://bucket/key"),
+        ("s3:parakeet-audio/key.wav", "not of the form s3://bucket/key"),
+        ("s3://", "names no bucket"),
+        ("s3://parakeet-audio", "names no object key"),
+        ("s3://parakeet-audio/", "names no object key"),
+        ("s3://a/key.wav", "bucket 'a' is not a valid S3 bucket name"),
+        ("s3://-bucket/key.wav", "is not a valid S3 bucket name"),
+        ("s3://bucket@evil.test/key.wav", "is not a valid S3 bucket name"),
+        ("s3://bucket:9000/key.wav", "is not a valid S3 bucket name"),
+        ("s3://parakeet-audio/" + "k" * 1025, "longer than 1024 bytes"),
+    ],
+)
+def test_malformed_s3_uri_is_invalid_input(
+    job_dir: Path, monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setattr(config, "S3_BUCKET", None)
+    with pytest.raises(InvalidInputError, match=message):
+        s3.download(url, job_dir)
+    assert _files(job_dir) == []
+
+
+def test_s3_retries_a_server_error_once(job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server]) -> None:
+    server = flaky_s3(failures=1)
+    assert s3.download("s3://flaky/speech.wav", job_dir).read_bytes() == AUDIO
+    assert server.requests == ["/flaky/speech.wav", "/flaky/speech.wav"]
+
+
+def test_s3_gives_up_after_one_retry(job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server]) -> None:
+    server = flaky_s3(failures=100)
+    with pytest.raises(FetchError, match="InternalError") as caught:
+        s3.download("s3://flaky/speech.wav", job_dir)
+    assert type(caught.value) is FetchError
+    assert len(server.requests) == 2
+    assert _files(job_dir) == []
+
+
+def test_s3_stream_without_length_is_capped_while_reading(
+    job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 2500)
+    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
+    flaky_s3(mode="chunked")
+    with pytest.raises(DownloadTooLargeError, match="larger than the limit of 2500 bytes"):
+        s3.download("s3://flaky/speech.wav", job_dir)
+    assert _files(job_dir) == []
+
+
+def test_s3_transfer_is_cut_at_the_deadline(
+    job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
+    flaky_s3(mode="drip")
+    with pytest.raises(FetchTimeoutError, match="did not finish within 0.5 s"):
+        s3.download("s3://flaky/speech.wav", job_dir)
+    assert _files(job_dir) == []
+
+
+def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
+    job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "S3_READ_TIMEOUT_SECONDS", 0.3)
+    flaky_s3(mode="stall")
+    started = time.monotonic()
+    with pytest.raises(FetchTimeoutError, match="S3 did not answer in time"):
+        s3.download("s3://flaky/speech.wav", job_dir)
+    assert time.monotonic() - started < 1.5
+    assert _files(job_dir) == []
+
+
+# --- http(s) origin: pinning, statuses, redirects ------------------------------------------------
+
+
+def test_connection_goes_to_the_checked_address_without_a_second_lookup(
+    job_dir: Path, origin: _OriginServer, fake_dns: FakeDns
+) -> None:
+    url = f"http://audio.test:{origin.port}/audio.wav"
+    # A rebinding DNS server answers the metadata address to any later lookup.
+    fake_dns.rebind["audio.test"] = ["169.254.169.254"]
+    path = s3.download(url, job_dir)
+    assert path.read_bytes() == AUDIO
+    assert fake_dns.lookups == ["audio.test"]
+    assert origin.requests == [{"path": "/audio.wav", "host": f"audio.test:{origin.port}"}]
+
+
+def test_next_checked_address_is_tried_when_one_refuses(
+    job_dir: Path, origin: _OriginServer, fake_dns: FakeDns
+) -> None:
+    # Nothing listens on 127.0.0.2 at the origin's port: connection refused, then the second address.
+    fake_dns.names["audio.test"] = ["127.0.0.2", "127.0.0.1"]
+    assert s3.download(f"http://audio.test:{origin.port}/audio.wav", job_dir).read_bytes() == AUDIO
+    assert len(origin.requests) == 1
+
+
+def test_refused_connection_is_a_fetch_error(job_dir: Path, fake_dns: FakeDns, local_urls: None) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    fake_dns.names["audio.test"] = ["127.0.0.1"]
+    with pytest.raises(FetchError, match=f"could not connect to audio.test port {free_port}"):
+        s3.download(f"http://audio.test:{free_port}/audio.wav", job_dir)
+    assert _files(job_dir) == []
+
+
+def test_unknown_host_is_a_fetch_error(job_dir: Path, local_urls: None) -> None:
+    with pytest.raises(FetchError, match="could not resolve host 'unknown.test'"):
+        s3.download("http://unknown.test/audio.wav", job_dir)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (404, SourceNotFoundError, "HTTP 404 \\(not found\\)"),
+        (410, SourceNotFoundError, "HTTP 410 \\(not found\\)"),
+        (401, SourceAccessDeniedError, "HTTP 401 \\(access denied\\)"),
+        (403, SourceAccessDeniedError, "HTTP 403 \\(access denied\\)"),
+        (500, FetchError, "HTTP 500 from audio.test"),
+        (418, FetchError, "HTTP 418 from audio.test"),
+        (304, FetchError, "HTTP 304 from audio.test"),
+    ],
+)
+def test_http_status_maps_to_error_without_the_query(
+    job_dir: Path,
+    origin: _OriginServer,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    error: type[Exception],
+    message: str,
+) -> None:
+    caplog.set_level("DEBUG", logger="utils")
+    with pytest.raises(error, match=message) as caught:
+        s3.download(f"http://audio.test:{origin.port}/status/{status}?X-Amz-Signature={SECRET}", job_dir)
+    assert type(caught.value) is error
+    assert SECRET not in str(caught.value)
+    ours = _our_log(caplog)
+    assert f"/status/{status}" in ours
+    assert SECRET not in ours
+    assert _files(job_dir) == []
+
+
+def test_redirects_up_to_the_limit_are_followed(job_dir: Path, origin: _OriginServer) -> None:
+    limit = config.MAX_REDIRECTS
+    path = s3.download(f"http://audio.test:{origin.port}/redirect/{limit}", job_dir)
+    assert path.read_bytes() == AUDIO
+    assert len(origin.requests) == limit + 1
+
+
+def test_redirect_chain_over_the_limit_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
+    limit = config.MAX_REDIRECTS
+    with pytest.raises(FetchError, match=f"redirected more than {limit} times"):
+        s3.download(f"http://audio.test:{origin.port}/redirect/{limit + 1}", job_dir)
+    assert len(origin.requests) == limit + 1
+    assert _files(job_dir) == []
+
+
+def test_relative_redirect_is_resolved_against_the_current_url(job_dir: Path, origin: _OriginServer) -> None:
+    path = s3.download(f"http://audio.test:{origin.port}/to?location=/audio.wav", job_dir)
+    assert path.read_bytes() == AUDIO
+    assert [request["path"] for request in origin.requests] == ["/to?location=/audio.wav", "/audio.wav"]
+
+
+def test_redirect_to_a_forbidden_address_is_refused_before_connecting(
+    job_dir: Path, origin: _OriginServer, fake_dns: FakeDns
+) -> None:
+    # Link-local stays refused even with ALLOW_PRIVATE_ADDRESSES; loopback_only would fail a connection.
+    fake_dns.names["evil.test"] = ["169.254.169.254"]
+    location = quote("http://evil.test/latest/meta-data/iam/security-credentials/")
+    with pytest.raises(
+        UrlRejectedError, match=r"'evil.test' resolves to a non-public address \(link-local\)"
+    ):
+        s3.download(f"http://audio.test:{origin.port}/to?location={location}", job_dir)
+    assert fake_dns.lookups == ["audio.test", "evil.test"]
+    assert len(origin.requests) == 1
+    assert _files(job_dir) == []
+
+
+def test_redirect_to_a_host_outside_the_allowlist_is_refused(
+    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ("audio.test",))
+    location = quote(f"http://127.0.0.1:{origin.port}/audio.wav")
+    with pytest.raises(UrlRejectedError, match="'127.0.0.1' is not in this worker's host allowlist"):
+        s3.download(f"http://audio.test:{origin.port}/to?location={location}", job_dir)
+    assert len(origin.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("file:///etc/passwd", "scheme 'file' is not allowed"),
+        ("s3://parakeet-audio/speech/clip.wav", "scheme 's3' is not allowed"),
+        ("ftp://audio.test/a", "scheme 'ftp' is not allowed"),
+        ("http://[::1/a.wav", "redirected to an invalid URL"),
+    ],
+)
+def test_redirect_to_another_scheme_or_an_invalid_url_is_refused(
+    job_dir: Path, origin: _OriginServer, location: str, message: str
+) -> None:
+    # s3:// in particular: a redirect must never make the worker use its own S3 credentials.
+    with pytest.raises(UrlRejectedError, match=message):
+        s3.download(f"http://audio.test:{origin.port}/to?location={quote(location)}", job_dir)
+    assert len(origin.requests) == 1
+
+
+def test_redirect_without_location_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
+    with pytest.raises(FetchError, match="HTTP 302 without a Location"):
+        s3.download(f"http://audio.test:{origin.port}/no-location", job_dir)
+
+
+# --- http origin: size and time limits -----------------------------------------------------------
+
+
+def test_declared_length_over_the_cap_is_refused_before_reading(
+    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 10)
+    started = time.monotonic()
+    with pytest.raises(DownloadTooLargeError, match="1000000000000 bytes"):
+        s3.download(f"http://audio.test:{origin.port}/huge-declared", job_dir)
+    # The server sends no body for 3 s: waiting for any of it would show here.
+    assert time.monotonic() - started < 2
+    assert _files(job_dir) == []
+
+
+@pytest.mark.parametrize("route", ["chunked", "close-delimited"])
+def test_body_without_length_is_capped_while_streaming(
+    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 2500)
+    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
+    with pytest.raises(DownloadTooLargeError, match="larger than the limit of 2500 bytes"):
+        s3.download(f"http://audio.test:{origin.port}/{route}", job_dir)
+    assert _files(job_dir) == []
+
+
+def test_lying_content_length_gets_only_the_declared_bytes(
+    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Says 10 bytes, sends 5000 (over the 1000-byte cap): nothing past the declared length is read.
+    monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 1000)
+    path = s3.download(f"http://audio.test:{origin.port}/lying-length", job_dir)
+    assert path.read_bytes() == b"y" * 10
+
+
+def test_body_shorter_than_declared_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
+    with pytest.raises(FetchError, match="broke off during the download"):
+        s3.download(f"http://audio.test:{origin.port}/short-body", job_dir)
+    assert _files(job_dir) == []
+
+
+def test_empty_body_is_empty_audio(job_dir: Path, origin: _OriginServer) -> None:
+    with pytest.raises(EmptyAudioError, match="empty body"):
+        s3.download(f"http://audio.test:{origin.port}/empty", job_dir)
+    assert _files(job_dir) == []
+
+
+@pytest.mark.parametrize("route", ["drip", "stall"])
+def test_slow_body_is_cut_at_the_deadline(
+    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 1.0)
+    started = time.monotonic()
+    with pytest.raises(FetchTimeoutError, match="did not finish within 1 s"):
+        s3.download(f"http://audio.test:{origin.port}/{route}", job_dir)
+    elapsed = time.monotonic() - started
+    # drip would take 20 s; stall would end at 1.7 s if a read could outlive the deadline.
+    assert 0.9 < elapsed < 1.5
+    assert _files(job_dir) == []
+
+
+# --- https origin ----------------------------------------------------------------------------------
+
+
+def test_https_verifies_the_host_name_while_connecting_to_the_pinned_address(
+    job_dir: Path, tls_origin: _OriginServer
+) -> None:
+    path = s3.download(f"https://audio.test:{tls_origin.port}/audio.wav?X-Amz-Signature={SECRET}", job_dir)
+    assert path.read_bytes() == AUDIO
+    assert path.suffix == ".wav"
+    assert tls_origin.server_names == ["audio.test"]
+    assert tls_origin.requests == [
+        {"path": f"/audio.wav?X-Amz-Signature={SECRET}", "host": f"audio.test:{tls_origin.port}"}
+    ]
+
+
+def test_https_certificate_for_another_name_is_refused(job_dir: Path, tls_origin: _OriginServer) -> None:
+    with pytest.raises(FetchError, match="TLS connection to other.test failed"):
+        s3.download(f"https://other.test:{tls_origin.port}/audio.wav", job_dir)
+    assert tls_origin.requests == []
+    assert _files(job_dir) == []
+
+
+def test_https_certificate_from_an_untrusted_ca_is_refused(
+    job_dir: Path,
+    tls_origin: _OriginServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    empty_bundle = tmp_path_factory.mktemp("no-ca") / "empty.pem"
+    empty_bundle.write_text("")
+    monkeypatch.setenv("SSL_CERT_FILE", str(empty_bundle))
+    monkeypatch.setenv("SSL_CERT_DIR", str(empty_bundle.parent))
+    with pytest.raises(FetchError, match="TLS connection to audio.test failed"):
+        s3.download(f"https://audio.test:{tls_origin.port}/audio.wav", job_dir)
+    assert tls_origin.requests == []
+
+
+def test_https_redirect_to_plain_http_is_refused(job_dir: Path, tls_origin: _OriginServer) -> None:
+    location = quote(f"http://audio.test:{tls_origin.port}/audio.wav")
+    with pytest.raises(UrlRejectedError, match="scheme 'http' is not allowed"):
+        s3.download(f"https://audio.test:{tls_origin.port}/to?location={location}", job_dir)
+    assert len(tls_origin.requests) == 1
