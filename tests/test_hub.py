@@ -5,6 +5,7 @@ job is the repository's test_input.json."""
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,20 @@ def test_hub_listing() -> None:
     assert HUB["config"]["runsOn"] == "GPU"
     assert HUB["iconUrl"].startswith("https://")
     assert HUB["config"]["allowedCudaVersions"] == HUB_TESTS["config"]["allowedCudaVersions"]
+
+
+def test_allowed_cuda_versions_run_the_volume_torch_build() -> None:
+    # A "+cu128" torch needs a driver for CUDA 12.8 or newer; hosts are picked by allowedCudaVersions.
+    requirements = (REPO_ROOT / "requirements-volume.txt").read_text()
+    builds = set(re.findall(r"^torch==[^\s#]*\+cu(\d+)(\d)\b", requirements, flags=re.MULTILINE))
+    assert len(builds) == 1, (
+        f"expected one pinned CUDA build of torch in requirements-volume.txt, found {builds}"
+    )
+    needed = tuple(int(part) for part in builds.pop())
+    for version in HUB["config"]["allowedCudaVersions"]:
+        assert tuple(int(part) for part in version.split(".")) >= needed, (
+            f"CUDA {version} is older than torch's"
+        )
 
 
 def test_hub_test_job_is_test_input_json() -> None:
