@@ -165,3 +165,34 @@ CLIENT_MAX_RUN_BODY_BYTES = 10 * 1024 * 1024
 CLIENT_URL_PREFIXES = ("https://", "http://", "s3://")
 # Job states after which /status will not change any more.
 CLIENT_TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+# Output fields saved as files of their own (<name>.srt, <name>.vtt) when the worker returns them.
+CLIENT_SUBTITLE_FIELDS = ("srt", "vtt")
+
+# --- Bootstrap -----------------------------------------------------------------------------------
+# torch and NeMo live in a virtual environment on the network volume, built on first need
+# (bootstrap.py; DESIGN.md "The volume environment").
+BOOTSTRAP_ROOT = Path(os.environ.get("BOOTSTRAP_ROOT", str(VOLUME_ROOT / "Parakeet")))
+# The pinned volume requirements; their bytes (index URLs included) are part of the environment id,
+# and so is the container's own requirements file.
+BOOTSTRAP_REQUIREMENTS = Path(
+    os.environ.get("BOOTSTRAP_REQUIREMENTS", str(REPO_ROOT / "requirements-volume.txt"))
+)
+CONTAINER_REQUIREMENTS = REPO_ROOT / "requirements.txt"
+# Further requirement specifiers for the volume environment, comma-separated.
+BOOTSTRAP_EXTRA_PACKAGES = _env_list("BOOTSTRAP_EXTRA_PACKAGES")
+# "auto" installs with uv when the container has it (much faster), else pip; "uv" or "pip" forces one.
+BOOTSTRAP_INSTALLER = os.environ.get("BOOTSTRAP_INSTALLER", "auto").strip().lower()
+# "auto": the verification requires CUDA when the machine shows an NVIDIA GPU; "1"/"0" force it.
+BOOTSTRAP_REQUIRE_CUDA = os.environ.get("BOOTSTRAP_REQUIRE_CUDA", "auto").strip().lower()
+# A worker waits this long for another worker's build before building itself (correct either way).
+BOOTSTRAP_LOCK_TIMEOUT_SECONDS = _env_float("BOOTSTRAP_LOCK_TIMEOUT_SECONDS", 20 * 60)
+# An unfinished build whose heartbeat is older than this is dead: `--gc` and each new build remove it.
+# Keep it well above the heartbeat interval and any clock skew between machines.
+BOOTSTRAP_GC_AGE_SECONDS = _env_float("BOOTSTRAP_GC_AGE_SECONDS", 3600)
+BOOTSTRAP_HEARTBEAT_SECONDS = _env_float("BOOTSTRAP_HEARTBEAT_SECONDS", 30)
+BOOTSTRAP_INSTALL_TIMEOUT_SECONDS = _env_float("BOOTSTRAP_INSTALL_TIMEOUT_SECONDS", 45 * 60)
+# Importing NeMo from a cold network volume can take minutes.
+BOOTSTRAP_VERIFY_TIMEOUT_SECONDS = _env_float("BOOTSTRAP_VERIFY_TIMEOUT_SECONDS", 10 * 60)
+BOOTSTRAP_MODEL_TIMEOUT_SECONDS = _env_float("BOOTSTRAP_MODEL_TIMEOUT_SECONDS", 60 * 60)
+# The Hugging Face cache (model weights), on the volume so that every worker shares one download.
+HF_HOME = Path(os.environ.get("HF_HOME", str(BOOTSTRAP_ROOT / "hf")))
