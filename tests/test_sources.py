@@ -240,8 +240,9 @@ class _QuietServer(ThreadingHTTPServer):
 class _OriginServer(_QuietServer):
     """The origin, with the requests it received."""
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _OriginHandler)
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        super().__init__((address, 0), _OriginHandler)
         self.requests: list[dict[str, Any]] = []
         self.server_names: list[str | None] = []
 
@@ -707,11 +708,13 @@ def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
     job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "S3_READ_TIMEOUT_SECONDS", 0.3)
-    flaky_s3(mode="stall")
+    server = flaky_s3(mode="stall")
     started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match="S3 did not answer in time"):
         s3.download("s3://flaky/speech.wav", job_dir)
     assert time.monotonic() - started < 1.5
+    # The body is streamed: a read that times out is not retried behind the caller's back.
+    assert server.requests == ["/flaky/speech.wav"]
     assert _files(job_dir) == []
 
 
@@ -737,6 +740,21 @@ def test_next_checked_address_is_tried_when_one_refuses(
     fake_dns.names["audio.test"] = ["127.0.0.2", "127.0.0.1"]
     assert s3.download(f"http://audio.test:{origin.port}/audio.wav", job_dir).read_bytes() == AUDIO
     assert len(origin.requests) == 1
+
+
+def test_ipv6_literal_host_is_fetched_with_a_bracketed_host_header(job_dir: Path, local_urls: None) -> None:
+    try:
+        server = _OriginServer("::1")
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = s3.download(f"http://[::1]:{server.port}/audio.wav", job_dir)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert path.read_bytes() == AUDIO
+    assert server.requests == [{"path": "/audio.wav", "host": f"[::1]:{server.port}"}]
 
 
 def test_refused_connection_is_a_fetch_error(job_dir: Path, fake_dns: FakeDns, local_urls: None) -> None:

@@ -272,7 +272,8 @@ def _s3_client(
         retries={"total_max_attempts": 2, "mode": "standard"},
         **options,
     )
-    # A private session: the process-wide default session would pick up AWS_* profiles and credentials.
+    # A session of its own: boto3's module-level default session is shared state, and batch items are
+    # fetched from several threads.
     session = boto3.session.Session(
         aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
     )
