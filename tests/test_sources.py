@@ -195,10 +195,10 @@ class _OriginHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
     def route_stall(self, path: str, query: dict[str, list[str]]) -> None:
-        # One byte at 0.7 s, the next only at 3.7 s: a read that waited its full initial timeout
-        # instead of the time left would end well after a 1 s deadline.
+        # One byte at 1.3 s, the next only at 4.3 s: a read that waited its full initial timeout
+        # (1.5 s) instead of the time left would end near 2.8 s, well after a 1.5 s deadline.
         self.send_raw("HTTP/1.1 200 OK\nContent-Length: 2\n")
-        time.sleep(0.7)
+        time.sleep(1.3)
         self.wfile.write(b"x")
         self.wfile.flush()
         time.sleep(3)
@@ -919,17 +919,27 @@ def test_empty_body_is_empty_audio(job_dir: Path, origin: _OriginServer) -> None
     assert _files(job_dir) == []
 
 
-@pytest.mark.parametrize("route", ["drip", "stall"])
+@pytest.mark.parametrize(
+    ("route", "deadline", "latest"),
+    [
+        ("drip", 1.0, 1.6),  # a byte every 0.2 s: 20 s in all
+        ("stall", 1.5, 2.2),  # would end near 2.8 s if a read could outlive the deadline
+    ],
+)
 def test_slow_body_is_cut_at_the_deadline(
-    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch, route: str
+    job_dir: Path,
+    origin: _OriginServer,
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
+    deadline: float,
+    latest: float,
 ) -> None:
-    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", deadline)
     started = time.monotonic()
-    with pytest.raises(FetchTimeoutError, match="did not finish within 1 s"):
+    with pytest.raises(FetchTimeoutError, match=f"did not finish within {deadline:g} s"):
         s3.download(f"http://audio.test:{origin.port}/{route}", job_dir)
     elapsed = time.monotonic() - started
-    # drip would take 20 s; stall would end at 1.7 s if a read could outlive the deadline.
-    assert 0.9 < elapsed < 1.5
+    assert deadline - 0.1 < elapsed < latest
     assert _files(job_dir) == []
 
 
