@@ -5,8 +5,9 @@
 
 Each input is submitted with `/run` (local files as `audio_base64`, URLs as `audio_url`) and polled with
 `/status/{id}` until the job ends, several at a time. For each input that succeeds the client writes
-`<name>.txt` (the transcript) and `<name>.json` (the worker's whole output), plus `<name>.srt` when the
-output holds an `srt` field: the client never builds subtitles itself, it saves what the worker sent.
+`<name>.txt` (the transcript) and `<name>.json` (the worker's whole output), plus `<name>.srt` /
+`<name>.vtt` when the output holds an `srt` / `vtt` field: the client never builds subtitles itself,
+it saves what the worker sent.
 Files go next to a local input, or into --out-dir; a URL's go into --out-dir or the current directory.
 
 Connection errors, 408, 429 and 5xx answers are retried with exponential backoff. One summary line is
@@ -26,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ class Endpoint:
         return answer
 
     def request(
-        self, method: str, path: str, payload: dict[str, Any] | None = None, deadline: float | None = None
+        self, method: str, path: str, payload: dict[str, Any] | None, deadline: float
     ) -> dict[str, Any]:
         """Sends a request, retrying transient failures with exponential backoff.
 
@@ -139,7 +140,7 @@ class Endpoint:
             method: The HTTP method.
             path: The path under the base URL, starting with "/".
             payload: A JSON body, or None for none.
-            deadline: A `time.monotonic()` instant after which no request is started or retried.
+            deadline: The `time.monotonic()` instant after which no request is started or retried.
 
         Returns:
             The answer's JSON object.
@@ -151,11 +152,9 @@ class Endpoint:
         """
         attempt = 0
         while True:
-            timeout = config.CLIENT_REQUEST_TIMEOUT_SECONDS
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-                if timeout <= 0:
-                    raise DeadlineError(f"{method} {path} was not answered before the timeout")
+            timeout = min(config.CLIENT_REQUEST_TIMEOUT_SECONDS, deadline - time.monotonic())
+            if timeout <= 0:
+                raise DeadlineError(f"{method} {path} was not answered before the timeout")
             retry_after = None
             try:
                 return self._send(method, path, payload, timeout)
@@ -172,7 +171,7 @@ class Endpoint:
             if attempt >= config.CLIENT_MAX_RETRIES:
                 raise ClientError(f"{method} {path} failed {attempt + 1} times; last: {problem}")
             delay = backoff_delay(attempt, retry_after)
-            if deadline is not None and time.monotonic() + delay >= deadline:
+            if time.monotonic() + delay >= deadline:
                 raise DeadlineError(
                     f"{method} {path} failed ({problem}) and the timeout leaves no time to retry"
                 )
@@ -212,12 +211,12 @@ class Endpoint:
         """
         path = f"/status/{urllib.parse.quote(job_id, safe='')}"
         try:
-            return self.request(self.status_method, path, deadline=deadline)
+            return self.request(self.status_method, path, None, deadline)
         except HttpStatusError as error:
             if error.status != 405 or self.status_method == "POST":
                 raise
         self.status_method = "POST"
-        return self.request("POST", path, deadline=deadline)
+        return self.request("POST", path, None, deadline)
 
     def cancel(self, job_id: str) -> str:
         """Asks the endpoint to cancel a job, once, so an abandoned job stops costing GPU time.
@@ -246,7 +245,6 @@ class ItemResult:
     ok: bool
     detail: str
     job_id: str | None = None
-    written: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
         """Returns the one-line report printed for this input."""
@@ -296,7 +294,7 @@ def build_input(source: str, timestamps: bool) -> dict[str, Any]:
 
 
 def output_stem(source: str, out_dir: Path | None) -> Path:
-    """Where an input's results go, without the suffix: `talk.mp3` → `talk` (+ .txt/.json/.srt).
+    """Where an input's results go, without the suffix: `talk.mp3` → `talk` (+ .txt, .json, ...).
 
     Args:
         source: A local path or a URL.
@@ -316,7 +314,7 @@ def output_stem(source: str, out_dir: Path | None) -> Path:
 
 
 def write_outputs(stem: Path, output: dict[str, Any]) -> list[Path]:
-    """Writes a successful job's `.txt`, `.json` and, when the worker sent one, `.srt`.
+    """Writes a successful job's `.txt`, `.json` and the subtitle files the worker sent (`.srt`, `.vtt`).
 
     Args:
         stem: The path without suffix (see `output_stem`).
@@ -330,8 +328,9 @@ def write_outputs(stem: Path, output: dict[str, Any]) -> list[Path]:
         ".txt": f"{output.get('text', '')}\n",
         ".json": json.dumps(output, indent=2, ensure_ascii=False) + "\n",
     }
-    if isinstance(output.get("srt"), str):
-        contents[".srt"] = output["srt"]
+    for name in config.CLIENT_SUBTITLE_FIELDS:
+        if isinstance(output.get(name), str):
+            contents[f".{name}"] = output[name]
     written = []
     for suffix, text in contents.items():
         path = stem.with_name(stem.name + suffix)
@@ -416,7 +415,7 @@ def transcribe_item(
         return ItemResult(source, False, f"transcribed, but writing the results failed: {error}", job_id)
     names = ", ".join(path.name for path in written)
     detail = f"{output.get('duration')} s of audio in {time.monotonic() - started:.1f} s -> {names}"
-    return ItemResult(source, True, detail, job_id, written)
+    return ItemResult(source, True, detail, job_id)
 
 
 def _positive_int(text: str) -> int:
@@ -439,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Returns the command-line parser; defaults come from config.py's client section."""
     parser = argparse.ArgumentParser(
         description="Transcribe audio files and URLs with a Parakeet endpoint on RunPod. Writes "
-        "<name>.txt and <name>.json per input (and <name>.srt when the worker returns an 'srt' field).",
+        "<name>.txt and <name>.json per input, and <name>.srt / <name>.vtt when the worker returns them.",
     )
     parser.add_argument(
         "inputs", nargs="+", metavar="FILE_OR_URL", help="local files, https:// or s3:// URLs"

@@ -156,7 +156,7 @@ def test_batch_of_files_is_transcribed_beside_each_file(
         assert result["text"] == words
         assert [item["word"] for item in result["timestamps"]["word"]] == words.split()
         # No subtitles were asked for, so the client writes none of its own.
-        assert not audio.with_suffix(".srt").exists()
+        assert not audio.with_suffix(".srt").exists() and not audio.with_suffix(".vtt").exists()
 
 
 def test_bad_file_fails_alone_and_sets_exit_status(
@@ -407,12 +407,8 @@ def test_concurrency_is_bounded_and_platform_shapes_are_read(tmp_path: Path) -> 
             return Reply(
                 200, {"id": job_id, "status": "FAILED", "error": "audio_url: HTTP 404", "output": output}
             )
-        output = {
-            "success": True,
-            "text": job_id,
-            "duration": 1.5,
-            "srt": "1\n00:00:00,000 --> 00:00:01,500\nx\n",
-        }
+        srt = "1\n00:00:00,000 --> 00:00:01,500\nx\n"
+        output = {"success": True, "text": job_id, "duration": 1.5, "srt": srt, "vtt": f"WEBVTT\n\n{srt}"}
         return Reply(200, {"id": job_id, "status": "COMPLETED", "executionTime": 900, "output": output})
 
     urls = [f"https://example.com/calls/talk%20{n}.mp3?X-Amz-Signature=abc" for n in range(5)]
@@ -430,8 +426,11 @@ def test_concurrency_is_bounded_and_platform_shapes_are_read(tmp_path: Path) -> 
         sorted(json.loads(item.body)["input"]["audio_url"] for item in server.requests if item.body) == urls
     )
     written = sorted(path.name for path in out_dir.iterdir())
-    assert len(written) == 12  # four successes: .txt, .json and the worker's .srt each
-    assert all(name.startswith("talk ") and name.endswith((".txt", ".json", ".srt")) for name in written)
+    assert len(written) == 16  # four successes: .txt, .json and the worker's .srt and .vtt each
+    assert all(
+        name.startswith("talk ") and name.endswith((".txt", ".json", ".srt", ".vtt")) for name in written
+    )
+    assert all(path.read_text().startswith("WEBVTT\n") for path in out_dir.glob("*.vtt"))
 
 
 def test_failure_detail_names_the_error_type_when_the_platform_keeps_it(
