@@ -1,5 +1,6 @@
 """utils/windows.py: window planning and seam stitching, on synthetic word timelines."""
 
+import itertools
 import random
 
 import pytest
@@ -16,7 +17,7 @@ def test_short_audio_is_one_window() -> None:
 def test_windows_cover_everything_with_the_overlap() -> None:
     planned = windows.plan_windows(1000, 300, 50)
     assert planned[0].start == 0 and planned[-1].end == 1000
-    for left, right in zip(planned, planned[1:], strict=False):
+    for left, right in itertools.pairwise(planned):
         assert left.end - right.start == 50
     assert all(w.end - w.start <= 300 for w in planned)
 
@@ -27,10 +28,10 @@ def test_planning_invariants(total: int, window: int, data: st.DataObject) -> No
     planned = windows.plan_windows(total, window, overlap)
     assert planned[0].start == 0 and planned[-1].end == total
     assert all(0 < w.end - w.start <= window for w in planned)
-    for left, right in zip(planned, planned[1:], strict=False):
+    for left, right in itertools.pairwise(planned):
         assert right.start == left.end - overlap
     # No window is wholly inside its neighbours' overlap (no wasted model call).
-    assert all(right.end > left.end for left, right in zip(planned, planned[1:], strict=False))
+    assert all(right.end > left.end for left, right in itertools.pairwise(planned))
 
 
 def test_overlap_must_be_under_half_the_window() -> None:
