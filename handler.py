@@ -168,6 +168,13 @@ def handler(job: dict[str, Any]) -> dict[str, Any]:
         return results.error_fields(InternalError())
 
 
-if __name__ == "__main__":
+def configure_logging() -> None:
+    """Logs at INFO; the HTTP and S3 libraries never below INFO, as their DEBUG lines quote presigned URLs."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("urllib3", "botocore", "boto3", "s3transfer"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+if __name__ == "__main__":
+    configure_logging()
     runpod.serverless.start({"handler": handler})
