@@ -108,6 +108,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     transcripts: dict[int, transcriber.Transcript] = {}
     model: dict[str, str] = {}
     if ready:
+        model = transcriber.model_info()  # loads the model on a worker's first job, outside the timer
         transcribe_started = time.perf_counter()
         outputs = transcriber.transcribe_batch(
             [prepared[index].samples for index in ready],
@@ -116,7 +117,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         )
         transcripts = dict(zip(ready, outputs, strict=True))
         timings.transcribe = time.perf_counter() - transcribe_started
-        model = transcriber.model_info()
 
     item_results = []
     for index, item in enumerate(prepared):

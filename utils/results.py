@@ -3,12 +3,12 @@
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import config
 from utils import s3, subtitles
 from utils.errors import ResultTooLargeError, WorkerError
 from utils.transcriber import Transcript
-from utils.url_policy import redact_url
 
 
 @dataclass
@@ -140,5 +140,8 @@ def fit_result(result: dict[str, Any], output_url: str | None) -> dict[str, Any]
             "send output_url (a presigned PUT URL or s3://bucket/key) to receive it there"
         )
     s3.upload(output_url, body, "application/json")
-    summary = {"success": True, "output_url": redact_url(output_url), "result_bytes": len(body)}
+    # The query of a presigned URL is a credential: the summary names the location only.
+    parts = urlsplit(output_url)
+    location = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    summary = {"success": True, "output_url": location, "result_bytes": len(body)}
     return summary | {"meta": result["meta"]} if "meta" in result else summary
