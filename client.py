@@ -210,10 +210,12 @@ class Endpoint:
             ClientError: The state could not be read.
         """
         path = f"/status/{urllib.parse.quote(job_id, safe='')}"
+        # Read once: another thread may switch the method while this request is out.
+        method = self.status_method
         try:
-            return self.request(self.status_method, path, None, deadline)
+            return self.request(method, path, None, deadline)
         except HttpStatusError as error:
-            if error.status != 405 or self.status_method == "POST":
+            if error.status != 405 or method == "POST":
                 raise
         self.status_method = "POST"
         return self.request("POST", path, None, deadline)

@@ -318,9 +318,9 @@ def test_transient_errors_are_retried_through_to_the_real_api(local_api: str, tm
         ("POST", "/run", 503),
         ("POST", "/run", 200),
         ("GET", job_path, "dropped"),
+        ("GET", job_path, 429),
         # The SDK's local API routes /status for POST only; the client switches on its 405.
         ("GET", job_path, 405),
-        ("POST", job_path, 429),
         ("POST", job_path, 200),
     ]
     assert all(item.authorization == "Bearer test-key" for item in proxy.requests)
