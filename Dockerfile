@@ -62,11 +62,12 @@ FROM environment-${BAKE_ENVIRONMENT} AS model-0
 FROM environment-${BAKE_ENVIRONMENT} AS model-1
 ARG MODEL_REPO=nvidia/parakeet-tdt-0.6b-v3
 ARG MODEL_REVISION=main
-# `hf` comes with huggingface_hub (requirements.txt); Hugging Face names the file after the repo.
-RUN hf download "${MODEL_REPO}" "${MODEL_REPO##*/}.nemo" --revision "${MODEL_REVISION}" --local-dir /models \
-    && rm -rf /models/.cache \
-    && ln -s "/models/${MODEL_REPO##*/}.nemo" /models/model.nemo
-ENV PARAKEET_MODEL=/models/model.nemo
+# `hf` comes with huggingface_hub (requirements.txt). NVIDIA's repos hold the model as <name>.nemo, so
+# the file lands at /models/<org>/<name>.nemo, which is /models/${MODEL_REPO}.nemo.
+RUN hf download "${MODEL_REPO}" "${MODEL_REPO##*/}.nemo" --revision "${MODEL_REVISION}" \
+        --local-dir "/models/${MODEL_REPO%/*}" \
+    && rm -rf "/models/${MODEL_REPO%/*}/.cache"
+ENV PARAKEET_MODEL=/models/${MODEL_REPO}.nemo
 
 # --- The worker -------------------------------------------------------------------------------------
 # hadolint ignore=DL3006
