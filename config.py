@@ -92,6 +92,9 @@ MAX_ITEM_ID_CHARS = 256
 FETCH_CONCURRENCY = _env_int("FETCH_CONCURRENCY", 4)
 
 # --- Results -------------------------------------------------------------------------------------
+# Progress updates go to the job queue's webhook, which exists only inside RunPod's worker loop (not
+# in local tests or the SDK's local API, where the SDK would log a failed post for each update).
+SEND_PROGRESS_UPDATES = bool(os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT"))
 # RunPod refuses results over 10 MB from /run (20 MB from /runsync); a larger result goes to the
 # client's output_url, or fails with a message that says how to ask for that.
 MAX_RESULT_BYTES = _env_int("MAX_RESULT_BYTES", 9 * 1024 * 1024)

@@ -76,6 +76,17 @@ def prepare_batch_item(item: validation.AudioItem, item_dir: Path) -> PreparedIt
         return PreparedItem(error=InternalError())
 
 
+def report_progress(job: dict[str, Any], message: str) -> None:
+    """Tells RunPod how a long job is going (visible in /status while the job runs).
+
+    Args:
+        job: The RunPod job.
+        message: A short progress line.
+    """
+    if config.SEND_PROGRESS_UPDATES:
+        runpod.serverless.progress_update(job, message)
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Runs one job; raises on a failure of the whole job.
 
@@ -113,7 +124,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         outputs = transcriber.transcribe_batch(
             [prepared[index].samples for index in ready],
             kinds,
-            progress=lambda message: runpod.serverless.progress_update(job, message),
+            progress=lambda message: report_progress(job, message),
         )
         transcripts = dict(zip(ready, outputs, strict=True))
         timings.transcribe = time.perf_counter() - transcribe_started

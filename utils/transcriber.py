@@ -94,7 +94,9 @@ def load_model(name_or_path: str) -> Any:
     try:
         if is_path:
             if not Path(name_or_path).is_file():
-                raise ModelLoadError(f"PARAKEET_MODEL file {name_or_path!r} does not exist")
+                # The path is the operator's; it goes to the log, not to the client.
+                log.error("PARAKEET_MODEL file %s does not exist", name_or_path)
+                raise ModelLoadError("the PARAKEET_MODEL file does not exist on this worker")
             model = nemo_asr.models.ASRModel.restore_from(name_or_path, map_location=device)
         else:
             model = nemo_asr.models.ASRModel.from_pretrained(model_name=name_or_path, map_location=device)
@@ -102,7 +104,7 @@ def load_model(name_or_path: str) -> Any:
         raise
     except Exception as exc:
         log.exception("loading model %s failed", name_or_path)
-        raise ModelLoadError(f"could not load model {name_or_path!r}: {type(exc).__name__}") from exc
+        raise ModelLoadError(f"could not load the model ({type(exc).__name__}); see the worker log") from exc
     model.eval()
     return model
 
@@ -326,10 +328,15 @@ def _transcribe_windowed(
 
 
 def _transcribe_with_fallbacks(
-    model: Any, audio: np.ndarray, first_plan: str, kinds: frozenset[str], progress: Progress
+    model: Any,
+    audio: np.ndarray,
+    first_plan: str,
+    kinds: frozenset[str],
+    progress: Progress,
+    earlier_fallbacks: Sequence[str] = (),
 ) -> Transcript:
     """Transcribes one item alone, moving to the next plan each time the GPU runs out of memory."""
-    fallbacks: list[str] = []
+    fallbacks = list(earlier_fallbacks)
     for plan in PLANS[PLANS.index(first_plan) :]:
         try:
             if plan == WINDOWED:
@@ -394,9 +401,12 @@ def transcribe_batch(
                         if not _is_out_of_memory(error):
                             raise
                         _free_gpu_cache()
+                        # Alone, an item of a larger batch may fit in the same mode; a lone item moves on.
+                        retry_plan = plan if len(batch) > 1 else PLANS[PLANS.index(plan) + 1]
+                        noted = [] if len(batch) > 1 else [f"{plan}: out of GPU memory"]
                         for index in batch:
                             results[index] = _transcribe_with_fallbacks(
-                                model, audios[index], plan, timestamp_kinds, report
+                                model, audios[index], retry_plan, timestamp_kinds, report, noted
                             )
                     report(f"{sum(r is not None for r in results)}/{len(audios)} items transcribed")
             for index in (i for i, p in enumerate(plans) if p == WINDOWED):
