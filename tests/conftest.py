@@ -15,4 +15,4 @@ os.environ["PARAKEET_MODEL"] = str(REPO_ROOT / "tests" / "fixtures" / "parakeet-
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 # --- S3 server (tests/s3_server.py) ---
-from tests.s3_server import local_s3, loopback_only, s3_server  # noqa: F401
+from tests.s3_server import denied_bucket, local_s3, loopback_only, s3_server  # noqa: F401

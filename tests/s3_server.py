@@ -2,12 +2,14 @@
 
 Registered in tests/conftest.py, so any test can ask for:
 - `s3_server` (session): the running server, its bucket and a boto3 client to seed objects with.
+- `denied_bucket` (session): a bucket whose policy denies everything (S3 answers 403).
 - `local_s3` (function): the same server, with `config` patched so that the worker's s3:// client and
   its http downloader reach it (S3_*, ALLOW_HTTP, ALLOW_PRIVATE_ADDRESSES), S3 clients reset before and
   after, and every outgoing connection of the test checked to be loopback (`loopback_only`).
 """
 
 import ipaddress
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,6 +99,22 @@ def s3_server() -> Iterator[LocalS3]:
         yield LocalS3(endpoint_url=endpoint_url, bucket=BUCKET, client=client)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def denied_bucket(s3_server: LocalS3) -> str:
+    """A bucket holding `secret.wav` whose policy denies every object action (a real S3 403)."""
+    bucket = "parakeet-denied"
+    s3_server.client.create_bucket(Bucket=bucket)
+    s3_server.put("secret.wav", b"RIFF-not-really-audio", bucket=bucket)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*"}
+        ],
+    }
+    s3_server.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    return bucket
 
 
 @pytest.fixture

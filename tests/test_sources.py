@@ -13,7 +13,6 @@ that nothing was written next to the job directory.
 
 import base64
 import ipaddress
-import json
 import socket
 import ssl
 import sys
@@ -453,22 +452,6 @@ def flaky_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _FlakyS3
         server.shutdown()
         server.server_close()
     s3.reset_clients()
-
-
-@pytest.fixture(scope="module")
-def denied_bucket(s3_server: LocalS3) -> str:
-    """A bucket on the moto server whose policy denies every object action (a real S3 403)."""
-    bucket = "parakeet-denied"
-    s3_server.client.create_bucket(Bucket=bucket)
-    s3_server.put("secret.wav", AUDIO, bucket=bucket)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/*"}
-        ],
-    }
-    s3_server.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    return bucket
 
 
 # --- base64 ----------------------------------------------------------------------------------------
