@@ -481,3 +481,14 @@ def test_file_too_large_for_run_is_refused_before_sending(
     audio.write_bytes(bytes(751))
     with pytest.raises(client.ClientError, match="upload the file and pass its URL"):
         client.build_input(str(audio), timestamps=False)
+
+
+def test_failure_detail_keeps_only_the_message_of_an_sdk_exception_blob() -> None:
+    # When a handler raises, the SDK's error is a JSON blob with the traceback and the hostname.
+    blob = {
+        "error_type": "<class 'RuntimeError'>",
+        "error_message": "boom",
+        "error_traceback": "Traceback (most recent call last): ...",
+        "hostname": "worker-7",
+    }
+    assert client.failure_detail({"status": "FAILED", "error": json.dumps(blob)}) == "FAILED: boom"
