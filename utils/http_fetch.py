@@ -1,4 +1,5 @@
-"""SSRF-safe streaming download of https (and, for local testing, http) audio URLs (issue 6).
+"""SSRF-safe streaming download of https (and, for local testing, http) audio URLs (issue 6), and upload
+of results to a client's presigned PUT URL (issue 5).
 
 Every hop (the first request and each redirect) is parsed and checked by `utils.url_policy`, and the
 connection goes to an address that was checked: the urllib3 pool is opened on the IP itself, while TLS
@@ -8,7 +9,8 @@ second DNS lookup between check and connect, and urllib3 pools ignore proxy envi
 Limits: `config.MAX_DOWNLOAD_BYTES` against Content-Length before reading and against the bytes read;
 `config.DOWNLOAD_TIMEOUT_SECONDS` over the whole transfer, redirects included (every socket read is
 bounded by the time left, so a server dripping one byte a second is cut at the deadline); DNS lookups
-are not interruptible and are only counted.
+are not interruptible and are only counted. Uploads follow the same address rules, no redirects, and
+the same deadline, checked between body chunks.
 """
 
 import logging
@@ -18,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urljoin
 
@@ -51,6 +54,21 @@ _EXTENSION_HINT = re.compile(r"\.[a-z0-9]{1,5}")
 _USER_AGENT = "parakeet-worker"
 
 
+@dataclass(frozen=True)
+class _Transfer:
+    """One kind of request, with the words its error messages use."""
+
+    field: str  # the input field that named the URL
+    method: str
+    noun: str  # "the download from <host> did not finish"
+    preposition: str
+    gerund: str  # "fetching from <host> failed"
+
+
+_DOWNLOAD = _Transfer("audio_url", "GET", "download", "from", "fetching")
+_UPLOAD = _Transfer("output_url", "PUT", "upload", "to", "uploading")
+
+
 def download_http(url: str, job_dir: Path) -> Path:
     """Downloads an http(s) URL into `job_dir`, following at most `config.MAX_REDIRECTS` redirects.
 
@@ -77,7 +95,7 @@ def download_http(url: str, job_dir: Path) -> Path:
     while True:
         addresses = url_policy.resolve_allowed_addresses(target)
         logger.info("fetching %s", target.display)
-        with _exchange(target, addresses, deadline) as response:
+        with _exchange(target, addresses, deadline, _DOWNLOAD) as response:
             if response.status in _REDIRECT_STATUSES:
                 location = response.headers.get("Location")
                 if not location:
@@ -100,32 +118,73 @@ def download_http(url: str, job_dir: Path) -> Path:
         return path
 
 
+def upload_http(url: str, body: bytes, content_type: str) -> None:
+    """PUTs `body` to an https (presigned) URL, under the same address rules as downloads.
+
+    Redirects are not followed: a presigned PUT names its final target, and sending the body on to
+    wherever a server points would let that server pick the destination.
+
+    Args:
+        url: The client's output_url (https://, or http:// when `config.ALLOW_HTTP`).
+        body: The bytes to store.
+        content_type: Their MIME type (a presigned URL may have signed it; it is sent exactly).
+
+    Raises:
+        UrlRejectedError: The URL breaks the scheme, host or address rules.
+        SourceAccessDeniedError: HTTP 401 or 403 (an expired or wrongly signed presigned URL).
+        FetchTimeoutError: The upload did not finish within `config.DOWNLOAD_TIMEOUT_SECONDS`, or the
+            server took no part of the body for `config.DOWNLOAD_CONNECT_TIMEOUT_SECONDS`.
+        FetchError: DNS, connection, TLS or protocol failures, a redirect, any other non-2xx answer.
+    """
+    deadline = time.monotonic() + config.DOWNLOAD_TIMEOUT_SECONDS
+    target = url_policy.parse_http_url(url, _UPLOAD.field)
+    addresses = url_policy.resolve_allowed_addresses(target, _UPLOAD.field)
+    logger.info("uploading %d bytes to %s", len(body), target.display)
+    headers = {"Content-Type": content_type}
+    with _exchange(target, addresses, deadline, _UPLOAD, body, headers) as response:
+        _check_upload_status(response.status, target)
+    logger.info("uploaded %d bytes to %s", len(body), target.display)
+
+
 @contextmanager
 def _exchange(
-    target: url_policy.HttpTarget, addresses: list[url_policy.IPAddress], deadline: float
+    target: url_policy.HttpTarget,
+    addresses: list[url_policy.IPAddress],
+    deadline: float,
+    transfer: _Transfer,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Iterator[BaseHTTPResponse]:
-    """Sends the GET to the first of the checked addresses that accepts a connection.
+    """Sends the request to the first of the checked addresses that accepts a connection.
 
     Yields the response with its body unread; the connection is closed when the block ends.
     """
     connect_failures: list[ConnectTimeoutError] = []
     for address in addresses:
-        remaining = _time_left(deadline, target)
-        timeout = Timeout(connect=min(config.DOWNLOAD_CONNECT_TIMEOUT_SECONDS, remaining), read=remaining)
+        remaining = _time_left(deadline, target, transfer)
+        # `total`: the wait for the response gets what is left after connecting and sending.
+        timeout = Timeout(connect=min(config.DOWNLOAD_CONNECT_TIMEOUT_SECONDS, remaining), total=remaining)
         pool = _pinned_pool(target, address, timeout)
+        request_headers = {
+            "Host": target.host_header,
+            "User-Agent": _USER_AGENT,
+            "Accept": "*/*",
+            # The bytes are saved as sent: no decompression, so no decompression bomb.
+            "Accept-Encoding": "identity",
+            **(headers or {}),
+        }
+        if body is not None:
+            # Given explicitly, so that the chunks below go out as one plain body (S3 refuses chunked
+            # transfer encoding on PUT).
+            request_headers["Content-Length"] = str(len(body))
         try:
-            with _translated_errors(target):
+            with _translated_errors(target, transfer):
                 try:
                     response = pool.urlopen(
-                        "GET",
+                        transfer.method,
                         target.request_target,
-                        headers={
-                            "Host": target.host_header,
-                            "User-Agent": _USER_AGENT,
-                            "Accept": "*/*",
-                            # The bytes are saved as sent: no decompression, so no decompression bomb.
-                            "Accept-Encoding": "identity",
-                        },
+                        body=None if body is None else _body_chunks(body, deadline, target, transfer),
+                        headers=request_headers,
                         redirect=False,
                         retries=False,
                         assert_same_host=False,
@@ -146,8 +205,23 @@ def _exchange(
         finally:
             pool.close()
     if all(not isinstance(exc, NewConnectionError) for exc in connect_failures):
-        raise FetchTimeoutError(f"audio_url: connecting to {target.host} timed out")
-    raise FetchError(f"audio_url: could not connect to {target.host} port {target.port}")
+        raise FetchTimeoutError(f"{transfer.field}: connecting to {target.host} timed out")
+    raise FetchError(f"{transfer.field}: could not connect to {target.host} port {target.port}")
+
+
+def _body_chunks(
+    body: bytes, deadline: float, target: url_policy.HttpTarget, transfer: _Transfer
+) -> Iterator[memoryview]:
+    """Yields `body` in chunks, checking the deadline before each.
+
+    Each chunk is one socket send bounded by the connect timeout (urllib3 sends with it), so a server
+    that stops reading is cut after that long, and a slow one at the deadline; one send of the whole
+    body would instead have to finish within the connect timeout.
+    """
+    view = memoryview(body)
+    for start in range(0, len(body), config.DOWNLOAD_CHUNK_BYTES):
+        _time_left(deadline, target, transfer)
+        yield view[start : start + config.DOWNLOAD_CHUNK_BYTES]
 
 
 def _pinned_pool(
@@ -170,31 +244,43 @@ def _pinned_pool(
 
 
 @contextmanager
-def _translated_errors(target: url_policy.HttpTarget) -> Iterator[None]:
+def _translated_errors(target: url_policy.HttpTarget, transfer: _Transfer) -> Iterator[None]:
     """Turns urllib3 and socket failures into one-line fetch errors (no URL, no query string)."""
     try:
         yield
     except (ReadTimeoutError, TimeoutError):
         raise FetchTimeoutError(
-            f"audio_url: the download from {target.host} did not finish within "
-            f"{config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
+            f"{transfer.field}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "
+            f"within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
         ) from None
     except SSLError:
         raise FetchError(
-            f"audio_url: the TLS connection to {target.host} failed (certificate not valid for the host?)"
+            f"{transfer.field}: the TLS connection to {target.host} failed "
+            "(certificate not valid for the host?)"
         ) from None
-    except ProtocolError:
+    except ProtocolError as exc:
+        # urllib3 reports a send that timed out (the server stopped reading the body) as an aborted
+        # connection wrapping the timeout.
+        if any(isinstance(arg, TimeoutError) for arg in exc.args):
+            raise FetchTimeoutError(
+                f"{transfer.field}: {target.host} stopped taking the {transfer.noun} (sending timed out)"
+            ) from None
         raise FetchError(
-            f"audio_url: the connection to {target.host} broke off during the download"
+            f"{transfer.field}: the connection to {target.host} broke off during the {transfer.noun}"
         ) from None
     except (HTTPError, OSError) as exc:
         # `from None`: urllib3 exceptions may quote the request, whose query can be a credential.
-        logger.warning("fetch of %s failed: %s", target.display, type(exc).__name__)
-        raise FetchError(f"audio_url: fetching from {target.host} failed ({type(exc).__name__})") from None
+        logger.warning(
+            "%s %s %s failed: %s", transfer.method, transfer.field, target.display, type(exc).__name__
+        )
+        raise FetchError(
+            f"{transfer.field}: {transfer.gerund} {transfer.preposition} {target.host} failed "
+            f"({type(exc).__name__})"
+        ) from None
 
 
 def _check_status(status: int, target: url_policy.HttpTarget) -> None:
-    """Maps a non-2xx status to the error a client can act on."""
+    """Maps a download's non-2xx status to the error a client can act on."""
     if 200 <= status < 300:
         return
     if status in (404, 410):
@@ -205,6 +291,23 @@ def _check_status(status: int, target: url_policy.HttpTarget) -> None:
             "a presigned URL may have expired"
         )
     raise FetchError(f"audio_url returned HTTP {status} from {target.host}")
+
+
+def _check_upload_status(status: int, target: url_policy.HttpTarget) -> None:
+    """Maps an upload's non-2xx status to the error a client can act on."""
+    if 200 <= status < 300:
+        return
+    if status in (401, 403):
+        raise SourceAccessDeniedError(
+            f"output_url returned HTTP {status} (access denied) from {target.host}; "
+            "a presigned PUT URL may have expired or been signed for another content type"
+        )
+    if status in _REDIRECT_STATUSES:
+        raise FetchError(
+            f"output_url returned HTTP {status} (a redirect) from {target.host}; uploads do not follow "
+            "redirects, so send the final presigned PUT URL"
+        )
+    raise FetchError(f"output_url returned HTTP {status} from {target.host}")
 
 
 def _save_body(
@@ -221,7 +324,7 @@ def _save_body(
     try:
         with os.fdopen(fd, "wb") as out:
             while True:
-                _bound_next_read(response, _time_left(deadline, target))
+                _bound_next_read(response, _time_left(deadline, target, _DOWNLOAD))
                 chunk = response.read1(config.DOWNLOAD_CHUNK_BYTES, decode_content=False)
                 if not chunk:
                     break
@@ -245,13 +348,13 @@ def _bound_next_read(response: BaseHTTPResponse, seconds: float) -> None:
         connection.sock.settimeout(seconds)
 
 
-def _time_left(deadline: float, target: url_policy.HttpTarget) -> float:
+def _time_left(deadline: float, target: url_policy.HttpTarget, transfer: _Transfer) -> float:
     """Returns the seconds left before `deadline`, raising FetchTimeoutError when none are."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchTimeoutError(
-            f"audio_url: the download from {target.host} did not finish within "
-            f"{config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
+            f"{transfer.field}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "
+            f"within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
         )
     return remaining
 
