@@ -140,8 +140,11 @@ def fit_result(result: dict[str, Any], output_url: str | None) -> dict[str, Any]
             "send output_url (a presigned PUT URL or s3://bucket/key) to receive it there"
         )
     s3.upload(output_url, body, "application/json")
-    # The query of a presigned URL is a credential: the summary names the location only.
+    # The query of a presigned URL is a credential: the summary names the location only. An s3:// key
+    # is literal (it may hold "?" or "#"), so it is shown as given.
     parts = urlsplit(output_url)
-    location = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    location = (
+        output_url if parts.scheme == "s3" else urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    )
     summary = {"success": True, "output_url": location, "result_bytes": len(body)}
     return summary | {"meta": result["meta"]} if "meta" in result else summary
