@@ -94,6 +94,8 @@ UNPINNED_CONTAINER_PACKAGES = frozenset({"pip", "setuptools", "wheel"})
 OUTPUT_TAIL_LINES = 40
 # How often waits and long steps report progress (log line and progress callback).
 REPORT_EVERY_SECONDS = 20.0
+# How often a waiting worker retries the lock and looks for a published environment.
+LOCK_POLL_SECONDS = 1.0
 # Installer settings that decide what gets installed are dropped so that the requirements file alone
 # (hashed into the spec id) decides; transport and cache settings pass through.
 INSTALLER_ENV_KEEP = frozenset(
@@ -187,14 +189,14 @@ class Settings:
     installer_choice: str = "auto"
     installer: Installer | None = None  # overrides installer_choice
     require_cuda: bool | None = None  # None: required when the machine has an NVIDIA GPU
-    lock_timeout: float = 1200.0
-    lock_poll: float = 1.0
-    use_lock: bool = True
-    gc_age: float = 3600.0
-    heartbeat_interval: float = 30.0
-    install_timeout: float = 2700.0
-    verify_timeout: float = 600.0
-    model_timeout: float = 3600.0
+    lock_timeout: float = config.BOOTSTRAP_LOCK_TIMEOUT_SECONDS
+    lock_poll: float = LOCK_POLL_SECONDS
+    use_lock: bool = True  # False only to test that correctness does not rest on the lock
+    gc_age: float = config.BOOTSTRAP_GC_AGE_SECONDS
+    heartbeat_interval: float = config.BOOTSTRAP_HEARTBEAT_SECONDS
+    install_timeout: float = config.BOOTSTRAP_INSTALL_TIMEOUT_SECONDS
+    verify_timeout: float = config.BOOTSTRAP_VERIFY_TIMEOUT_SECONDS
+    model_timeout: float = config.BOOTSTRAP_MODEL_TIMEOUT_SECONDS
     skip_if_nemo_importable: bool = True
 
     @classmethod
@@ -230,12 +232,6 @@ class Settings:
             extra_packages=config.BOOTSTRAP_EXTRA_PACKAGES,
             installer_choice=config.BOOTSTRAP_INSTALLER,
             require_cuda=cuda_choices[config.BOOTSTRAP_REQUIRE_CUDA],
-            lock_timeout=config.BOOTSTRAP_LOCK_TIMEOUT_SECONDS,
-            gc_age=config.BOOTSTRAP_GC_AGE_SECONDS,
-            heartbeat_interval=config.BOOTSTRAP_HEARTBEAT_SECONDS,
-            install_timeout=config.BOOTSTRAP_INSTALL_TIMEOUT_SECONDS,
-            verify_timeout=config.BOOTSTRAP_VERIFY_TIMEOUT_SECONDS,
-            model_timeout=config.BOOTSTRAP_MODEL_TIMEOUT_SECONDS,
         )
 
 
@@ -650,7 +646,8 @@ def _run_streamed(
     Returns:
         Exit code (None when it timed out), the last output lines and the parsed result line, if any.
     """
-    log.info("running %s", shlex.join(command))
+    # Inline scripts (python -c) are constants of this module; the log names them instead.
+    log.info("running %s", shlex.join("<script>" if "\n" in arg else arg for arg in command))
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
     results: list[str] = []
     process = subprocess.Popen(
@@ -952,7 +949,7 @@ def _build(settings: Settings, spec: Spec, spec_dir: Path, report: _Reporter, *,
                 "spec_id": spec.id,
                 "build": build_dir.name,
                 "built_at": _now_iso(),
-                "builder": _builder_info(),
+                "builder": {"host": socket.gethostname(), "pid": os.getpid()},
                 "installer": installer.kind,
                 "versions": {key: value for key, value in versions.items() if key != "cuda_available"},
                 "verification": {

@@ -226,6 +226,10 @@ def test_four_racing_processes_publish_exactly_one_environment(volume: Path, whe
     assert len({result["build_dir"] for result in results}) == 1
     assert builds(settings) == [Path(results[0]["build_dir"])]
     assert bootstrap.find_ready(settings).build_dir == Path(results[0]["build_dir"])
+    # The lock saved the work: the three others waited instead of building and discarding.
+    log = volume_log(settings)
+    assert log.count("building environment") == 1
+    assert "discarding" not in log
 
 
 def test_without_the_lock_the_first_publisher_wins_and_the_others_discard_theirs(
@@ -291,6 +295,18 @@ def test_a_killed_builder_is_ignored_by_the_next_build_and_removed_by_gc(
     assert json.loads(collected.stdout.splitlines()[-1])["removed"] == [str(orphan)]
     assert builds(settings) == [env.build_dir]
     assert bootstrap.find_ready(settings) == env
+
+
+def test_publishing_links_only_when_no_ready_json_exists(volume: Path) -> None:
+    ready = volume / bootstrap.READY_NAME
+    first = volume / "first.tmp"
+    first.write_text("first", encoding="utf-8")
+    second = volume / "second.tmp"
+    second.write_text("second", encoding="utf-8")
+
+    assert bootstrap._link_first(first, ready) is True
+    assert bootstrap._link_first(second, ready) is False
+    assert ready.read_text(encoding="utf-8") == "first"
 
 
 def test_an_unreadable_or_inconsistent_ready_json_counts_as_absent(volume: Path, wheelhouse: Path) -> None:
@@ -421,7 +437,9 @@ def test_a_gpu_hidden_by_cuda_visible_devices_is_not_required(monkeypatch: pytes
         assert bootstrap.gpu_present() is False
 
 
-def test_container_packages_are_pinned_and_reused_not_duplicated(volume: Path) -> None:
+def test_container_packages_are_pinned_and_reused_not_duplicated(
+    volume: Path, isolated_process: None
+) -> None:
     wheels = volume / "wheels"
     wheels.mkdir()
     build_wheelhouse(wheels, nemo_requires=["numpy"])
@@ -445,6 +463,10 @@ def test_container_packages_are_pinned_and_reused_not_duplicated(volume: Path) -
         check=True,
     )
     assert imported.stdout.strip() == "1.26.4"
+    # The worker resolves imports in the same order: the environment first, then the container.
+    sys.path.append(str(container))
+    site_packages = bootstrap.activate(env, (container,))
+    assert sys.path.index(str(site_packages)) == sys.path.index(str(container)) - 1
 
     # A volume requirement that needs another numpy than the container's fails instead of mixing.
     write_requirements(volume, wheels, "numpy>=2")
