@@ -645,22 +645,31 @@ def _run_streamed(
 
     Returns:
         Exit code (None when it timed out), the last output lines and the parsed result line, if any.
+
+    Raises:
+        BootstrapError: The command could not be started.
     """
     # Inline scripts (python -c) are constants of this module; the log names them instead.
     log.info("running %s", shlex.join("<script>" if "\n" in arg else arg for arg in command))
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
     results: list[str] = []
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-        env=env,
-        cwd=cwd,
-        start_new_session=True,  # pip --python and NeMo start children; a timeout kills them all
-    )
+    try:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # pip --python and NeMo start children; a timeout kills them all
+        )
+    except OSError as exc:
+        log.error("cannot start %s: %s", command[0], exc)
+        raise BootstrapError(
+            f"The volume environment could not be built: the {tag} step could not start"
+        ) from exc
     assert process.stdout is not None
     reader = threading.Thread(target=_pump, args=(process.stdout, tail, results, tag), daemon=True)
     reader.start()

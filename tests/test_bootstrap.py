@@ -420,6 +420,36 @@ def test_a_failing_install_raises_with_the_installer_output_in_the_log_and_a_ret
     assert site_packages is not None and str(site_packages) in sys.path
 
 
+def test_an_installer_past_its_timeout_is_killed_with_its_children(volume: Path, wheelhouse: Path) -> None:
+    marks = volume / "marks"
+    marks.mkdir()
+    stalled = bootstrap.Installer(
+        INSTALLER.kind,
+        (sys.executable, str(WRAPPER), "--mark", str(marks), "--sleep", "300", "--", *INSTALLER.command),
+    )
+    settings = make_settings(
+        volume, write_requirements(volume, wheelhouse), installer=stalled, install_timeout=3.0
+    )
+
+    with pytest.raises(BootstrapError, match="took over 3 s"):
+        bootstrap.ensure_built(settings)
+
+    [mark] = marks.iterdir()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(mark.name), 0)
+    assert builds(settings) == []
+
+
+def test_an_installer_that_cannot_start_is_a_bootstrap_error(volume: Path, wheelhouse: Path) -> None:
+    missing = bootstrap.Installer("pip", (str(volume / "no-such-installer"),))
+    settings = make_settings(volume, write_requirements(volume, wheelhouse), installer=missing)
+
+    with pytest.raises(BootstrapError, match="install step could not start"):
+        bootstrap.ensure_built(settings)
+
+    assert builds(settings) == []
+
+
 def test_verification_fails_when_cuda_is_required_and_torch_has_none(volume: Path, wheelhouse: Path) -> None:
     settings = make_settings(volume, write_requirements(volume, wheelhouse), require_cuda=True)
 
