@@ -90,6 +90,12 @@ MAX_BATCH_ITEMS = _env_int("MAX_BATCH_ITEMS", 64)
 MAX_ITEM_ID_CHARS = 256
 # Batch items are downloaded and converted this many at a time.
 FETCH_CONCURRENCY = _env_int("FETCH_CONCURRENCY", 4)
+# A whole job (downloads, conversion, transcription) ends within this many seconds, with a job_timeout
+# error if need be (utils/deadline.py). Keep it a few minutes under the endpoint's execution timeout
+# (here: a one-hour endpoint, as long audio needs): a job RunPod kills reports nothing useful, while one
+# that stops itself says why, removes its files and leaves the model ready for the next job. The margin
+# covers a model call in progress, which cannot be interrupted. With RunPod's default 600 s, use ~540.
+JOB_TIMEOUT_SECONDS = _env_float("JOB_TIMEOUT_SECONDS", 3300)
 
 # --- Results -------------------------------------------------------------------------------------
 # Progress updates go to the job queue's webhook, which exists only inside RunPod's worker loop (not

@@ -11,6 +11,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import runpod
 
 import config
 from utils import audio, results, s3, transcriber, validation
+from utils.deadline import Deadline
 from utils.errors import GpuFailureError, WorkerError
 
 log = logging.getLogger("parakeet.handler")
@@ -43,32 +45,36 @@ class PreparedItem:
     convert_seconds: float = 0.0
 
 
-def prepare_item(item: validation.AudioItem, item_dir: Path) -> PreparedItem:
+def prepare_item(item: validation.AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
     """Fetches one item's audio into `item_dir` and decodes it; raises on failure.
 
     Args:
         item: The validated item.
         item_dir: A fresh directory inside the job's temporary directory.
+        deadline: The job's deadline; the download and ffmpeg get no more than its time left.
 
     Returns:
         The decoded item with its stage timings.
     """
     item_dir.mkdir()
-    started = time.perf_counter()
-    if item.source_field == "audio_base64":
-        path = s3.save_base64(item.source, item_dir)
-    else:
-        path = s3.download(item.source, item_dir)
-    fetched = time.perf_counter()
-    samples = audio.decode(path)
+    with deadline.applied():
+        deadline.check()  # a batch item may start late
+        started = time.perf_counter()
+        if item.source_field == "audio_base64":
+            path = s3.save_base64(item.source, item_dir)
+        else:
+            path = s3.download(item.source, item_dir)
+        deadline.check()
+        fetched = time.perf_counter()
+        samples = audio.decode(path)
     path.unlink()  # the samples are in memory; free the disk early
     return PreparedItem(samples, None, fetched - started, time.perf_counter() - fetched)
 
 
-def prepare_batch_item(item: validation.AudioItem, item_dir: Path) -> PreparedItem:
+def prepare_batch_item(item: validation.AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
     """Like `prepare_item`, but a failure becomes the item's error so other items go on."""
     try:
-        return prepare_item(item, item_dir)
+        return prepare_item(item, item_dir, deadline)
     except WorkerError as error:
         return PreparedItem(error=error)
     except Exception:
@@ -100,14 +106,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         WorkerError: Any failure a client can act on.
     """
     started = time.perf_counter()
+    deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
     request = validation.parse_input(job.get("input"))
     with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
         item_dirs = [Path(job_dir) / f"item-{index}" for index in range(len(request.items))]
         if request.is_batch:
             with ThreadPoolExecutor(max_workers=config.FETCH_CONCURRENCY) as pool:
-                prepared = list(pool.map(prepare_batch_item, request.items, item_dirs))
+                prepared = list(pool.map(prepare_batch_item, request.items, item_dirs, repeat(deadline)))
         else:
-            prepared = [prepare_item(request.items[0], item_dirs[0])]
+            prepared = [prepare_item(request.items[0], item_dirs[0], deadline)]
+    # Stage boundary. Checked even when no item is ready: a batch cut short by the deadline fails whole.
+    deadline.check()
 
     ready = [index for index, item in enumerate(prepared) if item.samples is not None]
     timings = results.Timings(
@@ -121,10 +130,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if ready:
         model = transcriber.model_info()  # loads the model on a worker's first job, outside the timer
         transcribe_started = time.perf_counter()
+
+        def progress(message: str) -> None:
+            # Called between model calls (batches, windows): the job stops there when its time is up.
+            deadline.check()
+            report_progress(job, message)
+
         outputs = transcriber.transcribe_batch(
-            [prepared[index].samples for index in ready],
-            kinds,
-            progress=lambda message: report_progress(job, message),
+            [prepared[index].samples for index in ready], kinds, progress=progress
         )
         transcripts = dict(zip(ready, outputs, strict=True))
         timings.transcribe = time.perf_counter() - transcribe_started

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import config
+from utils.deadline import cap_to_job
 from utils.errors import (
     AudioDecodeError,
     AudioTimeoutError,
@@ -118,7 +119,8 @@ def decode(path: Path) -> np.ndarray:
         timed_out.set()
         process.kill()
 
-    timer = threading.Timer(config.FFMPEG_TIMEOUT_SECONDS, kill_on_timeout)
+    # Within the job's time left, too: a job-deadline kill is reported as job_timeout (utils/deadline.py).
+    timer = threading.Timer(cap_to_job(config.FFMPEG_TIMEOUT_SECONDS), kill_on_timeout)
     timer.start()
     chunks: list[bytes] = []
     total_bytes = 0

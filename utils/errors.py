@@ -118,3 +118,9 @@ class BootstrapError(WorkerError):
     """The heavy environment (torch, NeMo) on the volume could not be built or verified."""
 
     error_type = "bootstrap_failed"
+
+
+class JobTimeoutError(WorkerError):
+    """The job as a whole ran past `config.JOB_TIMEOUT_SECONDS` (see `utils.deadline`)."""
+
+    error_type = "job_timeout"

@@ -36,6 +36,7 @@ from urllib3.exceptions import (
 
 import config
 from utils import url_policy
+from utils.deadline import cap_to_job
 from utils.errors import (
     DownloadTooLargeError,
     EmptyAudioError,
@@ -88,7 +89,7 @@ def download_http(url: str, job_dir: Path) -> Path:
         EmptyAudioError: The server answered with an empty body.
         FetchError: DNS, connection, TLS or protocol failures, other HTTP errors, too many redirects.
     """
-    deadline = time.monotonic() + config.DOWNLOAD_TIMEOUT_SECONDS
+    deadline = time.monotonic() + cap_to_job(config.DOWNLOAD_TIMEOUT_SECONDS)
     current_url = url
     target = url_policy.parse_http_url(current_url)
     redirects = 0

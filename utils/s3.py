@@ -31,6 +31,7 @@ from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
 import config
 from utils import url_policy
+from utils.deadline import cap_to_job
 from utils.errors import (
     DownloadTooLargeError,
     EmptyAudioError,
@@ -246,7 +247,7 @@ def _worker_client() -> Any:
 
 def _download_s3(url: str, job_dir: Path) -> Path:
     """Fetches an s3:// object into a new file in `job_dir`, mapping S3 failures to fetch errors."""
-    deadline = time.monotonic() + config.DOWNLOAD_TIMEOUT_SECONDS
+    deadline = time.monotonic() + cap_to_job(config.DOWNLOAD_TIMEOUT_SECONDS)
     bucket, key = parse_s3_uri(url)
     _require_credentials("audio_url")
     client = _worker_client()
