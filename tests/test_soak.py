@@ -73,7 +73,7 @@ def job_kinds(tmp_path_factory: pytest.TempPathFactory) -> list[Job]:
             "invalid-base64", {"audio_base64": "@@@@ not base64 !!"}, error="audio_base64 is not valid base64"
         ),
         Job("text-bytes", {"audio_base64": text}, error="could not be decoded as audio"),
-        Job("unknown-field", {"audio_base64": text, "languge": "en"}, error="unknown field(s) languge"),
+        Job("unknown-field", {"audio_base64": text, "languge": "en"}, error="languge"),
         Job("ftp-url", {"audio_url": "ftp://example.com/a.mp3"}, error="scheme 'ftp' is not allowed"),
         Job("video-only", {"audio_base64": b64(video)}, error="no audio stream"),
     ]
