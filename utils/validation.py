@@ -152,7 +152,8 @@ def _parse_source(container: dict[str, Any], where: str) -> tuple[str, str]:
 
 def _reject_unknown(container: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     """Rejects keys outside `allowed`, naming them, so a typo is an error rather than ignored."""
-    unknown = sorted(str(key) for key in container if key not in allowed)
+    # repr: a name is the client's text and may hold line breaks; the message stays one line.
+    unknown = sorted(repr(key) for key in container if key not in allowed)
     if unknown:
         raise InvalidInputError(
             f"{where} has unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
