@@ -9,77 +9,19 @@ hostname to the client.
 import logging
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import runpod
 
+import bootstrap
 import config
-from utils import audio, results, s3, transcriber, validation
+from utils import fitness, preparation, results, s3, transcriber, validation
 from utils.deadline import Deadline
-from utils.errors import GpuFailureError, WorkerError
+from utils.errors import GpuFailureError, InternalError, WorkerError
 
 log = logging.getLogger("parakeet.handler")
-
-INTERNAL_ERROR_MESSAGE = "internal error while transcribing; the worker logged the details"
-
-
-class InternalError(WorkerError):
-    """Stands in for an unexpected exception (already logged) in a batch item's result."""
-
-    def __init__(self) -> None:
-        super().__init__(INTERNAL_ERROR_MESSAGE)
-
-
-@dataclass
-class PreparedItem:
-    """One item after fetching and converting: its samples, or the error that stopped it."""
-
-    samples: np.ndarray | None = None
-    error: WorkerError | None = None
-    fetch_seconds: float = 0.0
-    convert_seconds: float = 0.0
-
-
-def prepare_item(item: validation.AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
-    """Fetches one item's audio into `item_dir` and decodes it; raises on failure.
-
-    Args:
-        item: The validated item.
-        item_dir: A fresh directory inside the job's temporary directory.
-        deadline: The job's deadline; the download and ffmpeg get no more than its time left.
-
-    Returns:
-        The decoded item with its stage timings.
-    """
-    item_dir.mkdir()
-    with deadline.applied():
-        deadline.check()  # a batch item may start late
-        started = time.perf_counter()
-        if item.source_field == "audio_base64":
-            path = s3.save_base64(item.source, item_dir)
-        else:
-            path = s3.download(item.source, item_dir)
-        deadline.check()
-        fetched = time.perf_counter()
-        samples = audio.decode(path)
-    path.unlink()  # the samples are in memory; free the disk early
-    return PreparedItem(samples, None, fetched - started, time.perf_counter() - fetched)
-
-
-def prepare_batch_item(item: validation.AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
-    """Like `prepare_item`, but a failure becomes the item's error so other items go on."""
-    try:
-        return prepare_item(item, item_dir, deadline)
-    except WorkerError as error:
-        return PreparedItem(error=error)
-    except Exception:
-        log.exception("batch item %s failed with an unexpected error", item_dir.name)
-        return PreparedItem(error=InternalError())
 
 
 def report_progress(job: dict[str, Any], message: str) -> None:
@@ -91,6 +33,36 @@ def report_progress(job: dict[str, Any], message: str) -> None:
     """
     if config.SEND_PROGRESS_UPDATES:
         runpod.serverless.progress_update(job, message)
+
+
+def transcribe_ready(
+    job: dict[str, Any], ready: dict[int, np.ndarray], kinds: frozenset[str], deadline: Deadline
+) -> tuple[dict[int, transcriber.Transcript], dict[str, str], float]:
+    """Transcribes the items that have samples, building the volume environment first if needed.
+
+    Args:
+        job: The RunPod job (for progress updates).
+        ready: Samples by item index.
+        kinds: Timestamp kinds to compute.
+        deadline: The job's deadline, checked between model calls.
+
+    Returns:
+        Transcripts by item index, the model description for `meta`, and the seconds spent transcribing
+        (the model load of a worker's first job excluded).
+    """
+    if not ready:
+        return {}, {}, 0.0
+    bootstrap.ensure_environment(lambda message: report_progress(job, message))
+    model = transcriber.model_info()  # loads the model on a worker's first job
+
+    def progress(message: str) -> None:
+        # Called between model calls (batches, windows): the job stops there when its time is up.
+        deadline.check()
+        report_progress(job, message)
+
+    started = time.perf_counter()
+    outputs = transcriber.transcribe_batch(list(ready.values()), kinds, progress=progress)
+    return dict(zip(ready, outputs, strict=True)), model, time.perf_counter() - started
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -108,66 +80,24 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
     request = validation.parse_input(job.get("input"))
+    if request.output_url is not None:
+        s3.check_output_url(request.output_url)  # a bad target fails now, not after the work is done
     with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
-        item_dirs = [Path(job_dir) / f"item-{index}" for index in range(len(request.items))]
-        if request.is_batch:
-            with ThreadPoolExecutor(max_workers=config.FETCH_CONCURRENCY) as pool:
-                prepared = list(pool.map(prepare_batch_item, request.items, item_dirs, repeat(deadline)))
-        else:
-            prepared = [prepare_item(request.items[0], item_dirs[0], deadline)]
+        prepared = preparation.prepare_items(request, Path(job_dir), deadline)
     # Stage boundary. Checked even when no item is ready: a batch cut short by the deadline fails whole.
     deadline.check()
 
-    ready = [index for index, item in enumerate(prepared) if item.samples is not None]
-    timings = results.Timings(
-        fetch=sum(item.fetch_seconds for item in prepared),
-        convert=sum(item.convert_seconds for item in prepared),
-        audio=sum(prepared[index].samples.size for index in ready) / config.SAMPLE_RATE,
-    )
+    timings = results.Timings.of(prepared)
+    ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
     kinds = results.timestamp_kinds_needed(request.timestamp_kinds, request.output_formats)
-    transcripts: dict[int, transcriber.Transcript] = {}
-    model: dict[str, str] = {}
-    if ready:
-        model = transcriber.model_info()  # loads the model on a worker's first job, outside the timer
-        transcribe_started = time.perf_counter()
-
-        def progress(message: str) -> None:
-            # Called between model calls (batches, windows): the job stops there when its time is up.
-            deadline.check()
-            report_progress(job, message)
-
-        outputs = transcriber.transcribe_batch(
-            [prepared[index].samples for index in ready], kinds, progress=progress
-        )
-        transcripts = dict(zip(ready, outputs, strict=True))
-        timings.transcribe = time.perf_counter() - transcribe_started
-
-    item_results = []
-    for index, item in enumerate(prepared):
-        if item.error is not None:
-            item_results.append(results.error_fields(item.error))
-            continue
-        transcript = transcripts[index]
-        duration = item.samples.size / config.SAMPLE_RATE
-        fields = results.transcript_fields(
-            transcript, duration, request.timestamp_kinds, request.output_formats
-        )
-        item_results.append({"success": True, **fields, "meta": results.item_meta(transcript)})
+    transcripts, model, timings.transcribe = transcribe_ready(job, ready, kinds, deadline)
     meta = results.job_meta(model, timings, time.perf_counter() - started)
     log.info(
         "job %s: %.1f s of audio in %.2f s", job.get("id"), timings.audio, meta["processing_seconds"]["total"]
     )
-
-    if request.is_batch:
-        for item, item_result in zip(request.items, item_results, strict=True):
-            if item.id is not None:
-                item_result["id"] = item.id
-        failed = sum(not r["success"] for r in item_results)
-        result = {"success": True, "results": item_results, "failed": failed, "meta": meta}
-    else:
-        single = item_results[0]
-        result = {**single, "meta": {**single["meta"], **meta}}
-    return results.fit_result(result, request.output_url)
+    result = results.build_result(request, prepared, transcripts, meta)
+    with deadline.applied():
+        return results.fit_result(result, request.output_url)
 
 
 def handler(job: dict[str, Any]) -> dict[str, Any]:
@@ -201,4 +131,5 @@ def configure_logging() -> None:
 
 if __name__ == "__main__":
     configure_logging()
+    fitness.register()
     runpod.serverless.start({"handler": handler})

@@ -12,6 +12,15 @@ class WorkerError(Exception):
     error_type = "internal"
 
 
+class InternalError(WorkerError):
+    """An unexpected exception (a bug), already logged with its traceback; the client sees a fixed line."""
+
+    error_type = "internal"
+
+    def __init__(self) -> None:
+        super().__init__("internal error while transcribing; the worker logged the details")
+
+
 class InvalidInputError(WorkerError):
     """The job input breaks the input contract (missing, doubled, unknown or mistyped fields)."""
 

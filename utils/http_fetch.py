@@ -137,7 +137,7 @@ def upload_http(url: str, body: bytes, content_type: str) -> None:
             server took no part of the body for `config.DOWNLOAD_CONNECT_TIMEOUT_SECONDS`.
         FetchError: DNS, connection, TLS or protocol failures, a redirect, any other non-2xx answer.
     """
-    deadline = time.monotonic() + config.DOWNLOAD_TIMEOUT_SECONDS
+    deadline = time.monotonic() + cap_to_job(config.DOWNLOAD_TIMEOUT_SECONDS)
     target = url_policy.parse_http_url(url, _UPLOAD.field)
     addresses = url_policy.resolve_allowed_addresses(target, _UPLOAD.field)
     logger.info("uploading %d bytes to %s", len(body), target.display)

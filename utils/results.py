@@ -8,7 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 import config
 from utils import s3, subtitles
 from utils.errors import ResultTooLargeError, WorkerError
+from utils.preparation import PreparedItem
 from utils.transcriber import Transcript
+from utils.validation import JobRequest
 
 
 @dataclass
@@ -19,6 +21,23 @@ class Timings:
     convert: float = 0.0
     transcribe: float = 0.0
     audio: float = 0.0
+
+    @classmethod
+    def of(cls, prepared: list[PreparedItem]) -> "Timings":
+        """Sums the fetch and convert seconds and the audio length of prepared items.
+
+        Args:
+            prepared: The job's items after fetching and converting.
+
+        Returns:
+            The timings, with `transcribe` still zero.
+        """
+        return cls(
+            fetch=sum(item.fetch_seconds for item in prepared),
+            convert=sum(item.convert_seconds for item in prepared),
+            audio=sum(item.samples.size for item in prepared if item.samples is not None)
+            / config.SAMPLE_RATE,
+        )
 
 
 def timestamp_kinds_needed(kinds: frozenset[str], formats: frozenset[str]) -> frozenset[str]:
@@ -114,6 +133,41 @@ def error_fields(error: WorkerError) -> dict[str, Any]:
         `{"success": False, "error": str, "error_type": str}`.
     """
     return {"success": False, "error": str(error), "error_type": error.error_type}
+
+
+def build_result(
+    request: JobRequest,
+    prepared: list[PreparedItem],
+    transcripts: dict[int, Transcript],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Assembles the success contract: one file's fields, or a batch's per-item results in input order.
+
+    Args:
+        request: The validated job.
+        prepared: Its items after fetching and converting (samples or error).
+        transcripts: The transcript of each prepared item that had samples, by item index.
+        meta: The job's meta block.
+
+    Returns:
+        The result before the size check.
+    """
+    entries = []
+    for index, item in enumerate(prepared):
+        if item.error is not None:
+            entry = error_fields(item.error)
+        else:
+            transcript = transcripts[index]
+            duration = item.samples.size / config.SAMPLE_RATE
+            fields = transcript_fields(transcript, duration, request.timestamp_kinds, request.output_formats)
+            entry = {"success": True, **fields, "meta": item_meta(transcript)}
+        if request.items[index].id is not None:
+            entry["id"] = request.items[index].id
+        entries.append(entry)
+    if not request.is_batch:
+        return {**entries[0], "meta": {**entries[0]["meta"], **meta}}
+    failed = sum(not entry["success"] for entry in entries)
+    return {"success": True, "results": entries, "failed": failed, "meta": meta}
 
 
 def fit_result(result: dict[str, Any], output_url: str | None) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""Start-up fitness checks: a worker that cannot do its job says so before it takes one.
+
+RunPod runs registered checks before the worker loop starts (not in local or test mode); a failing check
+marks the worker unhealthy and RunPod replaces it. The SDK adds its own GPU health check wherever
+nvidia-smi exists; these checks cover what is ours: ffmpeg, the volume, the environment, and a GPU
+that the configuration asks for.
+"""
+
+import importlib.util
+import subprocess
+import tempfile
+
+import runpod
+
+import bootstrap
+import config
+from utils.errors import BootstrapError
+
+
+class UnfitError(RuntimeError):
+    """The worker cannot serve jobs; the message says why."""
+
+
+def check_ffmpeg() -> None:
+    """ffmpeg runs.
+
+    Raises:
+        UnfitError: The binary is missing or fails to start.
+    """
+    try:
+        subprocess.run([config.FFMPEG_BINARY, "-version"], capture_output=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise UnfitError(f"ffmpeg ({config.FFMPEG_BINARY}) does not run: {type(error).__name__}") from error
+
+
+def check_volume_writable() -> None:
+    """When a network volume is mounted, this worker can write to it (the environment and the models live there).
+
+    Raises:
+        UnfitError: The volume is mounted but not writable.
+    """
+    if not config.VOLUME_ROOT.is_dir():
+        return
+    try:
+        with tempfile.TemporaryFile(dir=config.VOLUME_ROOT, prefix=".fitness-"):
+            pass
+    except OSError as error:
+        raise UnfitError(f"the volume {config.VOLUME_ROOT} is not writable: {error.strerror}") from error
+
+
+def check_environment() -> None:
+    """torch and NeMo are importable here, or the volume environment is ready, or it can be built.
+
+    Raises:
+        UnfitError: None of these holds (no volume to build on, no installer, bad specification).
+    """
+    if importlib.util.find_spec("nemo") is not None:
+        return
+    settings = bootstrap.Settings.from_config()
+    status = bootstrap.check(settings)
+    if status["ready"]:
+        return
+    if "error" in status:
+        raise UnfitError(f"the volume environment cannot be built: {status['error']}")
+    if not config.VOLUME_ROOT.is_dir():
+        raise UnfitError(
+            f"NeMo is not installed and no volume is mounted at {config.VOLUME_ROOT} to build it on"
+        )
+    try:
+        bootstrap.find_installer(config.BOOTSTRAP_INSTALLER)
+    except BootstrapError as error:
+        raise UnfitError(str(error)) from error
+
+
+def check_gpu_expected() -> None:
+    """A GPU is visible when the configuration asks for CUDA.
+
+    Raises:
+        UnfitError: `PARAKEET_DEVICE=cuda` but this machine shows no NVIDIA GPU.
+    """
+    if config.DEVICE == "cuda" and not bootstrap.gpu_present():
+        raise UnfitError("PARAKEET_DEVICE is cuda but no NVIDIA GPU is visible")
+
+
+CHECKS = (check_ffmpeg, check_volume_writable, check_environment, check_gpu_expected)
+
+
+def register() -> None:
+    """Registers every check with the RunPod SDK (run by the worker loop at start-up)."""
+    for check in CHECKS:
+        runpod.serverless.register_fitness_check(check)
