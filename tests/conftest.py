@@ -14,5 +14,8 @@ if str(REPO_ROOT) not in sys.path:
 os.environ["PARAKEET_MODEL"] = str(REPO_ROOT / "tests" / "fixtures" / "parakeet-tdt-digits.nemo")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+# --- Name resolution (tests/fake_dns.py) ---
+from tests.fake_dns import fake_dns  # noqa: F401
+
 # --- S3 server (tests/s3_server.py) ---
 from tests.s3_server import denied_bucket, local_s3, loopback_only, s3_server  # noqa: F401

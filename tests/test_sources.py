@@ -12,14 +12,12 @@ that nothing was written next to the job directory.
 """
 
 import base64
-import ipaddress
 import socket
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import config
+from tests.fake_dns import FakeDns
 from tests.s3_server import LocalS3
 from utils import s3
 from utils.errors import (
@@ -72,49 +71,6 @@ def _files(directory: Path) -> list[Path]:
 def _our_log(caplog: pytest.LogCaptureFixture) -> str:
     """Returns the worker's own log lines (urllib3's and botocore's DEBUG logs quote whole requests)."""
     return "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("utils."))
-
-
-@dataclass
-class FakeDns:
-    """Name → addresses table that replaces getaddrinfo; records every name looked up.
-
-    A name in `rebind` answers from `names` once, then from `rebind` (a DNS-rebinding attacker).
-    """
-
-    names: dict[str, list[str]] = field(default_factory=dict)
-    rebind: dict[str, list[str]] = field(default_factory=dict)
-    lookups: list[str] = field(default_factory=list)
-
-
-@pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
-    """Replaces name resolution: installed names only, IP literals as themselves, no real DNS."""
-    table = FakeDns()
-    real_getaddrinfo = socket.getaddrinfo
-
-    def fake_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple]:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        try:
-            ipaddress.ip_address(name.partition("%")[0])
-        except ValueError:
-            pass
-        else:
-            return real_getaddrinfo(host, port, *args, **kwargs)
-        table.lookups.append(name)
-        if name not in table.names:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        answers = []
-        for address in table.names[name]:
-            if ":" in address:
-                answers.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, int(port), 0, 0)))
-            else:
-                answers.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port))))
-        if name in table.rebind:
-            table.names[name] = table.rebind.pop(name)
-        return answers
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    return table
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ literals resolve to themselves. `loopback_only` fails any test that tries to ope
 non-loopback address.
 """
 
-import ipaddress
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 import config
+from tests.fake_dns import FakeDns
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, LocalS3, _test_client
 from utils import results, s3
 from utils.errors import (
@@ -66,42 +66,6 @@ def _capture_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 # --- fixtures: DNS, policy ------------------------------------------------------------------------
-
-
-@dataclass
-class FakeDns:
-    """Name → addresses table that replaces getaddrinfo; records every name looked up."""
-
-    names: dict[str, list[str]] = field(default_factory=dict)
-    lookups: list[str] = field(default_factory=list)
-
-
-@pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
-    """Replaces name resolution: installed names only, IP literals as themselves, no real DNS."""
-    table = FakeDns()
-    real_getaddrinfo = socket.getaddrinfo
-
-    def fake_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> list[tuple]:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        try:
-            ipaddress.ip_address(name.partition("%")[0])
-        except ValueError:
-            pass
-        else:
-            return real_getaddrinfo(host, port, *args, **kwargs)
-        table.lookups.append(name)
-        if name not in table.names:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [
-            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, int(port), 0, 0))
-            if ":" in address
-            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))
-            for address in table.names[name]
-        ]
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    return table
 
 
 @pytest.fixture
