@@ -261,15 +261,15 @@ def is_url(source: str) -> bool:
     return source.lower().startswith(config.CLIENT_URL_PREFIXES)
 
 
-def build_input(source: str, timestamps: bool) -> dict[str, Any]:
+def build_input(source: str, options: dict[str, Any]) -> dict[str, Any]:
     """Builds a job's `input` object for one file or URL.
 
     Args:
         source: A local path, or a URL starting with one of `config.CLIENT_URL_PREFIXES`.
-        timestamps: Whether to ask for word and segment timestamps.
+        options: Further input fields for every job (`timestamps`, `output_format`).
 
     Returns:
-        `{"audio_base64": ...}` or `{"audio_url": ...}`, with `"timestamps": true` when asked.
+        `{"audio_base64": ...}` or `{"audio_url": ...}`, with the options.
 
     Raises:
         ClientError: The file cannot be read, or is too large to send inline through `/run`.
@@ -290,9 +290,7 @@ def build_input(source: str, timestamps: bool) -> dict[str, Any]:
         except OSError as error:
             raise ClientError(f"cannot read the file: {error.strerror or error}") from error
         job_input = {"audio_base64": base64.b64encode(data).decode("ascii")}
-    if timestamps:
-        job_input["timestamps"] = True
-    return job_input
+    return job_input | options
 
 
 def output_stem(source: str, out_dir: Path | None) -> Path:
@@ -369,7 +367,7 @@ def failure_detail(state: dict[str, Any]) -> str:
 
 
 def transcribe_item(
-    endpoint: Endpoint, source: str, stem: Path, timestamps: bool, timeout: float
+    endpoint: Endpoint, source: str, stem: Path, options: dict[str, Any], timeout: float
 ) -> ItemResult:
     """Runs one input through the endpoint and writes its results.
 
@@ -377,7 +375,7 @@ def transcribe_item(
         endpoint: The endpoint to use.
         source: A local path or a URL.
         stem: Where its results go, without the suffix.
-        timestamps: Whether to ask for timestamps.
+        options: Further input fields (`timestamps`, `output_format`).
         timeout: Seconds from submission to a terminal state; a job still unfinished is cancelled.
 
     Returns:
@@ -388,7 +386,7 @@ def transcribe_item(
     job_id = None
     state: dict[str, Any] = {}
     try:
-        state = endpoint.submit(build_input(source, timestamps), deadline)
+        state = endpoint.submit(build_input(source, options), deadline)
         job_id = state["id"]
         while state.get("status") not in config.CLIENT_TERMINAL_STATES:
             remaining = deadline - time.monotonic()
@@ -457,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timestamps", action="store_true", help="ask for word and segment timestamps")
     parser.add_argument(
+        "--subtitles",
+        action="append",
+        choices=("srt", "vtt"),
+        default=[],
+        help="also ask for subtitles in this format and write <name>.srt / <name>.vtt (repeatable)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=_positive_int,
         default=config.CLIENT_CONCURRENCY,
@@ -510,11 +515,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{stems[stem]} and {source} would both write {stem}.txt; run them separately")
         stems[stem] = source
 
+    options: dict[str, Any] = {"timestamps": True} if args.timestamps else {}
+    if args.subtitles:
+        options["output_format"] = ["json", *sorted(set(args.subtitles))]
     endpoint = Endpoint(base_url, config.CLIENT_API_KEY)
     results = []
     with ThreadPoolExecutor(max_workers=min(args.concurrency, len(stems))) as pool:
         futures = [
-            pool.submit(transcribe_item, endpoint, source, stem, args.timestamps, args.timeout)
+            pool.submit(transcribe_item, endpoint, source, stem, options, args.timeout)
             for stem, source in stems.items()
         ]
         for future in as_completed(futures):

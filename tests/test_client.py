@@ -159,6 +159,18 @@ def test_batch_of_files_is_transcribed_beside_each_file(
         assert not audio.with_suffix(".srt").exists() and not audio.with_suffix(".vtt").exists()
 
 
+def test_subtitles_are_asked_for_and_written(
+    local_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audio = _speak(tmp_path / "clip.wav", "five zero two")
+    code = client.main([str(audio), "--base-url", local_api, "--subtitles", "srt", "--subtitles", "vtt"])
+    assert code == 0, capsys.readouterr().out
+    srt_text = audio.with_suffix(".srt").read_text()
+    assert srt_text.startswith("1\n00:00:") and "five zero two" in srt_text
+    assert audio.with_suffix(".vtt").read_text().startswith("WEBVTT")
+    assert audio.with_suffix(".txt").read_text() == "five zero two\n"
+
+
 def test_bad_file_fails_alone_and_sets_exit_status(
     local_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -477,10 +489,10 @@ def test_file_too_large_for_run_is_refused_before_sending(
     monkeypatch.setattr(config, "CLIENT_MAX_RUN_BODY_BYTES", 1000)
     audio = tmp_path / "long.ogg"
     audio.write_bytes(bytes(750))
-    assert "audio_base64" in client.build_input(str(audio), timestamps=False)
+    assert "audio_base64" in client.build_input(str(audio), {})
     audio.write_bytes(bytes(751))
     with pytest.raises(client.ClientError, match="upload the file and pass its URL"):
-        client.build_input(str(audio), timestamps=False)
+        client.build_input(str(audio), {})
 
 
 def test_failure_detail_keeps_only_the_message_of_an_sdk_exception_blob() -> None:
