@@ -83,15 +83,6 @@ def test_bundled_sample_gives_its_words_and_meta() -> None:
     assert meta["audio_seconds"] == result["duration"]
 
 
-def test_test_input_json_holds_the_bundled_sample() -> None:
-    job = json.loads((config.REPO_ROOT / "test_input.json").read_text())
-    encoded = job["input"]["audio_base64"].split(",", 1)[1]
-    assert (
-        base64.b64decode(encoded)
-        == (config.REPO_ROOT / "tests" / "fixtures" / "sample-digits.ogg").read_bytes()
-    )
-
-
 ENCODINGS = {
     "mp3": ("clip.mp3", ("-ar", "44100", "-c:a", "libmp3lame", "-b:a", "64k")),
     "opus": ("clip.opus", ("-ar", "48000", "-c:a", "libopus", "-b:a", "32k")),
