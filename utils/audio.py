@@ -1,7 +1,8 @@
 """Decodes an audio (or audio-in-video) file to 16 kHz mono float32 with the ffmpeg binary.
 
-ffmpeg writes raw 16-bit PCM to a pipe, which was the fastest path measured (DESIGN.md); no temporary
-WAV is written. It only opens the given local file, only through allowlisted demuxers, only the first
+ffmpeg writes raw float32 PCM to a pipe, which was the fastest path measured (DESIGN.md), into a
+growing buffer that becomes the sample array without a copy: no temporary WAV, no conversion pass in
+Python, and peak memory about the size of the result (bench/bench_audio.py). It only opens the given local file, only through allowlisted demuxers, only the first
 audio stream, for at most the configured duration and time.
 """
 
@@ -25,13 +26,12 @@ from utils.errors import (
 
 log = logging.getLogger(__name__)
 
-_BYTES_PER_SAMPLE = 2  # s16le
+_BYTES_PER_SAMPLE = 4  # f32le
 _READ_BYTES = 1 << 20
-_INT16_SCALE = np.float32(1 / 32768)
 
 
 def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
-    """Builds the ffmpeg argv that converts `path` to raw 16 kHz mono s16le on stdout.
+    """Builds the ffmpeg argv that converts `path` to raw 16 kHz mono float32 (f32le) on stdout.
 
     Args:
         path: The local input file.
@@ -56,8 +56,8 @@ def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
         "-ac", "1",
         "-ar", str(config.SAMPLE_RATE),
         "-t", f"{max_seconds + 1:.3f}",
-        "-f", "s16le",
-        "-acodec", "pcm_s16le",
+        "-f", "f32le",
+        "-acodec", "pcm_f32le",
         "pipe:1",
     ]  # fmt: skip
 
@@ -71,19 +71,6 @@ def _classify_failure(stderr_tail: str) -> AudioDecodeError:
     )
 
 
-def _to_float32(chunks: list[bytes], total_bytes: int) -> np.ndarray:
-    """Converts s16le chunks to one float32 array, releasing each chunk once copied (bounds peak memory)."""
-    samples = np.empty(total_bytes // _BYTES_PER_SAMPLE, dtype=np.float32)
-    position = 0
-    chunks.reverse()
-    while chunks:
-        chunk = chunks.pop()
-        pcm = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // _BYTES_PER_SAMPLE)
-        np.multiply(pcm, _INT16_SCALE, out=samples[position : position + len(pcm)], casting="unsafe")
-        position += len(pcm)
-    return samples[:position]
-
-
 def decode(path: Path) -> np.ndarray:
     """Decodes a media file to mono float32 samples at `config.SAMPLE_RATE`.
 
@@ -91,7 +78,7 @@ def decode(path: Path) -> np.ndarray:
         path: The file, inside the job's temporary directory.
 
     Returns:
-        The samples in [-1, 1).
+        Mono float32 samples, nominally in [-1, 1] (resampling can overshoot slightly).
 
     Raises:
         EmptyAudioError: The file has no bytes or decodes to no samples.
@@ -122,12 +109,11 @@ def decode(path: Path) -> np.ndarray:
     # Within the job's time left, too: a job-deadline kill is reported as job_timeout (utils/deadline.py).
     timer = threading.Timer(cap_to_job(config.FFMPEG_TIMEOUT_SECONDS), kill_on_timeout)
     timer.start()
-    chunks: list[bytes] = []
-    total_bytes = 0
+    # A large bytearray grows in place (realloc of an mmap'd block), so this costs ~1x the audio.
+    pcm = bytearray()
     try:
         while chunk := process.stdout.read(_READ_BYTES):
-            chunks.append(chunk)
-            total_bytes += len(chunk)
+            pcm += chunk
         return_code = process.wait()
     finally:
         timer.cancel()
@@ -143,7 +129,7 @@ def decode(path: Path) -> np.ndarray:
     if return_code != 0:
         log.warning("ffmpeg exited with %s: %s", return_code, " | ".join(stderr_tail))
         raise _classify_failure("\n".join(stderr_tail))
-    samples = _to_float32(chunks, total_bytes)
+    samples = np.frombuffer(pcm, dtype="<f4", count=len(pcm) // _BYTES_PER_SAMPLE)
     if samples.size == 0:
         raise EmptyAudioError("the audio decodes to no samples")
     duration = samples.size / config.SAMPLE_RATE
