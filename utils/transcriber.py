@@ -427,16 +427,3 @@ def transcribe_batch(
             except Exception:
                 log.exception("could not restore full attention")
     return cast(list[Transcript], results)
-
-
-def transcribe(audio: np.ndarray, timestamp_kinds: frozenset[str] = frozenset()) -> Transcript:
-    """Transcribes one item; see `transcribe_batch`.
-
-    Args:
-        audio: Samples at `config.SAMPLE_RATE`, mono, float32.
-        timestamp_kinds: Which of "word", "segment", "char" to return; empty for text only.
-
-    Returns:
-        The item's transcript.
-    """
-    return transcribe_batch([audio], timestamp_kinds)[0]
