@@ -14,14 +14,11 @@ the same deadline, checked between body chunks.
 """
 
 import logging
-import os
-import re
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urljoin
 
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool, HTTPSConnectionPool, Timeout
@@ -35,11 +32,9 @@ from urllib3.exceptions import (
 )
 
 import config
-from utils import url_policy
+from utils import source_file, url_policy
 from utils.deadline import cap_to_job
 from utils.errors import (
-    DownloadTooLargeError,
-    EmptyAudioError,
     FetchError,
     FetchTimeoutError,
     SourceAccessDeniedError,
@@ -50,8 +45,6 @@ from utils.errors import (
 logger = logging.getLogger(__name__)
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Only a short alphanumeric extension of the URL path is kept, as a hint for ffmpeg's probing.
-_EXTENSION_HINT = re.compile(r"\.[a-z0-9]{1,5}")
 _USER_AGENT = "parakeet-worker"
 
 
@@ -315,31 +308,26 @@ def _save_body(
     response: BaseHTTPResponse, target: url_policy.HttpTarget, job_dir: Path, deadline: float
 ) -> Path:
     """Streams the body into a new file in `job_dir`, enforcing the byte cap and the deadline."""
-    cap = config.MAX_DOWNLOAD_BYTES
-    declared = response.headers.get("Content-Length", "")
-    if declared.strip().isdigit() and int(declared) > cap:
-        raise DownloadTooLargeError(f"audio_url is {int(declared)} bytes; the limit is {cap} bytes")
-    fd, name = tempfile.mkstemp(dir=job_dir, prefix="source-", suffix=_extension_hint(target))
-    path = Path(name)
-    total = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                _bound_next_read(response, _time_left(deadline, target, _DOWNLOAD))
-                chunk = response.read1(config.DOWNLOAD_CHUNK_BYTES, decode_content=False)
-                if not chunk:
-                    break
-                total += len(chunk)
-                # Counted as read: a Content-Length that lies (or its absence) does not lift the cap.
-                if total > cap:
-                    raise DownloadTooLargeError(f"audio_url is larger than the limit of {cap} bytes")
-                out.write(chunk)
-        if total == 0:
-            raise EmptyAudioError(f"audio_url returned an empty body from {target.host}")
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
+    declared = response.headers.get("Content-Length", "").strip()
+    return source_file.save_stream(
+        _response_chunks(response, target, deadline),
+        job_dir,
+        source_file.extension_hint(unquote(target.request_target.partition("?")[0])),
+        int(declared) if declared.isdigit() else None,
+        f"audio_url returned an empty body from {target.host}",
+    )
+
+
+def _response_chunks(
+    response: BaseHTTPResponse, target: url_policy.HttpTarget, deadline: float
+) -> Iterator[bytes]:
+    """Yields the body as read, each socket read bounded by the time left before `deadline`."""
+    while True:
+        _bound_next_read(response, _time_left(deadline, target, _DOWNLOAD))
+        chunk = response.read1(config.DOWNLOAD_CHUNK_BYTES, decode_content=False)
+        if not chunk:
+            return
+        yield chunk
 
 
 def _bound_next_read(response: BaseHTTPResponse, seconds: float) -> None:
@@ -358,10 +346,3 @@ def _time_left(deadline: float, target: url_policy.HttpTarget, transfer: _Transf
             f"within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
         )
     return remaining
-
-
-def _extension_hint(target: url_policy.HttpTarget) -> str:
-    """Returns a short, safe extension from the URL path ("" when there is none)."""
-    path = target.request_target.partition("?")[0]
-    suffix = PurePosixPath(unquote(path)).suffix.lower()
-    return suffix if _EXTENSION_HINT.fullmatch(suffix) else ""

@@ -30,10 +30,9 @@ from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeoutError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
 import config
-from utils import url_policy
+from utils import source_file, url_policy
 from utils.deadline import cap_to_job
 from utils.errors import (
-    DownloadTooLargeError,
     EmptyAudioError,
     FetchError,
     FetchTimeoutError,
@@ -287,40 +286,34 @@ def _translated_s3_errors(field: str, shown: str, action: str) -> Iterator[None]
 
 def _stream_object(client: Any, bucket: str, key: str, job_dir: Path, deadline: float, shown: str) -> Path:
     """Streams one object into a new file in `job_dir`; a failure removes the partial file."""
-    cap = config.MAX_DOWNLOAD_BYTES
     # GetObject's ContentLength arrives with the headers, before any of the body is read, so no
     # separate HeadObject round trip is needed to refuse an oversized object.
     response = client.get_object(Bucket=bucket, Key=key)
     body = response["Body"]
     try:
-        declared = response.get("ContentLength", 0)
-        if declared > cap:
-            raise DownloadTooLargeError(f"audio_url is {declared} bytes; the limit is {cap} bytes")
-        fd, name = tempfile.mkstemp(dir=job_dir, prefix="source-", suffix=_s3_extension_hint(key))
-        path = Path(name)
-        try:
-            total = 0
-            with os.fdopen(fd, "wb") as out:
-                # The deadline is checked between chunks; each socket read is bounded by the client's
-                # read timeout (S3_READ_TIMEOUT_SECONDS). The endpoint is the operator's, not a client's.
-                for chunk in body.iter_chunks(config.DOWNLOAD_CHUNK_BYTES):
-                    total += len(chunk)
-                    if total > cap:
-                        raise DownloadTooLargeError(f"audio_url is larger than the limit of {cap} bytes")
-                    if time.monotonic() > deadline:
-                        raise FetchTimeoutError(
-                            f"audio_url: the download of {shown} did not finish within "
-                            f"{config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
-                        )
-                    out.write(chunk)
-            if total == 0:
-                raise EmptyAudioError(f"audio_url object {shown} is empty")
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        return source_file.save_stream(
+            _chunks_in_time(body, deadline, shown),
+            job_dir,
+            source_file.extension_hint(key),
+            response.get("ContentLength"),
+            f"audio_url object {shown} is empty",
+        )
     finally:
         body.close()
-    return path
+
+
+def _chunks_in_time(body: Any, deadline: float, shown: str) -> Iterator[bytes]:
+    """Yields the object's chunks, checking the deadline between them.
+
+    Each socket read is bounded by the client's read timeout (S3_READ_TIMEOUT_SECONDS); the endpoint
+    is the operator's, not a client's.
+    """
+    for chunk in body.iter_chunks(config.DOWNLOAD_CHUNK_BYTES):
+        if time.monotonic() > deadline:
+            raise FetchTimeoutError(
+                f"audio_url: the download of {shown} did not finish within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
+            )
+        yield chunk
 
 
 def _client_error(exc: ClientError, field: str, shown: str, action: str) -> FetchError:
@@ -334,12 +327,6 @@ def _client_error(exc: ClientError, field: str, shown: str, action: str) -> Fetc
         return SourceAccessDeniedError(f"{field}: access to {shown} was denied ({code or status})")
     logger.warning("%s failed: %s %s", action, code, status)
     return FetchError(f"{field}: {action} failed ({code or status})")
-
-
-def _s3_extension_hint(key: str) -> str:
-    """Returns a short, safe extension from the object key ("" when there is none)."""
-    match = re.search(r"\.[A-Za-z0-9]{1,5}$", key)
-    return match.group(0).lower() if match else ""
 
 
 @functools.lru_cache(maxsize=4)
