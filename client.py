@@ -13,11 +13,12 @@ Files go next to a local input, or into --out-dir; a URL's go into --out-dir or 
 Connection errors, 408, 429 and 5xx answers are retried with exponential backoff. One summary line is
 printed per input; the exit status is 1 when any input failed, 2 for a usage error.
 
-Only the standard library and `config.py` (keep it beside this file) are needed.
+Only the standard library is needed: copy this one file anywhere.
 """
 
 import argparse
 import base64
+import os
 import http.client
 import json
 import random
@@ -31,7 +32,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import config
+ENDPOINT_ID = os.environ.get("RUNPOD_ENDPOINT_ID")
+API_KEY = os.environ.get("RUNPOD_API_KEY")
+BASE_URL_TEMPLATE = "https://api.runpod.ai/v2/{endpoint_id}"
+USER_AGENT = "parakeet-worker-client/0.1"
+CONCURRENCY = 4
+# Per item, from submission to a terminal state; an item still queued or running then is cancelled.
+TIMEOUT_SECONDS = 3600.0
+POLL_INTERVAL_SECONDS = 2.0
+# One HTTP request. The SDK's local API runs the job inside the /status request, so this is generous.
+REQUEST_TIMEOUT_SECONDS = 120.0
+CANCEL_TIMEOUT_SECONDS = 10.0
+# Error messages are cut to this length so each input's summary stays one line.
+MAX_MESSAGE_CHARS = 300
+# Transient failures (connection errors and these statuses) are retried with exponential backoff.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRIES = 5
+RETRY_BACKOFF_SECONDS = 1.0
+RETRY_BACKOFF_MAX_SECONDS = 30.0
+# RunPod refuses /run bodies over 10 MB; a larger file must be uploaded and sent as a URL.
+MAX_RUN_BODY_BYTES = 10 * 1024 * 1024
+# Inputs starting with these are sent as audio_url (the worker decides which schemes it accepts).
+URL_PREFIXES = ("https://", "http://", "s3://")
+# Job states after which /status will not change any more.
+TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+# Output fields saved as files of their own (<name>.srt, <name>.vtt) when the worker returns them.
+SUBTITLE_FIELDS = ("srt", "vtt")
 
 # Failures below HTTP: refused or reset connections, timeouts (all OSError, URLError included) and a
 # server hanging up mid-answer (HTTPException).
@@ -61,12 +87,12 @@ def one_line(text: Any) -> str:
         text: A message, a response body (bytes) or any value.
 
     Returns:
-        The text with whitespace runs collapsed, cut to `config.CLIENT_MAX_MESSAGE_CHARS`.
+        The text with whitespace runs collapsed, cut to `MAX_MESSAGE_CHARS`.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     squeezed = " ".join(str(text).split())
-    limit = config.CLIENT_MAX_MESSAGE_CHARS
+    limit = MAX_MESSAGE_CHARS
     return squeezed if len(squeezed) <= limit else f"{squeezed[: limit - 1]}…"
 
 
@@ -80,8 +106,8 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
     Returns:
         Exponential backoff with jitter, at least the server's Retry-After, never over the cap.
     """
-    cap = config.CLIENT_RETRY_BACKOFF_MAX_SECONDS
-    delay = min(cap, config.CLIENT_RETRY_BACKOFF_SECONDS * 2**attempt)
+    cap = RETRY_BACKOFF_MAX_SECONDS
+    delay = min(cap, RETRY_BACKOFF_SECONDS * 2**attempt)
     # Jitter keeps threads hit by the same outage from retrying in lockstep.
     delay *= random.uniform(0.5, 1.0)
     if retry_after is not None:
@@ -108,7 +134,7 @@ class Endpoint:
 
     def _send(self, method: str, path: str, payload: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
         """Sends one request and parses its JSON answer; network and HTTP errors propagate."""
-        headers = {"Accept": "application/json", "User-Agent": config.CLIENT_USER_AGENT}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         data = None
         if payload is not None:
             data = json.dumps(payload).encode()
@@ -152,7 +178,7 @@ class Endpoint:
         """
         attempt = 0
         while True:
-            timeout = min(config.CLIENT_REQUEST_TIMEOUT_SECONDS, deadline - time.monotonic())
+            timeout = min(REQUEST_TIMEOUT_SECONDS, deadline - time.monotonic())
             if timeout <= 0:
                 raise DeadlineError(f"{method} {path} was not answered before the timeout")
             retry_after = None
@@ -161,14 +187,14 @@ class Endpoint:
             except urllib.error.HTTPError as error:
                 body = error.read()
                 problem = f"HTTP {error.code}: {one_line(body)}" if body else f"HTTP {error.code}"
-                if error.code not in config.CLIENT_RETRY_STATUSES:
+                if error.code not in RETRY_STATUSES:
                     if error.code == 401:
                         problem += " (check RUNPOD_API_KEY)"
                     raise HttpStatusError(f"{method} {path} failed with {problem}", error.code) from error
                 retry_after = _retry_after(error.headers)
             except TRANSIENT_NETWORK_ERRORS as error:
                 problem = one_line(getattr(error, "reason", error)) or type(error).__name__
-            if attempt >= config.CLIENT_MAX_RETRIES:
+            if attempt >= MAX_RETRIES:
                 raise ClientError(f"{method} {path} failed {attempt + 1} times; last: {problem}")
             delay = backoff_delay(attempt, retry_after)
             if time.monotonic() + delay >= deadline:
@@ -231,7 +257,7 @@ class Endpoint:
         """
         path = f"/cancel/{urllib.parse.quote(job_id, safe='')}"
         try:
-            self._send("POST", path, None, config.CLIENT_CANCEL_TIMEOUT_SECONDS)
+            self._send("POST", path, None, CANCEL_TIMEOUT_SECONDS)
         except urllib.error.HTTPError as error:
             return f"cancelling it failed with HTTP {error.code}"
         except (ClientError, *TRANSIENT_NETWORK_ERRORS) as error:
@@ -258,14 +284,14 @@ class ItemResult:
 
 def is_url(source: str) -> bool:
     """Tells whether an input is a URL for the worker to fetch rather than a local file."""
-    return source.lower().startswith(config.CLIENT_URL_PREFIXES)
+    return source.lower().startswith(URL_PREFIXES)
 
 
 def build_input(source: str, options: dict[str, Any]) -> dict[str, Any]:
     """Builds a job's `input` object for one file or URL.
 
     Args:
-        source: A local path, or a URL starting with one of `config.CLIENT_URL_PREFIXES`.
+        source: A local path, or a URL starting with one of `URL_PREFIXES`.
         options: Further input fields for every job (`timestamps`, `output_format`).
 
     Returns:
@@ -281,9 +307,9 @@ def build_input(source: str, options: dict[str, Any]) -> dict[str, Any]:
         try:
             size = path.stat().st_size
             encoded_size = 4 * ((size + 2) // 3)
-            if encoded_size > config.CLIENT_MAX_RUN_BODY_BYTES:
+            if encoded_size > MAX_RUN_BODY_BYTES:
                 raise ClientError(
-                    f"{size / 1e6:.1f} MB is over the {config.CLIENT_MAX_RUN_BODY_BYTES / 1e6:.1f} MB "
+                    f"{size / 1e6:.1f} MB is over the {MAX_RUN_BODY_BYTES / 1e6:.1f} MB "
                     "RunPod's /run accepts once base64-encoded; upload the file and pass its URL"
                 )
             data = path.read_bytes()
@@ -328,7 +354,7 @@ def write_outputs(stem: Path, output: dict[str, Any]) -> list[Path]:
         ".txt": f"{output.get('text', '')}\n",
         ".json": json.dumps(output, indent=2, ensure_ascii=False) + "\n",
     }
-    for name in config.CLIENT_SUBTITLE_FIELDS:
+    for name in SUBTITLE_FIELDS:
         if isinstance(output.get(name), str):
             contents[f".{name}"] = output[name]
     written = []
@@ -388,11 +414,11 @@ def transcribe_item(
     try:
         state = endpoint.submit(build_input(source, options), deadline)
         job_id = state["id"]
-        while state.get("status") not in config.CLIENT_TERMINAL_STATES:
+        while state.get("status") not in TERMINAL_STATES:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeadlineError("no result")
-            time.sleep(min(config.CLIENT_POLL_INTERVAL_SECONDS, remaining))
+            time.sleep(min(POLL_INTERVAL_SECONDS, remaining))
             state = endpoint.status(job_id, deadline)
     except DeadlineError as error:
         if job_id is None:
@@ -435,7 +461,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Returns the command-line parser; defaults come from config.py's client section."""
+    """Returns the command-line parser; defaults are the constants at the top of this file."""
     parser = argparse.ArgumentParser(
         description="Transcribe audio files and URLs with a Parakeet endpoint on RunPod. Writes "
         "<name>.txt and <name>.json per input, and <name>.srt / <name>.vtt when the worker returns them.",
@@ -445,13 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--endpoint-id",
-        default=config.CLIENT_ENDPOINT_ID,
+        default=ENDPOINT_ID,
         help="RunPod endpoint id (default: $RUNPOD_ENDPOINT_ID)",
     )
     parser.add_argument(
         "--base-url",
         help=f"API base URL, e.g. http://127.0.0.1:8000 for `handler.py --rp_serve_api` "
-        f"(default: {config.CLIENT_BASE_URL_TEMPLATE})",
+        f"(default: {BASE_URL_TEMPLATE})",
     )
     parser.add_argument("--timestamps", action="store_true", help="ask for word and segment timestamps")
     parser.add_argument(
@@ -464,8 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--concurrency",
         type=_positive_int,
-        default=config.CLIENT_CONCURRENCY,
-        help=f"jobs in flight at once (default: {config.CLIENT_CONCURRENCY})",
+        default=CONCURRENCY,
+        help=f"jobs in flight at once (default: {CONCURRENCY})",
     )
     parser.add_argument(
         "--out-dir",
@@ -475,9 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=_positive_float,
-        default=config.CLIENT_TIMEOUT_SECONDS,
+        default=TIMEOUT_SECONDS,
         help=f"seconds per input from submission to result; then the job is cancelled "
-        f"(default: {config.CLIENT_TIMEOUT_SECONDS:g})",
+        f"(default: {TIMEOUT_SECONDS:g})",
     )
     return parser
 
@@ -496,16 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.base_url:
         base_url = args.base_url.rstrip("/")
     elif args.endpoint_id:
-        base_url = config.CLIENT_BASE_URL_TEMPLATE.format(
-            endpoint_id=urllib.parse.quote(args.endpoint_id, safe="")
-        )
+        base_url = BASE_URL_TEMPLATE.format(endpoint_id=urllib.parse.quote(args.endpoint_id, safe=""))
     else:
         parser.error(
             "no endpoint: pass --endpoint-id or set RUNPOD_ENDPOINT_ID (or --base-url for a local API)"
         )
     if urllib.parse.urlsplit(base_url).scheme not in {"http", "https"}:
         parser.error(f"--base-url must start with http:// or https://, got {base_url!r}")
-    if not args.base_url and not config.CLIENT_API_KEY:
+    if not args.base_url and not API_KEY:
         parser.error("RUNPOD_API_KEY is not set; RunPod's API refuses requests without it")
 
     stems: dict[Path, str] = {}
@@ -518,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = {"timestamps": True} if args.timestamps else {}
     if args.subtitles:
         options["output_format"] = ["json", *sorted(set(args.subtitles))]
-    endpoint = Endpoint(base_url, config.CLIENT_API_KEY)
+    endpoint = Endpoint(base_url, API_KEY)
     results = []
     with ThreadPoolExecutor(max_workers=min(args.concurrency, len(stems))) as pool:
         futures = [

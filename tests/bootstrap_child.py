@@ -1,4 +1,4 @@
-"""Runs `bootstrap.ensure_built` in a separate process for the bootstrap tests (races, killed builders).
+"""Runs `utils.volume.ensure_built` in a separate process for the bootstrap tests (races, killed builders).
 
     python tests/bootstrap_child.py '<settings as JSON>'
 
@@ -13,13 +13,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bootstrap
+from utils import volume
 from utils.errors import BootstrapError
 
 PATH_FIELDS = {"root", "requirements", "container_requirements", "hf_home"}
 
 
-def settings_to_json(settings: bootstrap.Settings) -> str:
+def settings_to_json(settings: volume.Settings) -> str:
     """Serializes settings for the command line of this script."""
     data = asdict(settings)
     for name in PATH_FIELDS:
@@ -28,10 +28,10 @@ def settings_to_json(settings: bootstrap.Settings) -> str:
     return json.dumps(data)
 
 
-def settings_from_json(text: str) -> bootstrap.Settings:
+def settings_from_json(text: str) -> volume.Settings:
     """Rebuilds the settings `settings_to_json` wrote."""
     data: dict[str, Any] = json.loads(text)
-    known = {item.name for item in fields(bootstrap.Settings)}
+    known = {item.name for item in fields(volume.Settings)}
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown settings fields: {sorted(unknown)}")
@@ -40,10 +40,8 @@ def settings_from_json(text: str) -> bootstrap.Settings:
     data["container_paths"] = tuple(Path(path) for path in data["container_paths"])
     data["extra_packages"] = tuple(data["extra_packages"])
     if data["installer"] is not None:
-        data["installer"] = bootstrap.Installer(
-            data["installer"]["kind"], tuple(data["installer"]["command"])
-        )
-    return bootstrap.Settings(**data)
+        data["installer"] = volume.Installer(data["installer"]["kind"], tuple(data["installer"]["command"]))
+    return volume.Settings(**data)
 
 
 def main() -> int:
@@ -54,7 +52,7 @@ def main() -> int:
     """
     settings = settings_from_json(sys.argv[1])
     try:
-        env = bootstrap.ensure_built(settings)
+        env = volume.ensure_built(settings)
     except BootstrapError as exc:
         print(json.dumps({"error": str(exc)}))
         return 1

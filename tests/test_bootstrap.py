@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-import bootstrap
 import config
+from utils import volume as volume_env
+from utils.volume import publish
+from utils.volume import settings as layout
 from tests.bootstrap_child import settings_to_json
 from tests.bootstrap_wheels import build_wheelhouse, unpack_wheel
 from utils.errors import BootstrapError
@@ -33,7 +35,7 @@ WRAPPER = REPO_ROOT / "tests" / "bootstrap_installer.py"
 # The interpreter this venv was made from: it has pip and numpy but no torch or NeMo, like the
 # container. The CLI tests run under it.
 BASE_PYTHON = os.path.realpath(sys._base_executable)
-INSTALLER = bootstrap.find_installer("auto")
+INSTALLER = volume_env.find_installer("auto")
 PROCESS_TIMEOUT_SECONDS = 120
 
 
@@ -71,9 +73,9 @@ def write_requirements(volume: Path, wheelhouse: Path, *extra: str) -> Path:
     return path
 
 
-def make_settings(volume: Path, requirements: Path, **changes: object) -> bootstrap.Settings:
+def make_settings(volume: Path, requirements: Path, **changes: object) -> volume_env.Settings:
     """Settings for a volume in `volume`: no container packages, a .nemo model, no CUDA required."""
-    settings = bootstrap.Settings(
+    settings = volume_env.Settings(
         root=volume / "Parakeet",
         requirements=requirements,
         container_requirements=volume / "requirements.txt",
@@ -88,20 +90,20 @@ def make_settings(volume: Path, requirements: Path, **changes: object) -> bootst
     return replace(settings, **changes)
 
 
-def spec_dir(settings: bootstrap.Settings) -> Path:
-    return settings.root / bootstrap.ENVS_DIR / bootstrap.compute_spec(settings).id
+def spec_dir(settings: volume_env.Settings) -> Path:
+    return settings.root / layout.ENVS_DIR / volume_env.compute_spec(settings).id
 
 
-def builds(settings: bootstrap.Settings) -> list[Path]:
+def builds(settings: volume_env.Settings) -> list[Path]:
     """The build directories (published or not) of the settings' current specification."""
     directory = spec_dir(settings)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if bootstrap.BUILD_NAME_RE.match(p.name))
+    return sorted(p for p in directory.iterdir() if layout.BUILD_NAME_RE.match(p.name))
 
 
-def volume_log(settings: bootstrap.Settings) -> str:
-    return (settings.root / bootstrap.LOGS_DIR / bootstrap.LOG_NAME).read_text(encoding="utf-8")
+def volume_log(settings: volume_env.Settings) -> str:
+    return (settings.root / layout.LOGS_DIR / layout.LOG_NAME).read_text(encoding="utf-8")
 
 
 def refuse_processes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +115,7 @@ def refuse_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "Popen", refuse)
 
 
-def run_children(settings: bootstrap.Settings, count: int) -> list[dict[str, str]]:
+def run_children(settings: volume_env.Settings, count: int) -> list[dict[str, str]]:
     """Runs `count` builder processes at once; returns each one's JSON result line."""
     processes = [
         subprocess.Popen(
@@ -165,7 +167,7 @@ def test_cli_builds_a_verified_environment_that_check_and_the_fast_path_find(
     assert built.returncode == 0, built.stdout + built.stderr
     result = json.loads(built.stdout.splitlines()[-1])
     build_dir = Path(result["build_dir"])
-    ready = json.loads((build_dir.parent / bootstrap.READY_NAME).read_text(encoding="utf-8"))
+    ready = json.loads((build_dir.parent / layout.READY_NAME).read_text(encoding="utf-8"))
     assert ready["build"] == build_dir.name
     assert ready["spec_id"] == build_dir.parent.name
     assert ready["versions"]["torch"] == "2.13.0"
@@ -200,7 +202,7 @@ def test_cli_builds_a_verified_environment_that_check_and_the_fast_path_find(
         text=True,
         check=True,
     )
-    settings = bootstrap.Settings(
+    settings = volume_env.Settings(
         root=root,
         requirements=requirements,
         container_requirements=config.CONTAINER_REQUIREMENTS,
@@ -210,11 +212,11 @@ def test_cli_builds_a_verified_environment_that_check_and_the_fast_path_find(
         skip_if_nemo_importable=False,
     )
     refuse_processes(monkeypatch)
-    site_packages = bootstrap.ensure_environment(settings=settings)
+    site_packages = volume_env.ensure_environment(settings=settings)
     assert site_packages == Path(result["site_packages"])
     assert str(site_packages) in sys.path
     assert os.environ["HF_HOME"] == str(root / "hf")
-    assert bootstrap.ensure_environment(settings=settings) == site_packages
+    assert volume_env.ensure_environment(settings=settings) == site_packages
     assert builds(settings) == [build_dir]
 
 
@@ -225,7 +227,7 @@ def test_four_racing_processes_publish_exactly_one_environment(volume: Path, whe
 
     assert len({result["build_dir"] for result in results}) == 1
     assert builds(settings) == [Path(results[0]["build_dir"])]
-    assert bootstrap.find_ready(settings).build_dir == Path(results[0]["build_dir"])
+    assert volume_env.find_ready(settings).build_dir == Path(results[0]["build_dir"])
     # The lock saved the work: the three others waited instead of building and discarding.
     log = volume_log(settings)
     assert log.count("building environment") == 1
@@ -238,7 +240,7 @@ def test_without_the_lock_the_first_publisher_wins_and_the_others_discard_theirs
     # The wrapper holds each installer until all four run, so four builds really overlap.
     marks = volume / "marks"
     marks.mkdir()
-    wrapped = bootstrap.Installer(
+    wrapped = volume_env.Installer(
         INSTALLER.kind,
         (sys.executable, str(WRAPPER), "--mark", str(marks), "--barrier", "4", "--", *INSTALLER.command),
     )
@@ -253,7 +255,7 @@ def test_without_the_lock_the_first_publisher_wins_and_the_others_discard_theirs
     assert {Path(result["build_dir"]) for result in results} == {winner}
     assert builds(settings) == [winner]
     assert volume_log(settings).count("was published first; discarding") == 3
-    assert not list(spec_dir(settings).glob(bootstrap.READY_TEMP_PREFIX + "*"))
+    assert not list(spec_dir(settings).glob(layout.READY_TEMP_PREFIX + "*"))
 
 
 def test_a_killed_builder_is_ignored_by_the_next_build_and_removed_by_gc(
@@ -261,7 +263,7 @@ def test_a_killed_builder_is_ignored_by_the_next_build_and_removed_by_gc(
 ) -> None:
     marks = volume / "marks"
     marks.mkdir()
-    stalled = bootstrap.Installer(
+    stalled = volume_env.Installer(
         INSTALLER.kind,
         (sys.executable, str(WRAPPER), "--mark", str(marks), "--sleep", "300", "--", *INSTALLER.command),
     )
@@ -284,9 +286,9 @@ def test_a_killed_builder_is_ignored_by_the_next_build_and_removed_by_gc(
         for mark in marks.iterdir():
             os.kill(int(mark.name), signal.SIGKILL)
     [orphan] = builds(settings)
-    assert bootstrap.find_ready(settings) is None
+    assert volume_env.find_ready(settings) is None
 
-    env = bootstrap.ensure_built(settings)
+    env = volume_env.ensure_built(settings)
 
     assert env.build_dir != orphan
     assert orphan.is_dir()  # its heartbeat is younger than gc_age: it could still be alive
@@ -294,25 +296,25 @@ def test_a_killed_builder_is_ignored_by_the_next_build_and_removed_by_gc(
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert json.loads(collected.stdout.splitlines()[-1])["removed"] == [str(orphan)]
     assert builds(settings) == [env.build_dir]
-    assert bootstrap.find_ready(settings) == env
+    assert volume_env.find_ready(settings) == env
 
 
 def test_publishing_links_only_when_no_ready_json_exists(volume: Path) -> None:
-    ready = volume / bootstrap.READY_NAME
+    ready = volume / layout.READY_NAME
     first = volume / "first.tmp"
     first.write_text("first", encoding="utf-8")
     second = volume / "second.tmp"
     second.write_text("second", encoding="utf-8")
 
-    assert bootstrap._link_first(first, ready) is True
-    assert bootstrap._link_first(second, ready) is False
+    assert publish.link_first(first, ready) is True
+    assert publish.link_first(second, ready) is False
     assert ready.read_text(encoding="utf-8") == "first"
 
 
 def test_an_unreadable_or_inconsistent_ready_json_counts_as_absent(volume: Path, wheelhouse: Path) -> None:
     settings = make_settings(volume, write_requirements(volume, wheelhouse))
-    first = bootstrap.ensure_built(settings)
-    ready = first.build_dir.parent / bootstrap.READY_NAME
+    first = volume_env.ensure_built(settings)
+    ready = first.build_dir.parent / layout.READY_NAME
     valid = json.loads(ready.read_text(encoding="utf-8"))
     broken = [
         b"",
@@ -325,23 +327,23 @@ def test_an_unreadable_or_inconsistent_ready_json_counts_as_absent(volume: Path,
     ]
     for content in broken:
         ready.write_bytes(content)
-        assert bootstrap.find_ready(settings) is None, content
+        assert volume_env.find_ready(settings) is None, content
 
-    second = bootstrap.ensure_built(settings)
+    second = volume_env.ensure_built(settings)
 
     assert second.build_dir != first.build_dir
-    assert bootstrap.find_ready(settings) == second
+    assert volume_env.find_ready(settings) == second
     assert first.build_dir.is_dir()  # complete builds stay: a worker may still use one
 
 
 def test_force_publishes_a_fresh_build_and_leaves_the_old_one(volume: Path, wheelhouse: Path) -> None:
     settings = make_settings(volume, write_requirements(volume, wheelhouse))
-    first = bootstrap.ensure_built(settings)
+    first = volume_env.ensure_built(settings)
 
-    second = bootstrap.ensure_built(settings, force=True)
+    second = volume_env.ensure_built(settings, force=True)
 
     assert second.build_dir != first.build_dir
-    assert bootstrap.find_ready(settings) == second
+    assert volume_env.find_ready(settings) == second
     assert (first.site_packages / "torch" / "__init__.py").is_file()
 
 
@@ -357,17 +359,17 @@ def test_a_changed_specification_gets_a_new_directory_and_the_old_one_is_untouch
 ) -> None:
     requirements = write_requirements(volume, wheelhouse)
     settings = make_settings(volume, requirements)
-    old = bootstrap.ensure_built(settings)
+    old = volume_env.ensure_built(settings)
     before = snapshot(old.build_dir.parent)
 
     write_requirements(volume, wheelhouse, "huggingface_hub==0.0.1")
-    new = bootstrap.ensure_built(settings)
+    new = volume_env.ensure_built(settings)
 
     assert new.spec_id != old.spec_id
     assert new.build_dir.parent != old.build_dir.parent
     assert (new.site_packages / "huggingface_hub").is_dir()
     assert snapshot(old.build_dir.parent) == before
-    assert bootstrap.find_ready(settings) == new
+    assert volume_env.find_ready(settings) == new
 
 
 def test_the_spec_id_covers_every_input(volume: Path, wheelhouse: Path) -> None:
@@ -375,19 +377,19 @@ def test_the_spec_id_covers_every_input(volume: Path, wheelhouse: Path) -> None:
     container = volume / "container-site"
     container.mkdir()
     settings = make_settings(volume, requirements)
-    base = bootstrap.compute_spec(settings).id
-    assert bootstrap.compute_spec(make_settings(volume, requirements)).id == base
+    base = volume_env.compute_spec(settings).id
+    assert volume_env.compute_spec(make_settings(volume, requirements)).id == base
 
     ids = {base}
     settings.container_requirements.write_text("numpy==2.4.6\n", encoding="utf-8")
-    ids.add(bootstrap.compute_spec(settings).id)
+    ids.add(volume_env.compute_spec(settings).id)
     unpack_wheel(wheelhouse / "numpy-1.26.4-py3-none-any.whl", container)
-    ids.add(bootstrap.compute_spec(replace(settings, container_paths=(container,))).id)
-    ids.add(bootstrap.compute_spec(replace(settings, extra_packages=("einops==0.8.1",))).id)
+    ids.add(volume_env.compute_spec(replace(settings, container_paths=(container,))).id)
+    ids.add(volume_env.compute_spec(replace(settings, extra_packages=("einops==0.8.1",))).id)
     requirements.write_text(
         requirements.read_text(encoding="utf-8") + "# any byte counts\n", encoding="utf-8"
     )
-    ids.add(bootstrap.compute_spec(settings).id)
+    ids.add(volume_env.compute_spec(settings).id)
     assert len(ids) == 5
 
 
@@ -403,7 +405,7 @@ def test_a_failing_install_raises_with_the_installer_output_in_the_log_and_a_ret
     messages: list[str] = []
 
     with pytest.raises(BootstrapError) as caught:
-        bootstrap.ensure_environment(messages.append, settings=settings)
+        volume_env.ensure_environment(messages.append, settings=settings)
 
     assert caught.value.error_type == "bootstrap_failed"
     message = str(caught.value)
@@ -416,14 +418,14 @@ def test_a_failing_install_raises_with_the_installer_output_in_the_log_and_a_ret
 
     for wheel in wheelhouse.glob("nemo_toolkit-*.whl"):
         shutil.copy(wheel, partial)
-    site_packages = bootstrap.ensure_environment(settings=settings)
+    site_packages = volume_env.ensure_environment(settings=settings)
     assert site_packages is not None and str(site_packages) in sys.path
 
 
 def test_an_installer_past_its_timeout_is_killed_with_its_children(volume: Path, wheelhouse: Path) -> None:
     marks = volume / "marks"
     marks.mkdir()
-    stalled = bootstrap.Installer(
+    stalled = volume_env.Installer(
         INSTALLER.kind,
         (sys.executable, str(WRAPPER), "--mark", str(marks), "--sleep", "300", "--", *INSTALLER.command),
     )
@@ -432,7 +434,7 @@ def test_an_installer_past_its_timeout_is_killed_with_its_children(volume: Path,
     )
 
     with pytest.raises(BootstrapError, match="took over 3 s"):
-        bootstrap.ensure_built(settings)
+        volume_env.ensure_built(settings)
 
     [mark] = marks.iterdir()
     with pytest.raises(ProcessLookupError):
@@ -441,11 +443,11 @@ def test_an_installer_past_its_timeout_is_killed_with_its_children(volume: Path,
 
 
 def test_an_installer_that_cannot_start_is_a_bootstrap_error(volume: Path, wheelhouse: Path) -> None:
-    missing = bootstrap.Installer("pip", (str(volume / "no-such-installer"),))
+    missing = volume_env.Installer("pip", (str(volume / "no-such-installer"),))
     settings = make_settings(volume, write_requirements(volume, wheelhouse), installer=missing)
 
     with pytest.raises(BootstrapError, match="install step could not start"):
-        bootstrap.ensure_built(settings)
+        volume_env.ensure_built(settings)
 
     assert builds(settings) == []
 
@@ -454,17 +456,17 @@ def test_verification_fails_when_cuda_is_required_and_torch_has_none(volume: Pat
     settings = make_settings(volume, write_requirements(volume, wheelhouse), require_cuda=True)
 
     with pytest.raises(BootstrapError, match="CUDA not available"):
-        bootstrap.ensure_built(settings)
+        volume_env.ensure_built(settings)
 
     assert '"cuda_available": false' in volume_log(settings)
     assert builds(settings) == []
-    assert bootstrap.find_ready(settings) is None
+    assert volume_env.find_ready(settings) is None
 
 
 def test_a_gpu_hidden_by_cuda_visible_devices_is_not_required(monkeypatch: pytest.MonkeyPatch) -> None:
     for hidden in ("", "-1"):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
-        assert bootstrap.gpu_present() is False
+        assert volume_env.gpu_present() is False
 
 
 def test_container_packages_are_pinned_and_reused_not_duplicated(
@@ -478,10 +480,10 @@ def test_container_packages_are_pinned_and_reused_not_duplicated(
     unpack_wheel(wheels / "numpy-1.26.4-py3-none-any.whl", container)
     settings = make_settings(volume, write_requirements(volume, wheels), container_paths=(container,))
 
-    env = bootstrap.ensure_built(settings)
+    env = volume_env.ensure_built(settings)
 
-    assert "numpy==1.26.4" in (env.build_dir / bootstrap.CONSTRAINTS_NAME).read_text(encoding="utf-8").split()
-    own = bootstrap.installed_distributions([env.site_packages])
+    assert "numpy==1.26.4" in (env.build_dir / layout.CONSTRAINTS_NAME).read_text(encoding="utf-8").split()
+    own = volume_env.installed_distributions([env.site_packages])
     if INSTALLER.kind == "pip":
         assert "numpy" not in own  # pip sees the container's copy and reuses it
     else:
@@ -495,13 +497,13 @@ def test_container_packages_are_pinned_and_reused_not_duplicated(
     assert imported.stdout.strip() == "1.26.4"
     # The worker resolves imports in the same order: the environment first, then the container.
     sys.path.append(str(container))
-    site_packages = bootstrap.activate(env, (container,))
+    site_packages = volume_env.activate(env, (container,))
     assert sys.path.index(str(site_packages)) == sys.path.index(str(container)) - 1
 
     # A volume requirement that needs another numpy than the container's fails instead of mixing.
     write_requirements(volume, wheels, "numpy>=2")
     with pytest.raises(BootstrapError, match="exit code"):
-        bootstrap.ensure_built(settings)
+        volume_env.ensure_built(settings)
 
 
 def test_a_hub_model_is_fetched_into_hf_home_once(
@@ -513,51 +515,51 @@ def test_a_hub_model_is_fetched_into_hf_home_once(
         model="nvidia/parakeet-tdt-0.6b-v3",
     )
 
-    bootstrap.ensure_environment(settings=settings)
+    volume_env.ensure_environment(settings=settings)
 
     cached = settings.hf_home / "hub" / "models--nvidia--parakeet-tdt-0.6b-v3" / "snapshots" / "test"
     assert (cached / "parakeet-tdt-0.6b-v3.nemo").read_bytes() == b"weights of nvidia/parakeet-tdt-0.6b-v3"
     assert os.environ["HF_HOME"] == str(settings.hf_home)
     refuse_processes(monkeypatch)
-    bootstrap.ensure_model(settings, bootstrap.find_ready(settings))
+    volume_env.ensure_model(settings, volume_env.find_ready(settings))
 
 
 def test_a_nemo_file_model_fetches_nothing(volume: Path, wheelhouse: Path, isolated_process: None) -> None:
     settings = make_settings(volume, write_requirements(volume, wheelhouse))
 
-    bootstrap.ensure_environment(settings=settings)
+    volume_env.ensure_environment(settings=settings)
 
     assert not settings.hf_home.exists()
-    assert not (settings.root / bootstrap.MODELS_DIR).exists()
+    assert not (settings.root / layout.MODELS_DIR).exists()
 
 
 def test_skipped_when_this_interpreter_already_imports_nemo(volume: Path) -> None:
     assert importlib.util.find_spec("nemo") is not None  # the development environment has NeMo
     settings = make_settings(volume, volume / "missing.txt", skip_if_nemo_importable=True)
 
-    assert bootstrap.ensure_environment(settings=settings) is None
+    assert volume_env.ensure_environment(settings=settings) is None
     assert not settings.root.exists()
 
 
 def test_a_held_lock_is_waited_for_with_reports_then_given_up(
     volume: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bootstrap, "REPORT_EVERY_SECONDS", 0.1)
+    monkeypatch.setattr(config, "BOOTSTRAP_REPORT_EVERY_SECONDS", 0.1)
     settings = make_settings(volume, write_requirements(volume, wheelhouse), lock_timeout=0.5)
     directory = spec_dir(settings)
     directory.mkdir(parents=True)
-    holder = os.open(directory / bootstrap.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    holder = os.open(directory / layout.LOCK_NAME, os.O_RDWR | os.O_CREAT)
     messages: list[str] = []
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
         info = {"host": "stuck-worker", "pid": 4242, "started_at": "2025-01-01T00:00:00+00:00"}
         os.write(holder, json.dumps(info).encode())
 
-        env = bootstrap.ensure_built(settings, messages.append)
+        env = volume_env.ensure_built(settings, messages.append)
     finally:
         os.close(holder)
 
-    assert bootstrap.find_ready(settings) == env
+    assert volume_env.find_ready(settings) == env
     log = volume_log(settings)
     assert "waiting for building the environment held by stuck-worker pid 4242" in log
     assert "going on without the lock" in log
@@ -570,6 +572,6 @@ def test_a_missing_volume_is_reported_not_created() -> None:
     settings = make_settings(missing, REPO_ROOT / "requirements-volume.txt")
 
     with pytest.raises(BootstrapError, match="not mounted"):
-        bootstrap.ensure_built(settings)
+        volume_env.ensure_built(settings)
 
     assert not missing.exists()

@@ -98,11 +98,11 @@ def quick_client(monkeypatch: pytest.MonkeyPatch, loopback_only: None) -> None:
     """Makes the client poll and back off in milliseconds, without proxies or a real API key."""
     for name in _PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(config, "CLIENT_POLL_INTERVAL_SECONDS", 0.05)
-    monkeypatch.setattr(config, "CLIENT_RETRY_BACKOFF_SECONDS", 0.01)
-    monkeypatch.setattr(config, "CLIENT_RETRY_BACKOFF_MAX_SECONDS", 0.05)
-    monkeypatch.setattr(config, "CLIENT_API_KEY", "test-key")
-    monkeypatch.setattr(config, "CLIENT_ENDPOINT_ID", None)
+    monkeypatch.setattr(client, "POLL_INTERVAL_SECONDS", 0.05)
+    monkeypatch.setattr(client, "RETRY_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(client, "RETRY_BACKOFF_MAX_SECONDS", 0.05)
+    monkeypatch.setattr(client, "API_KEY", "test-key")
+    monkeypatch.setattr(client, "ENDPOINT_ID", None)
 
 
 def _speak(path: Path, text: str) -> Path:
@@ -354,7 +354,7 @@ def test_retries_are_bounded_and_only_for_transient_statuses(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(config, "CLIENT_MAX_RETRIES", 2)
+    monkeypatch.setattr(client, "MAX_RETRIES", 2)
     audio = tmp_path / "a.ogg"
     audio.write_bytes(SAMPLE.read_bytes())
 
@@ -476,7 +476,7 @@ def test_failure_detail_names_the_error_type_when_the_platform_keeps_it(
 def test_usage_errors_exit_2(
     args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(config, "CLIENT_API_KEY", None)
+    monkeypatch.setattr(client, "API_KEY", None)
     with pytest.raises(SystemExit) as exit_info:
         client.main(args)
     assert exit_info.value.code == 2
@@ -486,7 +486,7 @@ def test_usage_errors_exit_2(
 def test_file_too_large_for_run_is_refused_before_sending(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config, "CLIENT_MAX_RUN_BODY_BYTES", 1000)
+    monkeypatch.setattr(client, "MAX_RUN_BODY_BYTES", 1000)
     audio = tmp_path / "long.ogg"
     audio.write_bytes(bytes(750))
     assert "audio_base64" in client.build_input(str(audio), {})

@@ -12,8 +12,8 @@ import tempfile
 
 import runpod
 
-import bootstrap
 import config
+from utils import volume
 from utils.errors import BootstrapError
 
 
@@ -56,8 +56,8 @@ def check_environment() -> None:
     """
     if importlib.util.find_spec("nemo") is not None:
         return
-    settings = bootstrap.Settings.from_config()
-    status = bootstrap.check(settings)
+    settings = volume.Settings.from_config()
+    status = volume.check(settings)
     if status["ready"]:
         return
     if "error" in status:
@@ -67,7 +67,7 @@ def check_environment() -> None:
             f"NeMo is not installed and no volume is mounted at {config.VOLUME_ROOT} to build it on"
         )
     try:
-        bootstrap.find_installer(config.BOOTSTRAP_INSTALLER)
+        volume.find_installer(config.BOOTSTRAP_INSTALLER)
     except BootstrapError as error:
         raise UnfitError(str(error)) from error
 
@@ -78,7 +78,7 @@ def check_gpu_expected() -> None:
     Raises:
         UnfitError: `PARAKEET_DEVICE=cuda` but this machine shows no NVIDIA GPU.
     """
-    if config.DEVICE == "cuda" and not bootstrap.gpu_present():
+    if config.DEVICE == "cuda" and not volume.gpu_present():
         raise UnfitError("PARAKEET_DEVICE is cuda but no NVIDIA GPU is visible")
 
 
