@@ -11,7 +11,7 @@ the image know. Stdlib only: it runs before the environment exists.
 
 import sys
 
-from utils.volume import *  # noqa: F403  (the public API, for `import bootstrap`)
+from utils.volume import *
 from utils.volume import main
 
 if __name__ == "__main__":

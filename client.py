@@ -18,9 +18,9 @@ Only the standard library is needed: copy this one file anywhere.
 
 import argparse
 import base64
-import os
 import http.client
 import json
+import os
 import random
 import sys
 import time

@@ -4,6 +4,7 @@ Modules do `import config` and read `config.NAME` at call time, so a test patche
 value stops the worker at start with a `ConfigError` that names the variable and what it allows.
 """
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -42,7 +43,7 @@ def _number(name: str, default: float, kind: type, minimum: float | None) -> flo
     except ValueError:
         noun = "a whole number" if kind is int else "a number"
         raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
+    if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {raw!r}")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {raw!r}")
@@ -176,7 +177,7 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 MAX_REDIRECTS = _int("MAX_REDIRECTS", 3, minimum=0)
 # Plain http and private addresses exist for local testing (the tests' S3 server); off in production.
 # ALLOW_PRIVATE_ADDRESSES admits loopback, RFC 1918, 100.64/10 and fc00::/7, never link-local (the
-# cloud metadata service at 169.254.169.254), multicast or reserved ranges (utils/url_policy.py).
+# cloud metadata service at 169.254.169.254), multicast or reserved ranges (utils/sources/url_policy.py).
 ALLOW_HTTP = _bool("ALLOW_HTTP_URLS", False)
 ALLOW_PRIVATE_ADDRESSES = _bool("ALLOW_PRIVATE_ADDRESSES", False)
 # When non-empty, audio_url hosts must be one of these (exact names or ".suffix" for subdomains).

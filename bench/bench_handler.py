@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import config
 import handler
 from tools import synth
-from utils import audio, transcriber
+from utils import audio
+from utils.asr import model as asr_model
 
 
 def make_clip(seconds: float, directory: Path) -> Path:
@@ -62,7 +63,7 @@ def main() -> None:
         clip = make_clip(args.seconds, Path(tmp))
         samples = audio.decode(clip)
         job = {"id": "bench", "input": {"audio_base64": base64.b64encode(clip.read_bytes()).decode()}}
-    model = transcriber.get_model()
+    model = asr_model.get_model()
 
     def direct() -> None:
         model.transcribe([samples], batch_size=1, timestamps=False, verbose=False)

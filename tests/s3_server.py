@@ -20,7 +20,7 @@ import pytest
 from botocore.config import Config
 
 import config
-from utils import s3
+from utils import sources
 
 BUCKET = "parakeet-audio"
 ACCESS_KEY = "testing-access-key"
@@ -148,6 +148,6 @@ def local_s3(s3_server: LocalS3, monkeypatch: pytest.MonkeyPatch, loopback_only:
     monkeypatch.setattr(config, "S3_BUCKET", s3_server.bucket)
     monkeypatch.setattr(config, "ALLOW_HTTP", True)
     monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", True)
-    s3.reset_clients()
+    sources.s3.reset_clients()
     yield s3_server
-    s3.reset_clients()
+    sources.s3.reset_clients()

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 import config
-from utils import volume as volume_env
-from utils.volume import publish
-from utils.volume import settings as layout
 from tests.bootstrap_child import settings_to_json
 from tests.bootstrap_wheels import build_wheelhouse, unpack_wheel
+from utils import volume as volume_env
 from utils.errors import BootstrapError
+from utils.volume import publish
+from utils.volume import settings as layout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHILD = REPO_ROOT / "tests" / "bootstrap_child.py"

@@ -15,7 +15,7 @@ import pytest
 
 import config
 from tools.synth import DIGIT_WORDS, SAMPLE_RATE, synthesize, trim_silence, write_wav
-from utils.transcriber import load_model
+from utils.asr.model import load_model
 
 CARD_PATH = config.BUNDLED_TEST_MODEL.with_suffix(".json")
 MAX_NEMO_BYTES = 5 * 1024 * 1024

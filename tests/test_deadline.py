@@ -20,7 +20,8 @@ import pytest
 import config
 import handler
 from tools import synth
-from utils import transcriber
+from utils.asr import attention
+from utils.asr import model as asr_model
 from utils.deadline import Deadline, cap_to_job
 from utils.errors import FetchTimeoutError, InvalidInputError, JobTimeoutError
 
@@ -163,7 +164,7 @@ def test_transcription_stops_between_windows_when_the_time_is_up(
     monkeypatch.setattr(config, "WINDOW_SECONDS", 5.0)
     monkeypatch.setattr(config, "WINDOW_OVERLAP_SECONDS", 1.0)
     monkeypatch.setattr(config, "JOB_TIMEOUT_SECONDS", 2.0)
-    model = transcriber.get_model()
+    model = asr_model.get_model()
     real_transcribe = model.transcribe
     calls: list[float] = []
 
@@ -179,7 +180,7 @@ def test_transcription_stops_between_windows_when_the_time_is_up(
     assert_job_timeout(result, 2.0)
     assert 1 <= len(calls) <= 2
     assert elapsed < 5.0
-    assert transcriber.current_attention(model)[:2] == ("rel_pos", (-1, -1))
+    assert attention.current_attention(model)[:2] == ("rel_pos", (-1, -1))
 
 
 def test_deadline_check_raises_once_the_time_is_up() -> None:

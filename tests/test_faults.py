@@ -20,7 +20,8 @@ import pytest
 import config
 import handler
 from tools import synth
-from utils import transcriber
+from utils.asr import attention
+from utils.asr import model as asr_model
 
 GOOD_WORDS = "three one four"
 
@@ -102,12 +103,12 @@ def fail_in_ffmpeg(patch: pytest.MonkeyPatch, tmp_path: Path, clip: bytes, url: 
 def fail_in_transcriber(patch: pytest.MonkeyPatch, tmp_path: Path, clip: bytes, url: str) -> dict[str, Any]:
     # Local attention for this job, so that the failure strikes with the model out of its default mode.
     patch.setattr(config, "FULL_ATTENTION_MAX_SECONDS", 1.0)
-    model = transcriber.get_model()
+    model = asr_model.get_model()
     real_transcribe = model.transcribe
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         # Injected: the real model does not fail on good audio; a library bug or a driver fault could.
-        if transcriber.current_attention(model)[0] != config.LOCAL_ATTENTION_MODEL:
+        if attention.current_attention(model)[0] != config.LOCAL_ATTENTION_MODEL:
             return real_transcribe(*args, **kwargs)  # the job then succeeds, and the test fails
         raise RuntimeError("injected failure inside the model")
 
@@ -132,11 +133,11 @@ def test_the_job_after_a_failure_runs_normally(
 ) -> None:
     make_failing_input, error_type = FAULTS[fault]
     good_input = {"audio_base64": base64.b64encode(good_clip).decode()}
-    model = transcriber.get_model()
+    model = asr_model.get_model()
     # A first good job loads everything a job ever loads, so that the baseline is a warm worker's.
     assert handler.handler({"id": "warm-up", "input": good_input})["text"] == GOOD_WORDS
-    attention = transcriber.current_attention(model)
-    assert attention[:2] == ("rel_pos", (-1, -1))
+    mode = attention.current_attention(model)
+    assert mode[:2] == ("rel_pos", (-1, -1))
     baseline = process_state()
 
     with pytest.MonkeyPatch.context() as patch:
@@ -144,7 +145,7 @@ def test_the_job_after_a_failure_runs_normally(
         failed = handler.handler({"id": f"fault-{fault}", "input": failing_input})
     assert failed["success"] is False and failed["error_type"] == error_type, failed
     # The failed job itself cleaned up; the good job below must not be what repairs the worker.
-    assert transcriber.current_attention(model) == attention
+    assert attention.current_attention(model) == mode
     assert list(job_root.iterdir()) == []
     assert process_state() == baseline
 
@@ -152,6 +153,6 @@ def test_the_job_after_a_failure_runs_normally(
     assert result["success"] is True, result
     assert result["text"] == GOOD_WORDS
     assert [word["word"] for word in result["timestamps"]["word"]] == GOOD_WORDS.split()
-    assert transcriber.current_attention(model) == attention
+    assert attention.current_attention(model) == mode
     assert list(job_root.iterdir()) == []
     assert process_state() == baseline

@@ -22,7 +22,8 @@ import config
 import handler
 from tests.s3_server import LocalS3
 from tools import synth
-from utils import transcriber
+from utils.asr import attention
+from utils.asr import model as asr_model
 
 VOICE = "en-us"  # a training voice: these tests check the pipeline, test_bundled_model the model
 RATE = config.SAMPLE_RATE
@@ -223,7 +224,7 @@ class AttentionSpy:
         monkeypatch.setattr(model, "transcribe", self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        state = transcriber.current_attention(self.model)
+        state = attention.current_attention(self.model)
         self.calls.append(state)
         # Injected: there is no GPU here, so running out of its memory can only be simulated.
         if state[0] in self.fail_in:
@@ -233,7 +234,7 @@ class AttentionSpy:
 
 def test_attention_follows_duration_long_short_long(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "FULL_ATTENTION_MAX_SECONDS", 3.0)
-    spy = AttentionSpy(transcriber.get_model(), monkeypatch)
+    spy = AttentionSpy(asr_model.get_model(), monkeypatch)
     long_clip = encode(speech("one two three four five six seven eight"), tmp_path / "long.flac")
     short_clip = encode(speech("nine"), tmp_path / "short.flac")
     local = (
@@ -250,7 +251,7 @@ def test_attention_follows_duration_long_short_long(tmp_path: Path, monkeypatch:
         assert result["text"] == words
         assert result["meta"]["attention"] == expected
         # After every job the model is back in full attention with unlimited context.
-        assert transcriber.current_attention(spy.model)[:2] == ("rel_pos", (-1, -1))
+        assert attention.current_attention(spy.model)[:2] == ("rel_pos", (-1, -1))
     assert [call[:2] for call in spy.calls] == [local[:2], ("rel_pos", (-1, -1)), local[:2]]
     assert spy.calls[0][2] == spy.calls[2][2] == local[2]
 
@@ -259,7 +260,7 @@ def test_out_of_memory_falls_back_to_local_then_windows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = encode(speech("two four six eight"), tmp_path / "clip.flac")
-    spy = AttentionSpy(transcriber.get_model(), monkeypatch, fail_in=("rel_pos",))
+    spy = AttentionSpy(asr_model.get_model(), monkeypatch, fail_in=("rel_pos",))
     result = run({"audio_base64": b64(clip)})
     assert result["text"] == "two four six eight"
     assert result["meta"]["attention"] == "local"
@@ -271,14 +272,14 @@ def test_out_of_memory_falls_back_to_local_then_windows(
         patch.setattr(config, "FALLBACK_WINDOW_SECONDS", 1.0)
         result = run({"audio_base64": b64(clip)})
     assert result == {"success": False, "error": result["error"], "error_type": "out_of_memory"}
-    assert transcriber.current_attention(spy.model)[:2] == ("rel_pos", (-1, -1))
+    assert attention.current_attention(spy.model)[:2] == ("rel_pos", (-1, -1))
 
 
 def test_unrecoverable_gpu_error_asks_for_a_new_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clip = encode(speech("one"), tmp_path / "clip.flac")
-    model = transcriber.get_model()
+    model = asr_model.get_model()
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         # Injected: a real CUDA fault cannot happen on this CPU-only machine.

@@ -17,13 +17,24 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HUB = json.loads((REPO_ROOT / ".runpod" / "hub.json").read_text())
 HUB_TESTS = json.loads((REPO_ROOT / ".runpod" / "tests.json").read_text())
 HUB_ENV = {item["key"]: item["input"] for item in HUB["config"]["env"]}
+CONFIG_READERS = {
+    "_str",
+    "_optional_str",
+    "_int",
+    "_float",
+    "_bool",
+    "_choice",
+    "_auto_bool",
+    "_list",
+    "_path",
+}
 INPUT_TYPES = {"string": str, "number": (int, float), "boolean": bool}
 
 
 def _reads_environment(function: ast.expr) -> bool:
-    """Tells whether a call target reads an environment variable (os.environ.get, os.getenv, _env_*)."""
+    """Tells whether a call target reads an environment variable (os.environ.get, or config's readers)."""
     if isinstance(function, ast.Name):
-        return function.id.startswith("_env_")
+        return function.id in CONFIG_READERS
     if isinstance(function, ast.Attribute):
         target = ast.unparse(function)
         return target in {"os.environ.get", "os.getenv"}

@@ -1,4 +1,4 @@
-"""Audio sources (utils/s3.py, utils/http_fetch.py) against real servers on 127.0.0.1.
+"""Audio sources (utils/sources/) against real servers on 127.0.0.1.
 
 - moto's S3 server (tests/s3_server.py) with real presigned URLs and s3:// reads;
 - a stdlib http.server origin for redirects, limits and misbehaving servers, plain and with TLS (a
@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 import config
 from tests.fake_dns import FakeDns
 from tests.s3_server import LocalS3
-from utils import s3
+from utils import sources
 from utils.errors import (
     DownloadTooLargeError,
     EmptyAudioError,
@@ -398,7 +398,7 @@ def flaky_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _FlakyS3
         monkeypatch.setattr(config, "S3_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
         monkeypatch.setattr(config, "S3_ACCESS_KEY", "flaky-access")
         monkeypatch.setattr(config, "S3_SECRET_KEY", "flaky-secret")
-        s3.reset_clients()
+        sources.s3.reset_clients()
         return server
 
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
@@ -407,15 +407,15 @@ def flaky_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _FlakyS3
     for server in servers:
         server.shutdown()
         server.server_close()
-    s3.reset_clients()
+    sources.s3.reset_clients()
 
 
 # --- base64 ----------------------------------------------------------------------------------------
 
 
 def test_base64_is_decoded_into_a_new_file_in_the_job_dir(job_dir: Path) -> None:
-    first = s3.save_base64(base64.b64encode(AUDIO).decode(), job_dir)
-    second = s3.save_base64(base64.b64encode(b"other").decode(), job_dir)
+    first = sources.fetch("audio_base64", base64.b64encode(AUDIO).decode(), job_dir)
+    second = sources.fetch("audio_base64", base64.b64encode(b"other").decode(), job_dir)
     assert first.parent == job_dir and second.parent == job_dir and first != second
     assert first.read_bytes() == AUDIO
     assert second.read_bytes() == b"other"
@@ -425,7 +425,7 @@ def test_base64_wrapped_in_lines_and_spaces_is_accepted(job_dir: Path) -> None:
     encoded = base64.encodebytes(AUDIO).decode()  # MIME style: 76 columns, "\n" line ends
     assert "\n" in encoded
     messy = " " + encoded.replace("\n", "\r\n\t") + " "
-    assert s3.save_base64(messy, job_dir).read_bytes() == AUDIO
+    assert sources.fetch("audio_base64", messy, job_dir).read_bytes() == AUDIO
 
 
 @pytest.mark.parametrize(
@@ -434,7 +434,7 @@ def test_base64_wrapped_in_lines_and_spaces_is_accepted(job_dir: Path) -> None:
 )
 def test_invalid_base64_is_refused(job_dir: Path, encoded: str) -> None:
     with pytest.raises(InvalidInputError, match="^audio_base64 is not valid base64: ") as caught:
-        s3.save_base64(encoded, job_dir)
+        sources.fetch("audio_base64", encoded, job_dir)
     assert "\n" not in str(caught.value)
     assert _files(job_dir) == []
 
@@ -442,7 +442,7 @@ def test_invalid_base64_is_refused(job_dir: Path, encoded: str) -> None:
 @pytest.mark.parametrize("encoded", ["", " \r\n"])
 def test_base64_of_nothing_is_empty_audio(job_dir: Path, encoded: str) -> None:
     with pytest.raises(EmptyAudioError):
-        s3.save_base64(encoded, job_dir)
+        sources.fetch("audio_base64", encoded, job_dir)
     assert _files(job_dir) == []
 
 
@@ -468,7 +468,7 @@ def test_unsupported_urls_are_rejected_without_any_lookup(
     job_dir: Path, fake_dns: FakeDns, url: str, message: str
 ) -> None:
     with pytest.raises(UrlRejectedError, match=message):
-        s3.download(url, job_dir)
+        sources.fetch("audio_url", url, job_dir)
     assert fake_dns.lookups == []
     assert _files(job_dir) == []
 
@@ -478,7 +478,7 @@ def test_private_addresses_are_refused_by_default(
 ) -> None:
     monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", False)
     with pytest.raises(UrlRejectedError, match=r"non-public address \(loopback\)"):
-        s3.download(f"http://audio.test:{origin.port}/audio.wav", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/audio.wav", job_dir)
     assert origin.requests == []
     assert _files(job_dir) == []
 
@@ -488,7 +488,7 @@ def test_private_addresses_are_refused_by_default(
 
 def test_presigned_url_downloads_the_object(job_dir: Path, local_s3: LocalS3) -> None:
     local_s3.put("speech/clip.wav", AUDIO)
-    path = s3.download(local_s3.presigned_get("speech/clip.wav"), job_dir)
+    path = sources.fetch("audio_url", local_s3.presigned_get("speech/clip.wav"), job_dir)
     assert _files(job_dir) == [path]
     assert path.suffix == ".wav"
     assert path.read_bytes() == AUDIO
@@ -501,7 +501,7 @@ def test_presigned_url_of_a_missing_object_is_not_found_and_hides_the_signature(
     url = local_s3.presigned_get("speech/missing.wav")
     signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
     with pytest.raises(SourceNotFoundError, match="HTTP 404") as caught:
-        s3.download(url, job_dir)
+        sources.fetch("audio_url", url, job_dir)
     assert signature not in str(caught.value)
     assert "X-Amz" not in str(caught.value)
     ours = _our_log(caplog)
@@ -515,13 +515,13 @@ def test_presigned_url_denied_by_the_bucket_is_access_denied(
     job_dir: Path, local_s3: LocalS3, denied_bucket: str
 ) -> None:
     with pytest.raises(SourceAccessDeniedError, match="HTTP 403"):
-        s3.download(local_s3.presigned_get("secret.wav", bucket=denied_bucket), job_dir)
+        sources.fetch("audio_url", local_s3.presigned_get("secret.wav", bucket=denied_bucket), job_dir)
     assert _files(job_dir) == []
 
 
 def test_s3_uri_is_read_with_the_worker_credentials(job_dir: Path, local_s3: LocalS3) -> None:
     url = local_s3.put("speech/clip.flac", AUDIO)
-    path = s3.download(url, job_dir)
+    path = sources.fetch("audio_url", url, job_dir)
     assert _files(job_dir) == [path]
     assert path.suffix == ".flac"
     assert path.read_bytes() == AUDIO
@@ -529,12 +529,15 @@ def test_s3_uri_is_read_with_the_worker_credentials(job_dir: Path, local_s3: Loc
 
 def test_s3_key_is_taken_literally(job_dir: Path, local_s3: LocalS3) -> None:
     local_s3.put("odd name?v=1#2.wav", AUDIO)
-    assert s3.download(f"s3://{local_s3.bucket}/odd name?v=1#2.wav", job_dir).read_bytes() == AUDIO
+    assert (
+        sources.fetch("audio_url", f"s3://{local_s3.bucket}/odd name?v=1#2.wav", job_dir).read_bytes()
+        == AUDIO
+    )
 
 
 def test_s3_uri_without_bucket_uses_the_default_bucket(job_dir: Path, local_s3: LocalS3) -> None:
     local_s3.put("default/clip.wav", AUDIO)
-    assert s3.download("s3:///default/clip.wav", job_dir).read_bytes() == AUDIO
+    assert sources.fetch("audio_url", "s3:///default/clip.wav", job_dir).read_bytes() == AUDIO
 
 
 @pytest.mark.parametrize("where", ["missing key", "missing bucket"])
@@ -543,7 +546,7 @@ def test_s3_uri_of_a_missing_object_is_not_found(job_dir: Path, local_s3: LocalS
         f"s3://{local_s3.bucket}/nothing/here.wav" if where == "missing key" else "s3://no-such-bucket/a.wav"
     )
     with pytest.raises(SourceNotFoundError, match=r"NoSuch(Key|Bucket)"):
-        s3.download(url, job_dir)
+        sources.fetch("audio_url", url, job_dir)
     assert _files(job_dir) == []
 
 
@@ -551,7 +554,7 @@ def test_s3_uri_denied_by_the_bucket_is_access_denied(
     job_dir: Path, local_s3: LocalS3, denied_bucket: str
 ) -> None:
     with pytest.raises(SourceAccessDeniedError, match=f"s3://{denied_bucket}/secret.wav was denied"):
-        s3.download(f"s3://{denied_bucket}/secret.wav", job_dir)
+        sources.fetch("audio_url", f"s3://{denied_bucket}/secret.wav", job_dir)
     assert _files(job_dir) == []
 
 
@@ -561,14 +564,14 @@ def test_s3_object_over_the_cap_is_refused_by_its_length(
     monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", len(AUDIO) - 1)
     url = local_s3.put("speech/big.wav", AUDIO)
     with pytest.raises(DownloadTooLargeError, match=f"{len(AUDIO)} bytes; the limit is {len(AUDIO) - 1}"):
-        s3.download(url, job_dir)
+        sources.fetch("audio_url", url, job_dir)
     assert _files(job_dir) == []
 
 
 def test_empty_s3_object_is_empty_audio(job_dir: Path, local_s3: LocalS3) -> None:
     url = local_s3.put("speech/empty.wav", b"")
     with pytest.raises(EmptyAudioError):
-        s3.download(url, job_dir)
+        sources.fetch("audio_url", url, job_dir)
     assert _files(job_dir) == []
 
 
@@ -578,7 +581,7 @@ def test_s3_uri_without_credentials_is_access_denied(
 ) -> None:
     monkeypatch.setattr(config, missing, None)
     with pytest.raises(SourceAccessDeniedError, match="S3_ACCESS_KEY/S3_SECRET_KEY are not configured"):
-        s3.download(local_s3.put("speech/clip.wav", AUDIO), job_dir)
+        sources.fetch("audio_url", local_s3.put("speech/clip.wav", AUDIO), job_dir)
     assert _files(job_dir) == []
 
 
@@ -602,20 +605,20 @@ def test_malformed_s3_uri_is_invalid_input(
 ) -> None:
     monkeypatch.setattr(config, "S3_BUCKET", None)
     with pytest.raises(InvalidInputError, match=message):
-        s3.download(url, job_dir)
+        sources.fetch("audio_url", url, job_dir)
     assert _files(job_dir) == []
 
 
 def test_s3_retries_a_server_error_once(job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server]) -> None:
     server = flaky_s3(failures=1)
-    assert s3.download("s3://flaky/speech.wav", job_dir).read_bytes() == AUDIO
+    assert sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir).read_bytes() == AUDIO
     assert server.requests == ["/flaky/speech.wav", "/flaky/speech.wav"]
 
 
 def test_s3_gives_up_after_one_retry(job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server]) -> None:
     server = flaky_s3(failures=100)
     with pytest.raises(FetchError, match="InternalError") as caught:
-        s3.download("s3://flaky/speech.wav", job_dir)
+        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
     assert type(caught.value) is FetchError
     assert len(server.requests) == 2
     assert _files(job_dir) == []
@@ -628,7 +631,7 @@ def test_s3_stream_without_length_is_capped_while_reading(
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
     flaky_s3(mode="chunked")
     with pytest.raises(DownloadTooLargeError, match="larger than the limit of 2500 bytes"):
-        s3.download("s3://flaky/speech.wav", job_dir)
+        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
     assert _files(job_dir) == []
 
 
@@ -639,7 +642,7 @@ def test_s3_transfer_is_cut_at_the_deadline(
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
     flaky_s3(mode="drip")
     with pytest.raises(FetchTimeoutError, match="did not finish within 0.5 s"):
-        s3.download("s3://flaky/speech.wav", job_dir)
+        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
     assert _files(job_dir) == []
 
 
@@ -650,7 +653,7 @@ def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
     server = flaky_s3(mode="stall")
     started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match="S3 did not answer in time"):
-        s3.download("s3://flaky/speech.wav", job_dir)
+        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
     assert time.monotonic() - started < 1.5
     # The body is streamed: a read that times out is not retried behind the caller's back.
     assert server.requests == ["/flaky/speech.wav"]
@@ -666,7 +669,7 @@ def test_connection_goes_to_the_checked_address_without_a_second_lookup(
     url = f"http://audio.test:{origin.port}/audio.wav"
     # A rebinding DNS server answers the metadata address to any later lookup.
     fake_dns.rebind["audio.test"] = ["169.254.169.254"]
-    path = s3.download(url, job_dir)
+    path = sources.fetch("audio_url", url, job_dir)
     assert path.read_bytes() == AUDIO
     assert fake_dns.lookups == ["audio.test"]
     assert origin.requests == [{"path": "/audio.wav", "host": f"audio.test:{origin.port}"}]
@@ -677,7 +680,10 @@ def test_next_checked_address_is_tried_when_one_refuses(
 ) -> None:
     # Nothing listens on 127.0.0.2 at the origin's port: connection refused, then the second address.
     fake_dns.names["audio.test"] = ["127.0.0.2", "127.0.0.1"]
-    assert s3.download(f"http://audio.test:{origin.port}/audio.wav", job_dir).read_bytes() == AUDIO
+    assert (
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/audio.wav", job_dir).read_bytes()
+        == AUDIO
+    )
     assert len(origin.requests) == 1
 
 
@@ -688,7 +694,7 @@ def test_ipv6_literal_host_is_fetched_with_a_bracketed_host_header(job_dir: Path
         pytest.skip("this machine has no IPv6 loopback")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        path = s3.download(f"http://[::1]:{server.port}/audio.wav", job_dir)
+        path = sources.fetch("audio_url", f"http://[::1]:{server.port}/audio.wav", job_dir)
     finally:
         server.shutdown()
         server.server_close()
@@ -702,13 +708,13 @@ def test_refused_connection_is_a_fetch_error(job_dir: Path, fake_dns: FakeDns, l
         free_port = probe.getsockname()[1]
     fake_dns.names["audio.test"] = ["127.0.0.1"]
     with pytest.raises(FetchError, match=f"could not connect to audio.test port {free_port}"):
-        s3.download(f"http://audio.test:{free_port}/audio.wav", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{free_port}/audio.wav", job_dir)
     assert _files(job_dir) == []
 
 
 def test_unknown_host_is_a_fetch_error(job_dir: Path, local_urls: None) -> None:
     with pytest.raises(FetchError, match="could not resolve host 'unknown.test'"):
-        s3.download("http://unknown.test/audio.wav", job_dir)
+        sources.fetch("audio_url", "http://unknown.test/audio.wav", job_dir)
 
 
 @pytest.mark.parametrize(
@@ -733,7 +739,9 @@ def test_http_status_maps_to_error_without_the_query(
 ) -> None:
     caplog.set_level("DEBUG", logger="utils")
     with pytest.raises(error, match=message) as caught:
-        s3.download(f"http://audio.test:{origin.port}/status/{status}?X-Amz-Signature={SECRET}", job_dir)
+        sources.fetch(
+            "audio_url", f"http://audio.test:{origin.port}/status/{status}?X-Amz-Signature={SECRET}", job_dir
+        )
     assert type(caught.value) is error
     assert SECRET not in str(caught.value)
     ours = _our_log(caplog)
@@ -744,7 +752,7 @@ def test_http_status_maps_to_error_without_the_query(
 
 def test_redirects_up_to_the_limit_are_followed(job_dir: Path, origin: _OriginServer) -> None:
     limit = config.MAX_REDIRECTS
-    path = s3.download(f"http://audio.test:{origin.port}/redirect/{limit}", job_dir)
+    path = sources.fetch("audio_url", f"http://audio.test:{origin.port}/redirect/{limit}", job_dir)
     assert path.read_bytes() == AUDIO
     assert len(origin.requests) == limit + 1
 
@@ -752,13 +760,13 @@ def test_redirects_up_to_the_limit_are_followed(job_dir: Path, origin: _OriginSe
 def test_redirect_chain_over_the_limit_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
     limit = config.MAX_REDIRECTS
     with pytest.raises(FetchError, match=f"redirected more than {limit} times"):
-        s3.download(f"http://audio.test:{origin.port}/redirect/{limit + 1}", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/redirect/{limit + 1}", job_dir)
     assert len(origin.requests) == limit + 1
     assert _files(job_dir) == []
 
 
 def test_relative_redirect_is_resolved_against_the_current_url(job_dir: Path, origin: _OriginServer) -> None:
-    path = s3.download(f"http://audio.test:{origin.port}/to?location=/audio.wav", job_dir)
+    path = sources.fetch("audio_url", f"http://audio.test:{origin.port}/to?location=/audio.wav", job_dir)
     assert path.read_bytes() == AUDIO
     assert [request["path"] for request in origin.requests] == ["/to?location=/audio.wav", "/audio.wav"]
 
@@ -772,7 +780,7 @@ def test_redirect_to_a_forbidden_address_is_refused_before_connecting(
     with pytest.raises(
         UrlRejectedError, match=r"'evil.test' resolves to a non-public address \(link-local\)"
     ):
-        s3.download(f"http://audio.test:{origin.port}/to?location={location}", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/to?location={location}", job_dir)
     assert fake_dns.lookups == ["audio.test", "evil.test"]
     assert len(origin.requests) == 1
     assert _files(job_dir) == []
@@ -784,7 +792,7 @@ def test_redirect_to_a_host_outside_the_allowlist_is_refused(
     monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ("audio.test",))
     location = quote(f"http://127.0.0.1:{origin.port}/audio.wav")
     with pytest.raises(UrlRejectedError, match="'127.0.0.1' is not in this worker's host allowlist"):
-        s3.download(f"http://audio.test:{origin.port}/to?location={location}", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/to?location={location}", job_dir)
     assert len(origin.requests) == 1
 
 
@@ -802,13 +810,13 @@ def test_redirect_to_another_scheme_or_an_invalid_url_is_refused(
 ) -> None:
     # s3:// in particular: a redirect must never make the worker use its own S3 credentials.
     with pytest.raises(UrlRejectedError, match=message):
-        s3.download(f"http://audio.test:{origin.port}/to?location={quote(location)}", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/to?location={quote(location)}", job_dir)
     assert len(origin.requests) == 1
 
 
 def test_redirect_without_location_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
     with pytest.raises(FetchError, match="HTTP 302 without a Location"):
-        s3.download(f"http://audio.test:{origin.port}/no-location", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/no-location", job_dir)
 
 
 # --- http origin: size and time limits -----------------------------------------------------------
@@ -820,7 +828,7 @@ def test_declared_length_over_the_cap_is_refused_before_reading(
     monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 10)
     started = time.monotonic()
     with pytest.raises(DownloadTooLargeError, match="1000000000000 bytes"):
-        s3.download(f"http://audio.test:{origin.port}/huge-declared", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/huge-declared", job_dir)
     # The server sends no body for 3 s: waiting for any of it would show here.
     assert time.monotonic() - started < 2
     assert _files(job_dir) == []
@@ -833,7 +841,7 @@ def test_body_without_length_is_capped_while_streaming(
     monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 2500)
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
     with pytest.raises(DownloadTooLargeError, match="larger than the limit of 2500 bytes"):
-        s3.download(f"http://audio.test:{origin.port}/{route}", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/{route}", job_dir)
     assert _files(job_dir) == []
 
 
@@ -842,19 +850,19 @@ def test_lying_content_length_gets_only_the_declared_bytes(
 ) -> None:
     # Says 10 bytes, sends 5000 (over the 1000-byte cap): nothing past the declared length is read.
     monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 1000)
-    path = s3.download(f"http://audio.test:{origin.port}/lying-length", job_dir)
+    path = sources.fetch("audio_url", f"http://audio.test:{origin.port}/lying-length", job_dir)
     assert path.read_bytes() == b"y" * 10
 
 
 def test_body_shorter_than_declared_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
     with pytest.raises(FetchError, match="broke off during the download"):
-        s3.download(f"http://audio.test:{origin.port}/short-body", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/short-body", job_dir)
     assert _files(job_dir) == []
 
 
 def test_empty_body_is_empty_audio(job_dir: Path, origin: _OriginServer) -> None:
     with pytest.raises(EmptyAudioError, match="empty body"):
-        s3.download(f"http://audio.test:{origin.port}/empty", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/empty", job_dir)
     assert _files(job_dir) == []
 
 
@@ -876,7 +884,7 @@ def test_slow_body_is_cut_at_the_deadline(
     monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", deadline)
     started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match=f"did not finish within {deadline:g} s"):
-        s3.download(f"http://audio.test:{origin.port}/{route}", job_dir)
+        sources.fetch("audio_url", f"http://audio.test:{origin.port}/{route}", job_dir)
     elapsed = time.monotonic() - started
     assert deadline - 0.1 < elapsed < latest
     assert _files(job_dir) == []
@@ -888,7 +896,9 @@ def test_slow_body_is_cut_at_the_deadline(
 def test_https_verifies_the_host_name_while_connecting_to_the_pinned_address(
     job_dir: Path, tls_origin: _OriginServer
 ) -> None:
-    path = s3.download(f"https://audio.test:{tls_origin.port}/audio.wav?X-Amz-Signature={SECRET}", job_dir)
+    path = sources.fetch(
+        "audio_url", f"https://audio.test:{tls_origin.port}/audio.wav?X-Amz-Signature={SECRET}", job_dir
+    )
     assert path.read_bytes() == AUDIO
     assert path.suffix == ".wav"
     assert tls_origin.server_names == ["audio.test"]
@@ -899,7 +909,7 @@ def test_https_verifies_the_host_name_while_connecting_to_the_pinned_address(
 
 def test_https_certificate_for_another_name_is_refused(job_dir: Path, tls_origin: _OriginServer) -> None:
     with pytest.raises(FetchError, match="TLS connection to other.test failed"):
-        s3.download(f"https://other.test:{tls_origin.port}/audio.wav", job_dir)
+        sources.fetch("audio_url", f"https://other.test:{tls_origin.port}/audio.wav", job_dir)
     assert tls_origin.requests == []
     assert _files(job_dir) == []
 
@@ -915,12 +925,12 @@ def test_https_certificate_from_an_untrusted_ca_is_refused(
     monkeypatch.setenv("SSL_CERT_FILE", str(empty_bundle))
     monkeypatch.setenv("SSL_CERT_DIR", str(empty_bundle.parent))
     with pytest.raises(FetchError, match="TLS connection to audio.test failed"):
-        s3.download(f"https://audio.test:{tls_origin.port}/audio.wav", job_dir)
+        sources.fetch("audio_url", f"https://audio.test:{tls_origin.port}/audio.wav", job_dir)
     assert tls_origin.requests == []
 
 
 def test_https_redirect_to_plain_http_is_refused(job_dir: Path, tls_origin: _OriginServer) -> None:
     location = quote(f"http://audio.test:{tls_origin.port}/audio.wav")
     with pytest.raises(UrlRejectedError, match="scheme 'http' is not allowed"):
-        s3.download(f"https://audio.test:{tls_origin.port}/to?location={location}", job_dir)
+        sources.fetch("audio_url", f"https://audio.test:{tls_origin.port}/to?location={location}", job_dir)
     assert len(tls_origin.requests) == 1

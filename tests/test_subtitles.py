@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import config
-from utils.subtitles import Cue, shape_cues, to_srt, to_vtt
+from utils.asr.records import Word
+from utils.output.subtitles import Cue, shape_cues, to_srt, to_vtt
 
 LIMITS = {"max_line_chars": 42, "max_lines": 2, "max_cue_seconds": 7.0, "pause_seconds": 0.8}
 
@@ -24,7 +25,7 @@ def timed(text: str, start: float = 0.0, duration: float = 0.3, gap: float = 0.1
         if token == "|":
             t += 1.0
             continue
-        words.append({"word": token, "start": round(t, 3), "end": round(t + duration, 3)})
+        words.append(Word(token, round(t, 3), round(t + duration, 3)))
         t += duration + gap
     return words
 
@@ -59,20 +60,20 @@ def check(words: list[dict[str, Any]], cues: list[Cue], limits: dict[str, Any]) 
     assert to_vtt(cues).startswith("WEBVTT\n")
 
     per_cue = [" ".join(c.lines).split() for c in cues]
-    assert [w for cue_words in per_cue for w in cue_words] == [w["word"] for w in words]
+    assert [w for cue_words in per_cue for w in cue_words] == [w.word for w in words]
     index = 0
     for i, (cue, cue_words) in enumerate(zip(cues, per_cue, strict=True)):
         group = words[index : index + len(cue_words)]
         index += len(cue_words)
-        assert cue.start == group[0]["start"] and cue.end == group[-1]["end"]
+        assert cue.start == group[0].start and cue.end == group[-1].end
         assert i == 0 or cues[i - 1].end <= cue.start
         assert len(cue.lines) <= limits["max_lines"]
         assert all(len(line) <= limits["max_line_chars"] or " " not in line for line in cue.lines)
         if len(group) > 1:
             assert cue.end - cue.start <= limits["max_cue_seconds"]
         for before, after in pairwise(group):
-            assert not ends_sentence(before["word"])
-            assert after["start"] - before["end"] < limits["pause_seconds"]
+            assert not ends_sentence(before.word)
+            assert after.start - before.end < limits["pause_seconds"]
     return per_cue
 
 
@@ -104,7 +105,7 @@ def test_srt_and_vtt_text_and_times() -> None:
     [(3725.5, "01:02:05,500", "01:02:05.500"), (360_000.25, "100:00:00,250", "100:00:00.250")],
 )
 def test_hours(start: float, srt_time: str, vtt_time: str) -> None:
-    words = [{"word": "late", "start": start, "end": start + 0.5}]
+    words = [Word("late", start, start + 0.5)]
     cues = shape_cues(words, **LIMITS)
     assert f"{srt_time} -->" in to_srt(cues) and f"\n{vtt_time} -->" in to_vtt(cues)
     check(words, cues, LIMITS)
@@ -122,14 +123,14 @@ def test_vtt_escapes_markup_and_arrows() -> None:
 
 def test_empty_input() -> None:
     assert shape_cues([], **LIMITS) == []
-    assert shape_cues([{"word": " ", "start": 0.0, "end": 0.1}], **LIMITS) == []
+    assert shape_cues([Word(" ", 0.0, 0.1)], **LIMITS) == []
     assert to_srt([]) == "" and to_vtt([]) == "WEBVTT\n"
     assert read_srt("") == [] and read_vtt("WEBVTT\n") == []
 
 
 def test_single_very_long_word_stands_alone() -> None:
     long_word = "Donaudampfschifffahrtsgesellschaftskapitänsmützenabzeichen"
-    words = [*timed("before it"), {"word": long_word, "start": 0.8, "end": 9.8}, *timed("after", 9.9)]
+    words = [*timed("before it"), Word(long_word, 0.8, 9.8), *timed("after", 9.9)]
     cues = shape_cues(words, **LIMITS)
     assert check(words, cues, LIMITS) == [["before", "it"], [long_word], ["after"]]
     assert cues[1].lines == (long_word,)
@@ -174,7 +175,7 @@ def test_lines_are_balanced() -> None:
 
 
 def test_overlapping_word_times_never_overlap_cues() -> None:
-    words = [{"word": "Hi.", "start": 0.0, "end": 0.5}, {"word": "Yes.", "start": 0.4, "end": 0.9}]
+    words = [Word("Hi.", 0.0, 0.5), Word("Yes.", 0.4, 0.9)]
     cues = shape_cues(words, **LIMITS)
     assert [(c.start, c.end) for c in cues] == [(0.0, 0.4), (0.4, 0.9)]
 
@@ -196,7 +197,7 @@ def word_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
     for text in texts:
         start = t + draw(st.integers(0, 2000))
         t = start + draw(st.integers(0, draw(st.sampled_from([1000, 12_000]))))
-        words.append({"word": text, "start": start / 1000, "end": t / 1000})
+        words.append(Word(text, start / 1000, t / 1000))
     return words
 
 

@@ -1,4 +1,4 @@
-"""Result uploads to output_url (utils/s3.py `upload`, `check_output_url`; utils/results.py `fit_result`).
+"""Result uploads to output_url (utils/sources `upload`, `check_output_url`; utils/output/delivery.py `fit_result`).
 
 - moto's S3 server (tests/s3_server.py) with real presigned PUT URLs and s3:// writes;
 - a stdlib http.server PUT target for what moto cannot show: the exact request the worker sends
@@ -28,7 +28,7 @@ from botocore.credentials import Credentials
 import config
 from tests.fake_dns import FakeDns
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, LocalS3, _test_client
-from utils import results, s3
+from utils import sources
 from utils.errors import (
     FetchError,
     FetchTimeoutError,
@@ -38,6 +38,7 @@ from utils.errors import (
     SourceNotFoundError,
     UrlRejectedError,
 )
+from utils.output import delivery
 
 pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
 
@@ -45,8 +46,8 @@ BODY = json.dumps({"success": True, "text": "grüße, 12 34"}, ensure_ascii=Fals
 SECRET = "S3CR3T-SIGNATURE-0123456789"
 # The two entry points that judge an output_url; the same bad URL must fail both alike.
 CHECKS = {
-    "upload": lambda url: s3.upload(url, BODY, "application/json"),
-    "check_output_url": s3.check_output_url,
+    "upload": lambda url: sources.upload(url, BODY, "application/json"),
+    "check_output_url": sources.check_output_url,
 }
 # The test servers' own request logs quote whole URLs; everything else in the process is the worker's.
 _SERVER_LOGGERS = ("werkzeug", "moto")
@@ -228,7 +229,7 @@ def test_presigned_put_stores_the_exact_bytes_and_content_type(
     _capture_logs(caplog)
     url = _presigned_put(local_s3.client, local_s3.bucket, "results/job-1.json")
     signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
-    s3.upload(url, BODY, "application/json")
+    sources.upload(url, BODY, "application/json")
     assert _stored(local_s3, "results/job-1.json") == (BODY, "application/json")
     log = _worker_log(caplog)
     assert f"uploaded {len(BODY)} bytes to {urlsplit(url).scheme}://{urlsplit(url).netloc}/" in log
@@ -240,7 +241,7 @@ def test_presigned_put_sends_exactly_the_signed_request(put_target: _PutServer) 
     # moto accepts any signature, so the signature is checked here as S3 would check it.
     signer = _test_client(f"http://uploads.test:{put_target.port}")
     url = _presigned_put(signer, "results-bucket", "job 1/out.json")
-    s3.upload(url, BODY, "application/json")
+    sources.upload(url, BODY, "application/json")
     [request] = put_target.received
     assert request.body == BODY
     assert request.headers["content-type"] == "application/json"
@@ -261,7 +262,7 @@ def test_presigned_put_denied_by_the_bucket_is_access_denied(
     with pytest.raises(
         SourceAccessDeniedError, match=r"^output_url returned HTTP 403 \(access denied\)"
     ) as caught:
-        s3.upload(url, BODY, "application/json")
+        sources.upload(url, BODY, "application/json")
     assert signature not in str(caught.value)
     assert "X-Amz" not in str(caught.value)
     log = _worker_log(caplog)
@@ -276,7 +277,7 @@ def test_presigned_put_denied_by_the_bucket_is_access_denied(
     "url", ["s3://parakeet-audio/results/odd name?v=1.json", "s3:///results/default.json"]
 )
 def test_s3_uri_is_written_with_the_worker_credentials(local_s3: LocalS3, url: str) -> None:
-    s3.upload(url, BODY, "application/json")
+    sources.upload(url, BODY, "application/json")
     key = url.partition("://")[2].partition("/")[2]
     assert _stored(local_s3, key) == (BODY, "application/json")
 
@@ -285,7 +286,7 @@ def test_s3_uri_denied_by_the_bucket_is_access_denied(local_s3: LocalS3, denied_
     with pytest.raises(
         SourceAccessDeniedError, match=f"^output_url: access to s3://{denied_bucket}/out.json was denied"
     ):
-        s3.upload(f"s3://{denied_bucket}/out.json", BODY, "application/json")
+        sources.upload(f"s3://{denied_bucket}/out.json", BODY, "application/json")
 
 
 def test_s3_uri_of_a_missing_bucket_is_not_found(local_s3: LocalS3) -> None:
@@ -293,7 +294,7 @@ def test_s3_uri_of_a_missing_bucket_is_not_found(local_s3: LocalS3) -> None:
         SourceNotFoundError,
         match=r"^output_url: s3://no-such-output-bucket/a.json was not found \(NoSuchBucket\)",
     ):
-        s3.upload("s3://no-such-output-bucket/a.json", BODY, "application/json")
+        sources.upload("s3://no-such-output-bucket/a.json", BODY, "application/json")
 
 
 @pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
@@ -314,7 +315,7 @@ def test_redirect_is_not_followed(put_target: _PutServer) -> None:
     with pytest.raises(
         FetchError, match=r"^output_url returned HTTP 307 \(a redirect\).*do not follow"
     ) as caught:
-        s3.upload(
+        sources.upload(
             f"http://uploads.test:{put_target.port}/redirect?X-Amz-Signature={SECRET}",
             BODY,
             "application/json",
@@ -342,7 +343,7 @@ def test_error_status_maps_to_error_without_the_query(
 ) -> None:
     _capture_logs(caplog)
     with pytest.raises(error, match=f"^output_url returned {message}") as caught:
-        s3.upload(
+        sources.upload(
             f"http://uploads.test:{put_target.port}/status/{status}?X-Amz-Signature={SECRET}",
             BODY,
             "application/json",
@@ -363,7 +364,7 @@ def test_body_is_sent_in_chunks_so_a_slow_reader_is_not_cut_by_the_connect_timeo
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 256 * 1024)
     body = bytes(range(256)) * (16 * 4096)
     started = time.monotonic()
-    s3.upload(f"http://uploads.test:{put_target.port}/slow", body, "application/json")
+    sources.upload(f"http://uploads.test:{put_target.port}/slow", body, "application/json")
     assert time.monotonic() - started > 0.5
     [request] = put_target.received
     assert request.body == body
@@ -375,7 +376,9 @@ def test_server_that_stops_reading_is_cut_after_the_connect_timeout(
     monkeypatch.setattr(config, "DOWNLOAD_CONNECT_TIMEOUT_SECONDS", 0.3)
     started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match=r"^output_url: uploads.test stopped taking the upload"):
-        s3.upload(f"http://uploads.test:{put_target.port}/stall", bytes(32 * 1024 * 1024), "application/json")
+        sources.upload(
+            f"http://uploads.test:{put_target.port}/stall", bytes(32 * 1024 * 1024), "application/json"
+        )
     assert time.monotonic() - started < 1.5
 
 
@@ -386,7 +389,7 @@ def test_upload_is_cut_at_the_deadline(put_target: _PutServer, monkeypatch: pyte
     with pytest.raises(
         FetchTimeoutError, match=r"^output_url: the upload to uploads.test did not finish within 1 s"
     ):
-        s3.upload(
+        sources.upload(
             f"http://uploads.test:{put_target.port}/trickle", bytes(32 * 1024 * 1024), "application/json"
         )
     assert 0.9 < time.monotonic() - started < 1.6
@@ -488,7 +491,7 @@ def test_host_outside_the_allowlist_is_refused_before_lookup(
 @pytest.mark.usefixtures("production_policy")
 def test_check_of_an_unresolvable_host_is_a_fetch_error() -> None:
     with pytest.raises(FetchError, match="^output_url: could not resolve host 'nowhere.test'"):
-        s3.check_output_url("https://nowhere.test/out.json")
+        sources.check_output_url("https://nowhere.test/out.json")
 
 
 # --- check_output_url accepts what upload accepts ---------------------------------------------------
@@ -501,22 +504,22 @@ def test_check_accepts_a_public_https_url_without_connecting(
     monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", (".s3.amazonaws.com",))
     fake_dns.names["results.s3.amazonaws.com"] = ["52.216.1.1"]
     # A connection to 52.216.1.1 would fail the test (loopback_only).
-    s3.check_output_url(f"https://results.s3.amazonaws.com/out.json?X-Amz-Signature={SECRET}")
+    sources.check_output_url(f"https://results.s3.amazonaws.com/out.json?X-Amz-Signature={SECRET}")
     assert fake_dns.lookups == ["results.s3.amazonaws.com"]
 
 
 @pytest.mark.parametrize("url", ["s3://parakeet-audio/results/out.json", "s3:///results/out.json"])
 def test_check_accepts_s3_uris_without_writing(local_s3: LocalS3, url: str) -> None:
-    s3.check_output_url(url)
+    sources.check_output_url(url)
     assert local_s3.client.list_objects_v2(Bucket=local_s3.bucket, Prefix="results/out.json")["KeyCount"] == 0
 
 
 def test_check_accepts_a_local_http_url_when_allowed(put_target: _PutServer) -> None:
-    s3.check_output_url(f"http://uploads.test:{put_target.port}/ok?X-Amz-Signature={SECRET}")
+    sources.check_output_url(f"http://uploads.test:{put_target.port}/ok?X-Amz-Signature={SECRET}")
     assert put_target.received == []
 
 
-# --- results.fit_result end to end -----------------------------------------------------------------
+# --- delivery.fit_result end to end -----------------------------------------------------------------
 
 
 def _big_result() -> dict[str, Any]:
@@ -535,8 +538,8 @@ def test_result_within_the_limit_is_returned_as_is(monkeypatch: pytest.MonkeyPat
     result = _big_result()
     size = len(json.dumps(result, ensure_ascii=False).encode())
     monkeypatch.setattr(config, "MAX_RESULT_BYTES", size)
-    assert results.fit_result(result, None) is result
-    assert results.fit_result(result, "ftp://never.used/out.json") is result
+    assert delivery.fit_result(result, None) is result
+    assert delivery.fit_result(result, "ftp://never.used/out.json") is result
 
 
 def test_result_over_the_limit_goes_to_the_presigned_url(
@@ -546,7 +549,7 @@ def test_result_over_the_limit_goes_to_the_presigned_url(
     body = json.dumps(result, ensure_ascii=False).encode()
     monkeypatch.setattr(config, "MAX_RESULT_BYTES", len(body) - 1)
     url = _presigned_put(local_s3.client, local_s3.bucket, "results/big.json")
-    summary = results.fit_result(result, url)
+    summary = delivery.fit_result(result, url)
     assert summary == {
         "success": True,
         "output_url": url.partition("?")[0],
@@ -563,7 +566,7 @@ def test_result_over_the_limit_goes_to_an_s3_uri(local_s3: LocalS3, monkeypatch:
     result = _big_result()
     del result["meta"]
     monkeypatch.setattr(config, "MAX_RESULT_BYTES", 100)
-    summary = results.fit_result(result, f"s3://{local_s3.bucket}/results/big-s3.json")
+    summary = delivery.fit_result(result, f"s3://{local_s3.bucket}/results/big-s3.json")
     body = json.dumps(result, ensure_ascii=False).encode()
     assert summary == {
         "success": True,
@@ -578,7 +581,7 @@ def test_result_over_the_limit_without_output_url_says_how_to_get_it(monkeypatch
     size = len(json.dumps(result, ensure_ascii=False).encode())
     monkeypatch.setattr(config, "MAX_RESULT_BYTES", size - 1)
     with pytest.raises(ResultTooLargeError) as caught:
-        results.fit_result(result, None)
+        delivery.fit_result(result, None)
     assert caught.value.error_type == "result_too_large"
     assert str(caught.value) == (
         f"the result is {size} bytes, over the {size - 1}-byte response limit; "

@@ -1,4 +1,4 @@
-"""Address, host and scheme rules for audio_url (utils/url_policy.py).
+"""Address, host and scheme rules for audio_url (utils/sources/url_policy.py).
 
 Name resolution is patched (`socket.getaddrinfo`); nothing here opens a connection, and the
 `loopback_only` fixture would fail any test that tried.
@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 import config
-from utils import url_policy
 from utils.errors import FetchError, UrlRejectedError
+from utils.sources import url_policy
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
@@ -332,4 +332,4 @@ def test_url_is_taken_apart_for_a_pinned_request(
     ("url", "scheme"), [("S3://b/k", "s3"), ("data:audio/wav;base64,AAAA", "data"), ("gopher://h/", "gopher")]
 )
 def test_url_scheme_is_lowercased(url: str, scheme: str) -> None:
-    assert url_policy.url_scheme(url) == scheme
+    assert url_policy.url_scheme(url, ("s3", "data", "gopher")) == scheme

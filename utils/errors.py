@@ -5,11 +5,31 @@ A message must be one line a client can act on: it names the field and what was 
 holds a secret (a presigned query string, a credential) or a server path.
 """
 
+# A message about an input field starts with this placeholder; the code that knows which field it
+# was (`utils.sources`) puts the name there with `WorkerError.named`, so the steps below need not know.
+FIELD = "{field}"
+
 
 class WorkerError(Exception):
     """Base class of every error a client may see; its message is shown to the client."""
 
     error_type = "internal"
+
+    def named(self, field: str) -> "WorkerError":
+        """Puts `field` in place of a leading `FIELD` placeholder of the message.
+
+        Only the leading placeholder is replaced: the rest of a message may quote the client's text.
+
+        Args:
+            field: The input field the message is about, e.g. "audio_url".
+
+        Returns:
+            This error, with its message completed.
+        """
+        message = str(self)
+        if message.startswith(FIELD):
+            self.args = (field + message[len(FIELD) :],)
+        return self
 
 
 class InternalError(WorkerError):

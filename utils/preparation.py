@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import config
-from utils import audio, s3
+from utils import audio, sources
 from utils.deadline import Deadline
 from utils.errors import InternalError, WorkerError
 from utils.validation import AudioItem, JobRequest
@@ -51,10 +51,7 @@ def prepare_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> Prepare
     with deadline.applied():
         deadline.check()  # a batch item may start late
         started = time.perf_counter()
-        if item.source_field == "audio_base64":
-            path = s3.save_base64(item.source, item_dir)
-        else:
-            path = s3.download(item.source, item_dir)
+        path = sources.fetch(item.source_field, item.source, item_dir)
         deadline.check()
         fetched = time.perf_counter()
         samples = audio.decode(path)

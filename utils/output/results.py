@@ -1,15 +1,13 @@
-"""Builds the JSON a client gets: per-item fields in the asked formats, the `meta` block, the size limit."""
+"""Builds the JSON a client gets: per-item fields in the asked formats and the `meta` block (pure)."""
 
-import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import config
-from utils import s3, subtitles
-from utils.errors import ResultTooLargeError, WorkerError
+from utils.asr.records import Transcript
+from utils.errors import WorkerError
+from utils.output import subtitles
 from utils.preparation import PreparedItem
-from utils.transcriber import Transcript
 from utils.validation import JobRequest
 
 
@@ -71,9 +69,9 @@ def transcript_fields(
     """
     fields: dict[str, Any] = {"text": transcript.text, "duration": round(duration, 3)}
     if kinds:
-        fields["timestamps"] = {kind: transcript.timestamps[kind] for kind in sorted(kinds)}
+        fields["timestamps"] = transcript.timestamps.as_json(kinds)
     if formats & {"srt", "vtt"}:
-        cues = subtitles.shape_cues(transcript.timestamps["word"])
+        cues = subtitles.shape_cues(transcript.timestamps.word)
         if "srt" in formats:
             fields["srt"] = subtitles.to_srt(cues)
         if "vtt" in formats:
@@ -102,7 +100,7 @@ def job_meta(model: dict[str, str], timings: Timings, total_seconds: float) -> d
     """The job's `meta` block: model, device, precision, durations and real-time factor.
 
     Args:
-        model: `transcriber.model_info()` (empty when no item reached the model).
+        model: `utils.asr.model.model_info()` (empty when no item reached the model).
         timings: Per-stage seconds.
         total_seconds: Wall-clock seconds of the whole job.
 
@@ -168,37 +166,3 @@ def build_result(
         return {**entries[0], "meta": {**entries[0]["meta"], **meta}}
     failed = sum(not entry["success"] for entry in entries)
     return {"success": True, "results": entries, "failed": failed, "meta": meta}
-
-
-def fit_result(result: dict[str, Any], output_url: str | None) -> dict[str, Any]:
-    """Returns the result itself when it fits RunPod's response limit, else a summary of where it went.
-
-    Args:
-        result: The full success result.
-        output_url: The client's upload target (presigned PUT or s3://), if any.
-
-    Returns:
-        `result`, or `{"success": True, "output_url": <without query>, "result_bytes": n, "meta": …}`
-        after uploading the full result to `output_url`.
-
-    Raises:
-        ResultTooLargeError: The result is too large and no output_url was given.
-        FetchError: The upload failed.
-    """
-    body = json.dumps(result, ensure_ascii=False).encode()
-    if len(body) <= config.MAX_RESULT_BYTES:
-        return result
-    if output_url is None:
-        raise ResultTooLargeError(
-            f"the result is {len(body)} bytes, over the {config.MAX_RESULT_BYTES}-byte response limit; "
-            "send output_url (a presigned PUT URL or s3://bucket/key) to receive it there"
-        )
-    s3.upload(output_url, body, "application/json")
-    # The query of a presigned URL is a credential: the summary names the location only. An s3:// key
-    # is literal (it may hold "?" or "#"), so it is shown as given.
-    parts = urlsplit(output_url)
-    location = (
-        output_url if parts.scheme == "s3" else urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    )
-    summary = {"success": True, "output_url": location, "result_bytes": len(body)}
-    return summary | {"meta": result["meta"]} if "meta" in result else summary

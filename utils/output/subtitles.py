@@ -13,13 +13,11 @@ Pure text work: no audio, no model. Cue shaping rules, in priority order:
 
 import html
 from dataclasses import dataclass
-from typing import Any
 
 import config
+from utils.asr.records import CLOSERS, Word, ends_sentence
 
-_SENTENCE_END = (".", "?", "!", "…")
 _CLAUSE_END = (",", ";", ":")
-_CLOSERS = "\"'”’»)]"
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def _balanced(words: list[str], width: int) -> tuple[str, ...]:
 
 
 def shape_cues(
-    words: list[dict[str, Any]],
+    words: list[Word],
     max_line_chars: int | None = None,
     max_lines: int | None = None,
     max_cue_seconds: float | None = None,
@@ -58,7 +56,7 @@ def shape_cues(
     """Groups timed words into subtitle cues (rules in the module docstring).
 
     Args:
-        words: `{"word", "start", "end"}` items in seconds, in spoken order, as the worker returns them.
+        words: Timed words in spoken order.
             Whitespace inside a word is collapsed; empty words are dropped.
         max_line_chars: Characters per line; defaults to `config.SUBTITLE_MAX_LINE_CHARS`.
         max_lines: Lines per cue; defaults to `config.SUBTITLE_MAX_LINES`.
@@ -79,23 +77,19 @@ def shape_cues(
     if min(max_line_chars, max_lines, max_cue_seconds, pause_seconds) <= 0:
         raise ValueError("subtitle limits must be positive")
 
-    def fits(group: list[dict[str, Any]]) -> bool:
-        duration = group[-1]["end"] - group[0]["start"]
+    def fits(group: list[Word]) -> bool:
+        duration = group[-1].end - group[0].start
         return (
-            duration <= max_cue_seconds
-            and len(_wrap([w["word"] for w in group], max_line_chars)) <= max_lines
+            duration <= max_cue_seconds and len(_wrap([w.word for w in group], max_line_chars)) <= max_lines
         )
 
-    groups: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
+    groups: list[list[Word]] = []
+    current: list[Word] = []
     for item in words:
-        word = {"word": " ".join(str(item["word"]).split()), "start": item["start"], "end": item["end"]}
-        if not word["word"]:
+        word = Word(" ".join(item.word.split()), item.start, item.end)
+        if not word.word:
             continue
-        if current and (
-            current[-1]["word"].rstrip(_CLOSERS).endswith(_SENTENCE_END)
-            or word["start"] - current[-1]["end"] >= pause_seconds
-        ):
+        if current and (ends_sentence(current[-1].word) or word.start - current[-1].end >= pause_seconds):
             groups.append(current)
             current = []
         if current and not fits([*current, word]):
@@ -104,7 +98,7 @@ def shape_cues(
                 (
                     k
                     for k in range(len(current) - 1, len(current) // 2, -1)
-                    if current[k - 1]["word"].rstrip(_CLOSERS).endswith(_CLAUSE_END)
+                    if current[k - 1].word.rstrip(CLOSERS).endswith(_CLAUSE_END)
                     and fits([*current[k:], word])
                 ),
                 len(current),
@@ -117,10 +111,10 @@ def shape_cues(
 
     cues = []
     for i, group in enumerate(groups):
-        start, end = group[0]["start"], group[-1]["end"]
+        start, end = group[0].start, group[-1].end
         if i + 1 < len(groups):
-            end = min(end, groups[i + 1][0]["start"])
-        cues.append(Cue(start, max(start, end), _balanced([w["word"] for w in group], max_line_chars)))
+            end = min(end, groups[i + 1][0].start)
+        cues.append(Cue(start, max(start, end), _balanced([w.word for w in group], max_line_chars)))
     return cues
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import config
-from utils.errors import DownloadTooLargeError, EmptyAudioError
+from utils.errors import FIELD, DownloadTooLargeError, EmptyAudioError
 
 # Only a short alphanumeric extension of the name is kept, as a hint for ffmpeg's probing.
 _EXTENSION_HINT = re.compile(r"\.[a-z0-9]{1,5}")
@@ -51,7 +51,7 @@ def save_stream(
     """
     cap = config.MAX_DOWNLOAD_BYTES
     if declared_bytes is not None and declared_bytes > cap:
-        raise DownloadTooLargeError(f"audio_url is {declared_bytes} bytes; the limit is {cap} bytes")
+        raise DownloadTooLargeError(f"{FIELD} is {declared_bytes} bytes; the limit is {cap} bytes")
     fd, name = tempfile.mkstemp(dir=job_dir, prefix="source-", suffix=suffix)
     path = Path(name)
     total = 0
@@ -61,7 +61,7 @@ def save_stream(
                 total += len(chunk)
                 # Counted as read: a size that lies (or its absence) does not lift the cap.
                 if total > cap:
-                    raise DownloadTooLargeError(f"audio_url is larger than the limit of {cap} bytes")
+                    raise DownloadTooLargeError(f"{FIELD} is larger than the limit of {cap} bytes")
                 out.write(chunk)
         if total == 0:
             raise EmptyAudioError(empty_message)

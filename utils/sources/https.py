@@ -1,5 +1,5 @@
-"""SSRF-safe streaming download of https (and, for local testing, http) audio URLs (issue 6), and upload
-of results to a client's presigned PUT URL (issue 5).
+"""SSRF-safe streaming download of https (and, for local testing, http) audio URLs, and upload of
+results to a client's presigned PUT URL.
 
 Every hop (the first request and each redirect) is parsed and checked by `utils.url_policy`, and the
 connection goes to an address that was checked: the urllib3 pool is opened on the IP itself, while TLS
@@ -32,15 +32,16 @@ from urllib3.exceptions import (
 )
 
 import config
-from utils import source_file, url_policy
 from utils.deadline import cap_to_job
 from utils.errors import (
+    FIELD,
     FetchError,
     FetchTimeoutError,
     SourceAccessDeniedError,
     SourceNotFoundError,
     UrlRejectedError,
 )
+from utils.sources import capped_file, url_policy
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +53,17 @@ _USER_AGENT = "parakeet-worker"
 class _Transfer:
     """One kind of request, with the words its error messages use."""
 
-    field: str  # the input field that named the URL
     method: str
     noun: str  # "the download from <host> did not finish"
     preposition: str
     gerund: str  # "fetching from <host> failed"
 
 
-_DOWNLOAD = _Transfer("audio_url", "GET", "download", "from", "fetching")
-_UPLOAD = _Transfer("output_url", "PUT", "upload", "to", "uploading")
+_DOWNLOAD = _Transfer("GET", "download", "from", "fetching")
+_UPLOAD = _Transfer("PUT", "upload", "to", "uploading")
 
 
-def download_http(url: str, job_dir: Path) -> Path:
+def download(url: str, job_dir: Path) -> Path:
     """Downloads an http(s) URL into `job_dir`, following at most `config.MAX_REDIRECTS` redirects.
 
     Args:
@@ -94,15 +94,15 @@ def download_http(url: str, job_dir: Path) -> Path:
                 location = response.headers.get("Location")
                 if not location:
                     raise FetchError(
-                        f"audio_url: {target.host} answered HTTP {response.status} without a Location"
+                        f"{FIELD}: {target.host} answered HTTP {response.status} without a Location"
                     )
                 if redirects == config.MAX_REDIRECTS:
-                    raise FetchError(f"audio_url redirected more than {config.MAX_REDIRECTS} times")
+                    raise FetchError(f"{FIELD} redirected more than {config.MAX_REDIRECTS} times")
                 redirects += 1
                 try:
                     current_url = urljoin(current_url, location)
                 except ValueError:
-                    raise UrlRejectedError("audio_url redirected to an invalid URL") from None
+                    raise UrlRejectedError(f"{FIELD} redirected to an invalid URL") from None
                 target = url_policy.parse_http_url(current_url)
                 logger.info("redirected (%d) to %s", redirects, target.display)
                 continue
@@ -112,7 +112,7 @@ def download_http(url: str, job_dir: Path) -> Path:
         return path
 
 
-def upload_http(url: str, body: bytes, content_type: str) -> None:
+def upload(url: str, body: bytes, content_type: str) -> None:
     """PUTs `body` to an https (presigned) URL, under the same address rules as downloads.
 
     Redirects are not followed: a presigned PUT names its final target, and sending the body on to
@@ -131,8 +131,8 @@ def upload_http(url: str, body: bytes, content_type: str) -> None:
         FetchError: DNS, connection, TLS or protocol failures, a redirect, any other non-2xx answer.
     """
     deadline = time.monotonic() + cap_to_job(config.DOWNLOAD_TIMEOUT_SECONDS)
-    target = url_policy.parse_http_url(url, _UPLOAD.field)
-    addresses = url_policy.resolve_allowed_addresses(target, _UPLOAD.field)
+    target = url_policy.parse_http_url(url)
+    addresses = url_policy.resolve_allowed_addresses(target)
     logger.info("uploading %d bytes to %s", len(body), target.display)
     headers = {"Content-Type": content_type}
     with _exchange(target, addresses, deadline, _UPLOAD, body, headers) as response:
@@ -199,8 +199,8 @@ def _exchange(
         finally:
             pool.close()
     if all(not isinstance(exc, NewConnectionError) for exc in connect_failures):
-        raise FetchTimeoutError(f"{transfer.field}: connecting to {target.host} timed out")
-    raise FetchError(f"{transfer.field}: could not connect to {target.host} port {target.port}")
+        raise FetchTimeoutError(f"{FIELD}: connecting to {target.host} timed out")
+    raise FetchError(f"{FIELD}: could not connect to {target.host} port {target.port}")
 
 
 def _body_chunks(
@@ -244,32 +244,28 @@ def _translated_errors(target: url_policy.HttpTarget, transfer: _Transfer) -> It
         yield
     except (ReadTimeoutError, TimeoutError):
         raise FetchTimeoutError(
-            f"{transfer.field}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "
+            f"{FIELD}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "
             f"within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
         ) from None
     except SSLError:
         raise FetchError(
-            f"{transfer.field}: the TLS connection to {target.host} failed "
-            "(certificate not valid for the host?)"
+            f"{FIELD}: the TLS connection to {target.host} failed (certificate not valid for the host?)"
         ) from None
     except ProtocolError as exc:
         # urllib3 reports a send that timed out (the server stopped reading the body) as an aborted
         # connection wrapping the timeout.
         if any(isinstance(arg, TimeoutError) for arg in exc.args):
             raise FetchTimeoutError(
-                f"{transfer.field}: {target.host} stopped taking the {transfer.noun} (sending timed out)"
+                f"{FIELD}: {target.host} stopped taking the {transfer.noun} (sending timed out)"
             ) from None
         raise FetchError(
-            f"{transfer.field}: the connection to {target.host} broke off during the {transfer.noun}"
+            f"{FIELD}: the connection to {target.host} broke off during the {transfer.noun}"
         ) from None
     except (HTTPError, OSError) as exc:
         # `from None`: urllib3 exceptions may quote the request, whose query can be a credential.
-        logger.warning(
-            "%s %s %s failed: %s", transfer.method, transfer.field, target.display, type(exc).__name__
-        )
+        logger.warning("%s %s failed: %s", transfer.method, target.display, type(exc).__name__)
         raise FetchError(
-            f"{transfer.field}: {transfer.gerund} {transfer.preposition} {target.host} failed "
-            f"({type(exc).__name__})"
+            f"{FIELD}: {transfer.gerund} {transfer.preposition} {target.host} failed ({type(exc).__name__})"
         ) from None
 
 
@@ -278,13 +274,13 @@ def _check_status(status: int, target: url_policy.HttpTarget) -> None:
     if 200 <= status < 300:
         return
     if status in (404, 410):
-        raise SourceNotFoundError(f"audio_url returned HTTP {status} (not found) from {target.host}")
+        raise SourceNotFoundError(f"{FIELD} returned HTTP {status} (not found) from {target.host}")
     if status in (401, 403):
         raise SourceAccessDeniedError(
-            f"audio_url returned HTTP {status} (access denied) from {target.host}; "
+            f"{FIELD} returned HTTP {status} (access denied) from {target.host}; "
             "a presigned URL may have expired"
         )
-    raise FetchError(f"audio_url returned HTTP {status} from {target.host}")
+    raise FetchError(f"{FIELD} returned HTTP {status} from {target.host}")
 
 
 def _check_upload_status(status: int, target: url_policy.HttpTarget) -> None:
@@ -293,15 +289,15 @@ def _check_upload_status(status: int, target: url_policy.HttpTarget) -> None:
         return
     if status in (401, 403):
         raise SourceAccessDeniedError(
-            f"output_url returned HTTP {status} (access denied) from {target.host}; "
+            f"{FIELD} returned HTTP {status} (access denied) from {target.host}; "
             "a presigned PUT URL may have expired or been signed for another content type"
         )
     if status in _REDIRECT_STATUSES:
         raise FetchError(
-            f"output_url returned HTTP {status} (a redirect) from {target.host}; uploads do not follow "
+            f"{FIELD} returned HTTP {status} (a redirect) from {target.host}; uploads do not follow "
             "redirects, so send the final presigned PUT URL"
         )
-    raise FetchError(f"output_url returned HTTP {status} from {target.host}")
+    raise FetchError(f"{FIELD} returned HTTP {status} from {target.host}")
 
 
 def _save_body(
@@ -309,12 +305,12 @@ def _save_body(
 ) -> Path:
     """Streams the body into a new file in `job_dir`, enforcing the byte cap and the deadline."""
     declared = response.headers.get("Content-Length", "").strip()
-    return source_file.save_stream(
+    return capped_file.save_stream(
         _response_chunks(response, target, deadline),
         job_dir,
-        source_file.extension_hint(unquote(target.request_target.partition("?")[0])),
+        capped_file.extension_hint(unquote(target.request_target.partition("?")[0])),
         int(declared) if declared.isdigit() else None,
-        f"audio_url returned an empty body from {target.host}",
+        f"{FIELD} returned an empty body from {target.host}",
     )
 
 
@@ -342,7 +338,7 @@ def _time_left(deadline: float, target: url_policy.HttpTarget, transfer: _Transf
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchTimeoutError(
-            f"{transfer.field}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "
+            f"{FIELD}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "
             f"within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
         )
     return remaining

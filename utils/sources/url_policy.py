@@ -1,8 +1,8 @@
 """Which URLs the worker may reach: scheme, host and address rules (issue 6, SSRF).
 
 The rules apply to every client-supplied URL: `audio_url` (downloads, each redirect included) and
-`output_url` (result uploads). Functions that raise take a `field` argument, the input field that
-named the URL, so that messages name it.
+`output_url` (result uploads). Messages start with `errors.FIELD`; `utils.sources` puts the name of
+the input field that named the URL there.
 
 A client-supplied URL must never make the worker reach its own network: the cloud metadata service
 (169.254.169.254), loopback services, or private ranges. So every address a host name resolves to is
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, urlsplit
 
 import config
-from utils.errors import FetchError, UrlRejectedError
+from utils.errors import FIELD, FetchError, UrlRejectedError
 
 logger = logging.getLogger(__name__)
 
@@ -81,34 +81,35 @@ class HttpTarget:
     display: str
 
 
-def url_scheme(url: str, field: str = "audio_url") -> str:
-    """Returns the lowercase scheme of `url`.
+def url_scheme(url: str, allowed: tuple[str, ...]) -> str:
+    """Returns the lowercase scheme of `url`, one of `allowed`.
 
     Args:
         url: The client's URL.
-        field: The input field that named it, for messages.
+        allowed: The schemes the caller speaks.
 
     Returns:
         The scheme, e.g. "https" or "s3".
 
     Raises:
-        UrlRejectedError: The URL cannot be parsed or has no scheme.
+        UrlRejectedError: The URL cannot be parsed, has no scheme, or one outside `allowed`.
     """
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
-        raise UrlRejectedError(f"{field} is not a valid URL") from None
+        raise UrlRejectedError(f"{FIELD} is not a valid URL") from None
     if not scheme:
-        raise UrlRejectedError(f"{field} has no scheme; use https:// or s3://")
+        raise UrlRejectedError(f"{FIELD} has no scheme; use https:// or s3://")
+    if scheme not in allowed:
+        raise UrlRejectedError(f"{FIELD} scheme {scheme!r} is not allowed; use https:// or s3://")
     return scheme
 
 
-def parse_http_url(url: str, field: str = "audio_url") -> HttpTarget:
+def parse_http_url(url: str) -> HttpTarget:
     """Checks an http(s) URL's form and scheme and takes it apart (no DNS, no connection).
 
     Args:
         url: The URL of the first request or of a redirect target.
-        field: The input field that named it, for messages.
 
     Returns:
         The parts a pinned request needs.
@@ -118,18 +119,15 @@ def parse_http_url(url: str, field: str = "audio_url") -> HttpTarget:
             control characters, userinfo in the URL, a missing or malformed host or port.
     """
     if _UNSAFE_URL_CHARS.search(url):
-        raise UrlRejectedError(f"{field} contains whitespace or control characters")
-    scheme = url_scheme(url, field)
-    allowed = ("https", "http") if config.ALLOW_HTTP else ("https",)
-    if scheme not in allowed:
-        raise UrlRejectedError(f"{field} scheme {scheme!r} is not allowed; use https:// or s3://")
+        raise UrlRejectedError(f"{FIELD} contains whitespace or control characters")
+    scheme = url_scheme(url, ("https", "http") if config.ALLOW_HTTP else ("https",))
     parts = urlsplit(url)
     if "@" in parts.netloc:
         # Credentials in URLs are a classic parser-confusion trick (https://good@evil/); presigned
         # URLs never need them.
-        raise UrlRejectedError(f"{field} must not contain credentials (user@host)")
-    host = _normalize_host(parts, field)
-    port = _port_of(parts, scheme, field)
+        raise UrlRejectedError(f"{FIELD} must not contain credentials (user@host)")
+    host = _normalize_host(parts)
+    port = _port_of(parts, scheme)
     request_target = quote(parts.path or "/", safe=_REQUEST_TARGET_SAFE)
     if parts.query:
         request_target += "?" + quote(parts.query, safe=_REQUEST_TARGET_SAFE)
@@ -145,11 +143,11 @@ def parse_http_url(url: str, field: str = "audio_url") -> HttpTarget:
     )
 
 
-def _normalize_host(parts: SplitResult, field: str) -> str:
+def _normalize_host(parts: SplitResult) -> str:
     """Returns the lowercase ASCII host of `parts`, refusing empty, malformed or numeric-trick hosts."""
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise UrlRejectedError(f"{field} has no host")
+        raise UrlRejectedError(f"{FIELD} has no host")
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
@@ -157,22 +155,22 @@ def _normalize_host(parts: SplitResult, field: str) -> str:
     try:
         ascii_host = host.encode("idna").decode("ascii").lower()
     except UnicodeError:
-        raise UrlRejectedError(f"{field} host {host!r} is not a valid host name") from None
+        raise UrlRejectedError(f"{FIELD} host {host!r} is not a valid host name") from None
     if not _HOST_NAME.fullmatch(ascii_host):
-        raise UrlRejectedError(f"{field} host {host!r} is not a valid host name")
+        raise UrlRejectedError(f"{FIELD} host {host!r} is not a valid host name")
     if _NUMERIC_LABEL.fullmatch(ascii_host.rpartition(".")[2]):
-        raise UrlRejectedError(f"{field} host {host!r} is not a valid host name or IPv4 address")
+        raise UrlRejectedError(f"{FIELD} host {host!r} is not a valid host name or IPv4 address")
     return ascii_host
 
 
-def _port_of(parts: SplitResult, scheme: str, field: str) -> int:
+def _port_of(parts: SplitResult, scheme: str) -> int:
     """Returns the URL's port or the scheme's default, refusing malformed ports."""
     try:
         port = parts.port
     except ValueError:
-        raise UrlRejectedError(f"{field} has an invalid port") from None
+        raise UrlRejectedError(f"{FIELD} has an invalid port") from None
     if port == 0:
-        raise UrlRejectedError(f"{field} has an invalid port")
+        raise UrlRejectedError(f"{FIELD} has an invalid port")
     return port if port is not None else _DEFAULT_PORTS[scheme]
 
 
@@ -263,12 +261,11 @@ def _address_class(address: IPAddress) -> str | None:
     return None
 
 
-def resolve_allowed_addresses(target: HttpTarget, field: str = "audio_url") -> list[IPAddress]:
+def resolve_allowed_addresses(target: HttpTarget) -> list[IPAddress]:
     """Resolves the target's host and checks the host and every address it resolves to.
 
     Args:
         target: A parsed URL (see `parse_http_url`).
-        field: The input field that named it, for messages.
 
     Returns:
         The addresses to connect to, in resolver order; all of them passed the rules.
@@ -279,25 +276,23 @@ def resolve_allowed_addresses(target: HttpTarget, field: str = "audio_url") -> l
         FetchError: The host name does not resolve.
     """
     if not host_allowed(target.host):
-        raise UrlRejectedError(f"{field} host {target.host!r} is not in this worker's host allowlist")
-    addresses = _resolve(target.host, target.port, field)
+        raise UrlRejectedError(f"{FIELD} host {target.host!r} is not in this worker's host allowlist")
+    addresses = _resolve(target.host, target.port)
     allow_private = config.ALLOW_PRIVATE_ADDRESSES
     for address in addresses:
         reason = address_problem(address, allow_private)
         if reason is not None:
             # The address goes to the server log only: telling the client what an internal name
             # resolves to would turn the worker into a reconnaissance tool.
-            logger.warning(
-                "refused %s %s: %s resolves to %s (%s)", field, target.display, target.host, address, reason
-            )
+            logger.warning("refused %s: %s resolves to %s (%s)", target.display, target.host, address, reason)
             raise UrlRejectedError(
-                f"{field} host {target.host!r} resolves to a non-public address ({reason}); "
+                f"{FIELD} host {target.host!r} resolves to a non-public address ({reason}); "
                 "only public addresses may be fetched"
             )
     return addresses
 
 
-def _resolve(host: str, port: int, field: str) -> list[IPAddress]:
+def _resolve(host: str, port: int) -> list[IPAddress]:
     """Returns every A/AAAA address of `host` (an IP literal resolves to itself), without duplicates."""
     try:
         return [ipaddress.ip_address(host)]
@@ -306,7 +301,7 @@ def _resolve(host: str, port: int, field: str) -> list[IPAddress]:
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise FetchError(f"{field}: could not resolve host {host!r}") from None
+        raise FetchError(f"{FIELD}: could not resolve host {host!r}") from None
     addresses: list[IPAddress] = []
     for family, _type, _proto, _canonname, sockaddr in answers:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -316,5 +311,5 @@ def _resolve(host: str, port: int, field: str) -> list[IPAddress]:
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise FetchError(f"{field}: could not resolve host {host!r}")
+        raise FetchError(f"{FIELD}: could not resolve host {host!r}")
     return addresses

@@ -8,9 +8,11 @@ from the right one. Without any pause the seam falls mid-overlap and words are a
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-Word = dict[str, Any]
+from utils.asr.records import Char, Word
+
+T = TypeVar("T", Word, Char)
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ def plan_windows(total_samples: int, window_samples: int, overlap_samples: int) 
     return [Window(i * step, min(i * step + window_samples, total_samples)) for i in range(count)]
 
 
-def _center(word: Word) -> float:
+def _center(word: Word | Char) -> float:
     """A word's midpoint in seconds."""
-    return (word["start"] + word["end"]) / 2
+    return (word.start + word.end) / 2
 
 
 def find_seam(left_words: list[Word], overlap_start: float, overlap_end: float) -> float:
@@ -65,20 +67,20 @@ def find_seam(left_words: list[Word], overlap_start: float, overlap_end: float) 
     """
     quarter = (overlap_end - overlap_start) / 4
     low, high = overlap_start + quarter, overlap_end - quarter
-    inside = [w for w in left_words if w["end"] > low and w["start"] < high]
-    points = sorted({low, high, *(t for w in inside for t in (w["start"], w["end"]) if low < t < high)})
+    inside = [w for w in left_words if w.end > low and w.start < high]
+    points = sorted({low, high, *(t for w in inside for t in (w.start, w.end) if low < t < high)})
     best_gap, seam = 0.0, (low + high) / 2
     for a, b in itertools.pairwise(points):
-        if b - a > best_gap and not any(w["start"] < b and w["end"] > a for w in inside):
+        if b - a > best_gap and not any(w.start < b and w.end > a for w in inside):
             best_gap, seam = b - a, (a + b) / 2
     return seam
 
 
-def stitch_words(window_words: list[list[Word]], seams: list[float]) -> list[Word]:
+def stitch_words(window_words: list[list[T]], seams: list[float]) -> list[T]:
     """Joins the windows' words at the seams: each word is kept from exactly one window.
 
     Args:
-        window_words: Each window's words in absolute seconds, in window order.
+        window_words: Each window's words (or chars) in absolute seconds, in window order.
         seams: `len(window_words) - 1` seam times in seconds, increasing.
 
     Returns:
@@ -91,29 +93,3 @@ def stitch_words(window_words: list[list[Word]], seams: list[float]) -> list[Wor
         for word in words
         if low <= _center(word) < high
     ]
-
-
-def words_to_segments(words: list[Word]) -> list[dict[str, Any]]:
-    """Groups words into sentence segments (a segment ends at a word ending in . ? !), as NeMo does.
-
-    Args:
-        words: Words with "word", "start", "end".
-
-    Returns:
-        Segment items `{"text", "start", "end"}`.
-    """
-    segments: list[dict[str, Any]] = []
-    current: list[Word] = []
-    for word in words:
-        current.append(word)
-        if word["word"].endswith((".", "?", "!")):
-            segments.append(_segment(current))
-            current = []
-    if current:
-        segments.append(_segment(current))
-    return segments
-
-
-def _segment(words: list[Word]) -> dict[str, Any]:
-    """One segment item from its words."""
-    return {"text": " ".join(w["word"] for w in words), "start": words[0]["start"], "end": words[-1]["end"]}

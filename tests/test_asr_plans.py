@@ -1,0 +1,50 @@
+"""utils/asr/plans.py and batching.py: plan choice by length and GPU memory, and batch grouping (pure)."""
+
+import pytest
+
+import config
+from utils.asr import plans
+from utils.asr.batching import batches
+
+FRAME_SECONDS = 0.08  # Parakeet's encoder frame: 10 ms window stride x 8 subsampling
+
+
+def test_plans_follow_the_length_thresholds() -> None:
+    assert plans.plan_for(60, FRAME_SECONDS, None) == plans.FULL
+    assert plans.plan_for(config.FULL_ATTENTION_MAX_SECONDS, FRAME_SECONDS, None) == plans.FULL
+    assert plans.plan_for(config.FULL_ATTENTION_MAX_SECONDS + 1, FRAME_SECONDS, None) == plans.LOCAL
+    assert plans.plan_for(config.LOCAL_ATTENTION_MAX_SECONDS, FRAME_SECONDS, None) == plans.LOCAL
+    assert plans.plan_for(config.LOCAL_ATTENTION_MAX_SECONDS + 1, FRAME_SECONDS, None) == plans.WINDOWED
+
+
+@pytest.mark.parametrize(
+    ("free_gib", "minutes", "plan"),
+    [
+        (80, 20, plans.FULL),
+        (80, 23, plans.FULL),
+        (24, 20, plans.LOCAL),
+        (24, 10, plans.FULL),
+    ],
+)
+def test_full_attention_only_when_it_fits_the_free_gpu_memory(
+    free_gib: float, minutes: float, plan: str
+) -> None:
+    assert plans.plan_for(minutes * 60, FRAME_SECONDS, int(free_gib * 2**30)) == plan
+
+
+def test_fallbacks_go_down_the_plans_and_end() -> None:
+    assert plans.next_plan(plans.FULL) == plans.LOCAL
+    assert plans.next_plan(plans.LOCAL) == plans.WINDOWED
+    assert plans.next_plan(plans.WINDOWED) is None
+
+
+def test_batches_are_bounded_in_count_and_total_audio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "BATCH_SIZE", 3)
+    monkeypatch.setattr(config, "BATCH_MAX_AUDIO_SECONDS", 100)
+    durations = [5, 5, 5, 5, 30, 40, 90]
+    grouped = batches(list(range(len(durations))), durations)
+    assert [i for batch in grouped for i in batch] == list(range(len(durations)))
+    assert all(len(batch) <= 3 for batch in grouped)
+    # Padding makes a batch cost its longest item times its size.
+    assert all(max(durations[i] for i in batch) * len(batch) <= 100 for batch in grouped if len(batch) > 1)
+    assert grouped == [[0, 1, 2], [3, 4], [5], [6]]

@@ -1,0 +1,27 @@
+"""Grouping items into model calls: sorted by length, bounded in count and in padded audio (pure)."""
+
+import config
+
+
+def batches(indices: list[int], durations: list[float]) -> list[list[int]]:
+    """Splits length-sorted item indices into batches bounded in count and in total audio.
+
+    Padding makes a batch cost its longest item times its size, so that product is what is bounded.
+
+    Args:
+        indices: Item indices, sorted by duration.
+        durations: Seconds of audio of every item, by index.
+
+    Returns:
+        The batches, in order; every index appears in exactly one.
+    """
+    result: list[list[int]] = []
+    for index in indices:
+        batch = result[-1] if result else None
+        longest = max([durations[i] for i in batch] + [durations[index]]) if batch else 0.0
+        fits = batch is not None and len(batch) < config.BATCH_SIZE
+        if fits and longest * (len(batch) + 1) <= config.BATCH_MAX_AUDIO_SECONDS:
+            batch.append(index)
+        else:
+            result.append([index])
+    return result

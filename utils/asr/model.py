@@ -1,0 +1,143 @@
+"""The NeMo Parakeet model: loaded once per process, the way users run it.
+
+This package is the only place that imports torch and NeMo, and only when a model is first needed:
+importing `nemo.collections.asr` takes seconds, and the rest of the worker must stay importable
+without it.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import config
+from utils.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The cached model and what the rest of the package needs to know about it."""
+
+    model: Any
+    name: str
+    # The subsampling chunking factor the model was loaded with; full attention restores it.
+    default_chunking_factor: int
+    # One encoder frame in seconds (window stride times subsampling: 80 ms for Parakeet).
+    frame_seconds: float
+
+
+_load_lock = threading.Lock()
+_loaded: LoadedModel | None = None
+
+
+def device() -> str:
+    """Returns "cuda" or "cpu" according to `config.DEVICE` and what torch sees.
+
+    Returns:
+        The device to load the model on.
+    """
+    if config.DEVICE != "auto":
+        return config.DEVICE
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(name_or_path: str) -> Any:
+    """Loads a Parakeet model the way users run it: a hub name or a `.nemo` file.
+
+    Args:
+        name_or_path: A Hugging Face model name (e.g. `nvidia/parakeet-tdt-0.6b-v3`, fetched with
+            `from_pretrained` into `HF_HOME`) or a path to a `.nemo` file (`restore_from`).
+
+    Returns:
+        The NeMo ASR model in eval mode on the configured device.
+
+    Raises:
+        ModelLoadError: The file is missing or the model cannot be restored or downloaded.
+    """
+    import nemo.collections.asr as nemo_asr
+
+    target = device()
+    is_path = name_or_path.endswith(".nemo") or Path(name_or_path).exists()
+    try:
+        if is_path:
+            if not Path(name_or_path).is_file():
+                # The path is the operator's; it goes to the log, not to the client.
+                log.error("PARAKEET_MODEL file %s does not exist", name_or_path)
+                raise ModelLoadError("the PARAKEET_MODEL file does not exist on this worker")
+            model = nemo_asr.models.ASRModel.restore_from(name_or_path, map_location=target)
+        else:
+            model = nemo_asr.models.ASRModel.from_pretrained(model_name=name_or_path, map_location=target)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        log.exception("loading model %s failed", name_or_path)
+        raise ModelLoadError(f"could not load the model ({type(exc).__name__}); see the worker log") from exc
+    model.eval()
+    return model
+
+
+def loaded() -> LoadedModel:
+    """Returns the process-wide model named by `config.PARAKEET_MODEL`, loading it on first use.
+
+    Returns:
+        The cached model with its facts.
+
+    Raises:
+        ModelLoadError: Loading failed; the next call tries again.
+    """
+    global _loaded
+    with _load_lock:
+        if _loaded is None or _loaded.name != config.PARAKEET_MODEL:
+            model = load_model(config.PARAKEET_MODEL)
+            _loaded = LoadedModel(
+                model=model,
+                name=config.PARAKEET_MODEL,
+                default_chunking_factor=model.encoder.pre_encode.subsampling_conv_chunking_factor,
+                frame_seconds=model.cfg.preprocessor.window_stride * model.encoder.subsampling_factor,
+            )
+            log.info("model %s loaded on %s", _loaded.name, model.device)
+        return _loaded
+
+
+def get_model() -> Any:
+    """Returns the cached NeMo model (see `loaded`).
+
+    Returns:
+        The NeMo model.
+
+    Raises:
+        ModelLoadError: Loading failed.
+    """
+    return loaded().model
+
+
+def model_info() -> dict[str, str]:
+    """Describes the loaded model for a result's `meta` block.
+
+    Returns:
+        `{"model", "device", "precision"}`.
+    """
+    current = loaded()
+    return {
+        "model": current.name,
+        "device": str(current.model.device),
+        "precision": str(current.model.dtype).split(".")[-1],
+    }
+
+
+def free_gpu_bytes() -> int | None:
+    """Free GPU memory in bytes, or None when running on the CPU.
+
+    Returns:
+        The free bytes on the current CUDA device, or None.
+    """
+    if device() != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.mem_get_info()[0]

@@ -1,0 +1,63 @@
+"""How to transcribe audio of a given length: full attention, local attention, or windows (pure).
+
+Full attention is quadratic in length: used up to `FULL_ATTENTION_MAX_SECONDS`, and on a GPU only
+when its memory estimate fits the free memory. Local attention is linear: up to
+`LOCAL_ATTENTION_MAX_SECONDS`. Longer audio is cut into overlapping windows. Running out of memory
+moves an item one step down the same list.
+"""
+
+import config
+
+FULL, LOCAL, WINDOWED = "full", "local", "windowed"
+PLANS = (FULL, LOCAL, WINDOWED)
+
+
+def next_plan(plan: str) -> str | None:
+    """The plan to fall back to when `plan` ran out of memory.
+
+    Args:
+        plan: FULL, LOCAL or WINDOWED.
+
+    Returns:
+        The next plan, or None after WINDOWED.
+    """
+    index = PLANS.index(plan) + 1
+    return PLANS[index] if index < len(PLANS) else None
+
+
+def full_attention_fits(duration_seconds: float, frame_seconds: float, free_bytes: int | None) -> bool:
+    """Estimates whether full attention over this much audio fits the free GPU memory.
+
+    Args:
+        duration_seconds: Length of the audio.
+        frame_seconds: Length of one encoder frame (80 ms for Parakeet).
+        free_bytes: Free GPU memory, or None on the CPU.
+
+    Returns:
+        True on the CPU, or when the quadratic estimate fits the free memory.
+    """
+    if free_bytes is None:
+        return True
+    frames = duration_seconds / frame_seconds
+    budget = free_bytes * config.GPU_MEMORY_SAFETY_FRACTION
+    return config.FULL_ATTENTION_BYTES_PER_FRAME_SQUARED * frames**2 <= budget
+
+
+def plan_for(duration_seconds: float, frame_seconds: float, free_bytes: int | None) -> str:
+    """Chooses how to transcribe audio of this length.
+
+    Args:
+        duration_seconds: Length of the audio.
+        frame_seconds: Length of one encoder frame.
+        free_bytes: Free GPU memory, or None on the CPU.
+
+    Returns:
+        FULL, LOCAL or WINDOWED.
+    """
+    if duration_seconds <= config.FULL_ATTENTION_MAX_SECONDS and full_attention_fits(
+        duration_seconds, frame_seconds, free_bytes
+    ):
+        return FULL
+    if duration_seconds <= config.LOCAL_ATTENTION_MAX_SECONDS:
+        return LOCAL
+    return WINDOWED

@@ -1,0 +1,110 @@
+"""Typed records of a transcription, shared by the model code, the subtitles and the results.
+
+Times are seconds from the start of the item's audio, rounded to milliseconds.
+"""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TIMESTAMP_KINDS = ("word", "segment", "char")
+# A sentence ends at one of these, before any closing quote or bracket: segments and subtitle cues
+# both break there.
+SENTENCE_END = (".", "?", "!", "…")
+CLOSERS = "\"'”’»)]"
+
+
+def ends_sentence(text: str) -> bool:
+    """Tells whether `text` (a word) ends a sentence.
+
+    Args:
+        text: A word as the model wrote it, punctuation included.
+
+    Returns:
+        True when it ends in . ? ! or …, closing quotes and brackets aside.
+    """
+    return text.rstrip(CLOSERS).endswith(SENTENCE_END)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word and when it was spoken."""
+
+    word: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One sentence (or the stretch of words NeMo grouped) and when it was spoken."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Char:
+    """One token's characters and when they were emitted."""
+
+    char: str
+    start: float
+    end: float
+
+
+@dataclass
+class Timestamps:
+    """The timestamp kinds computed for one item (None: not asked for)."""
+
+    word: list[Word] | None = None
+    segment: list[Segment] | None = None
+    char: list[Char] | None = None
+
+    def as_json(self, kinds: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
+        """The asked kinds as the output contract's plain items.
+
+        Args:
+            kinds: Kinds to include; each must have been computed.
+
+        Returns:
+            `{kind: [{"word"|"text"|"char", "start", "end"}, ...]}`, kinds in sorted order.
+        """
+        return {kind: [asdict(item) for item in getattr(self, kind)] for kind in sorted(kinds)}
+
+
+@dataclass
+class Transcript:
+    """One item's transcription."""
+
+    text: str
+    attention: str
+    timestamps: Timestamps = field(default_factory=Timestamps)
+    # How the item got here when memory ran out, e.g. ["full: out of GPU memory"].
+    fallbacks: list[str] = field(default_factory=list)
+    windows: int = 1
+
+
+def segments_of(words: list[Word]) -> list[Segment]:
+    """Groups words into sentence segments (a segment ends at a word that ends a sentence).
+
+    Args:
+        words: Words in spoken order.
+
+    Returns:
+        One segment per sentence; a trailing unfinished sentence is a segment too.
+    """
+    segments: list[Segment] = []
+    current: list[Word] = []
+    for word in words:
+        current.append(word)
+        if ends_sentence(word.word):
+            segments.append(_segment(current))
+            current = []
+    if current:
+        segments.append(_segment(current))
+    return segments
+
+
+def _segment(words: list[Word]) -> Segment:
+    """One segment from its words."""
+    return Segment(" ".join(w.word for w in words), words[0].start, words[-1].end)

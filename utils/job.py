@@ -1,0 +1,92 @@
+"""One job from validated input to the result a client gets, with the time each stage took.
+
+validation → sources + audio (`utils.preparation`) → the model (`utils.asr`) → results (`utils.output`).
+Failures of the whole job raise a `WorkerError`; the handler turns it into the error contract.
+"""
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import config
+from utils import preparation, sources, validation, volume
+from utils.asr import model as asr_model
+from utils.asr import transcribe
+from utils.asr.records import Transcript
+from utils.deadline import Deadline
+from utils.output import delivery, results
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def transcribe_ready(
+    ready: dict[int, np.ndarray], kinds: frozenset[str], deadline: Deadline, progress: Progress
+) -> tuple[dict[int, Transcript], dict[str, str], float]:
+    """Transcribes the items that have samples, building the volume environment first if needed.
+
+    Args:
+        ready: Samples by item index.
+        kinds: Timestamp kinds to compute.
+        deadline: The job's deadline, checked between model calls.
+        progress: Receives short progress messages.
+
+    Returns:
+        Transcripts by item index, the model description for `meta`, and the seconds spent transcribing
+        (the model load of a worker's first job excluded).
+    """
+    if not ready:
+        return {}, {}, 0.0
+    volume.ensure_environment(progress)
+    model = asr_model.model_info()  # loads the model on a worker's first job
+
+    def between_calls(message: str) -> None:
+        # Called between model calls (batches, windows): the job stops there when its time is up.
+        deadline.check()
+        progress(message)
+
+    started = time.perf_counter()
+    outputs = transcribe.transcribe_batch(list(ready.values()), kinds, progress=between_calls)
+    return dict(zip(ready, outputs, strict=True)), model, time.perf_counter() - started
+
+
+def run_job(job: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Runs one job; raises on a failure of the whole job.
+
+    Args:
+        job: The RunPod job; the client's payload is under "input".
+        progress: Receives short progress messages for the client.
+
+    Returns:
+        The success contract.
+
+    Raises:
+        WorkerError: Any failure a client can act on.
+    """
+    started = time.perf_counter()
+    deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
+    request = validation.parse_input(job.get("input"))
+    if request.output_url is not None:
+        sources.check_output_url(request.output_url)  # a bad target fails now, not after the work is done
+    with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
+        prepared = preparation.prepare_items(request, Path(job_dir), deadline)
+    # Stage boundary. Checked even when no item is ready: a batch cut short by the deadline fails whole.
+    deadline.check()
+
+    timings = results.Timings.of(prepared)
+    ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
+    kinds = results.timestamp_kinds_needed(request.timestamp_kinds, request.output_formats)
+    transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress)
+    meta = results.job_meta(model, timings, time.perf_counter() - started)
+    log.info(
+        "job %s: %.1f s of audio in %.2f s", job.get("id"), timings.audio, meta["processing_seconds"]["total"]
+    )
+    result = results.build_result(request, prepared, transcripts, meta)
+    with deadline.applied():
+        return delivery.fit_result(result, request.output_url)

@@ -1,0 +1,41 @@
+"""Inline audio: the base64 text of `audio_base64`, decoded into a file of the job directory."""
+
+import base64
+import binascii
+import os
+import tempfile
+from pathlib import Path
+
+from utils.errors import FIELD, EmptyAudioError, InvalidInputError
+
+_ASCII_WHITESPACE = str.maketrans("", "", " \t\r\n\v\f")
+
+
+def save_base64(encoded: str, job_dir: Path) -> Path:
+    """Decodes inline audio and writes it to a new file in `job_dir`.
+
+    ASCII whitespace (spaces, tabs, line breaks) is removed before decoding, so base64 wrapped at 76
+    columns (the MIME and `base64` CLI default) is accepted; anything else outside the standard
+    alphabet, or wrong padding, is refused. The `data:` prefix was already removed by validation.
+
+    Args:
+        encoded: The base64 text of the audio file.
+        job_dir: The job's temporary directory.
+
+    Returns:
+        The path of the written file.
+
+    Raises:
+        InvalidInputError: `encoded` is not valid standard base64.
+        EmptyAudioError: It decodes to zero bytes.
+    """
+    try:
+        data = base64.b64decode(encoded.translate(_ASCII_WHITESPACE), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInputError(f"{FIELD} is not valid base64: {exc}") from None
+    if not data:
+        raise EmptyAudioError(f"{FIELD} decodes to zero bytes")
+    fd, name = tempfile.mkstemp(dir=job_dir, prefix="source-")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return Path(name)
