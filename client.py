@@ -18,6 +18,7 @@ Only the standard library is needed: copy this one file anywhere.
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -382,10 +383,8 @@ def failure_detail(state: dict[str, Any]) -> str:
     output = output if isinstance(output, dict) else {}
     error = state.get("error") or output.get("error")
     if isinstance(error, str) and error.startswith("{"):
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             error = json.loads(error).get("error_message", error)
-        except (ValueError, AttributeError):
-            pass
     error = error or "the job ended without a transcript"
     error_type = output.get("error_type")
     prefix = f"{state.get('status')} {error_type}" if error_type else f"{state.get('status')}"

@@ -109,7 +109,8 @@ def main() -> None:
         before_kb, peak_kb, array_bytes = (int(v) for v in child.stdout.split())
         print(json.dumps({
             "figure": f"peak memory decoding {args.memory_hours:g} h",
-            "array_mb": round(array_bytes / 2**20), "peak_minus_baseline_mb": round((peak_kb - before_kb) / 1024),
+            "array_mb": round(array_bytes / 2**20),
+            "peak_minus_baseline_mb": round((peak_kb - before_kb) / 1024),
             "ratio_peak_over_array": round((peak_kb - before_kb) * 1024 / array_bytes, 3),
         }))  # fmt: skip
 

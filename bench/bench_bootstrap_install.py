@@ -245,7 +245,8 @@ def main() -> int:
                 f"{installer}: {figures.wall_s / 60:.2f} min in all (venv {timings['venv_s']:.1f} s, "
                 f"install {timings['install_s'] / 60:.2f} min, verify {timings['verify_s']:.1f} s); "
                 f"{figures.size_bytes / 1e9:.2f} GB on disk in {figures.files} files; "
-                f"{figures.nvidia_packages} nvidia packages; download cache {figures.cache_bytes / 1e9:.2f} GB; "
+                f"{figures.nvidia_packages} nvidia packages; "
+                f"download cache {figures.cache_bytes / 1e9:.2f} GB; "
                 f"versions {json.dumps(figures.ready['versions'], sort_keys=True)}",
                 flush=True,
             )

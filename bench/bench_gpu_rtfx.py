@@ -1,5 +1,5 @@
 """RTFx of the full-size Parakeet-TDT-0.6B-v3 architecture with random weights: bf16 with CUDA-graph
-decoding vs fp32 without, at batch 1 and 32 (issue 7).
+decoding vs fp32 without, at batch 1 and 32.
 
     python bench/bench_gpu_rtfx.py                                  # on a GPU machine: the 4 figures
     python bench/bench_gpu_rtfx.py --seconds 60 --batch-sizes 1 8 32 --repeats 10

@@ -4,7 +4,7 @@ import base64
 import json
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 import config
 import handler
-from tests.s3_server import LocalS3
+from tests.support.s3_server import LocalS3
 
 
 def b64(data: bytes) -> str:
@@ -81,22 +81,16 @@ CASES: list[Case] = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def job_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private TEMP_ROOT for the job; the test checks it is empty afterwards."""
-    root = tmp_path_factory.mktemp("jobs")
-    monkeypatch.setattr(config, "TEMP_ROOT", root)
-    yield root
-
-
 def assert_failure(result: dict[str, Any], error_type: str, phrase: str, job_root: Path) -> None:
     """The failure contract, the right code, an actionable message, and no leftovers."""
     assert json.loads(json.dumps(result)) == result
     assert result["success"] is False
     assert result["error_type"] == error_type, result
-    assert isinstance(result["error"], str) and "\n" not in result["error"]
+    assert isinstance(result["error"], str)
+    assert "\n" not in result["error"]
     assert phrase in result["error"], result["error"]
-    assert "Traceback" not in result["error"] and "X-Amz-Signature" not in result["error"]
+    assert "Traceback" not in result["error"]
+    assert "X-Amz-Signature" not in result["error"]
     assert list(job_root.iterdir()) == []
 
 

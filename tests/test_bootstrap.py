@@ -22,16 +22,16 @@ from pathlib import Path
 import pytest
 
 import config
-from tests.bootstrap_child import settings_to_json
-from tests.bootstrap_wheels import build_wheelhouse, unpack_wheel
+from tests.support.bootstrap_child import settings_to_json
+from tests.support.bootstrap_wheels import build_wheelhouse, unpack_wheel
 from utils import volume as volume_env
 from utils.errors import BootstrapError
 from utils.volume import publish
 from utils.volume import settings as layout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHILD = REPO_ROOT / "tests" / "bootstrap_child.py"
-WRAPPER = REPO_ROOT / "tests" / "bootstrap_installer.py"
+CHILD = REPO_ROOT / "tests" / "support" / "bootstrap_child.py"
+WRAPPER = REPO_ROOT / "tests" / "support" / "bootstrap_installer.py"
 # The interpreter this venv was made from: it has pip and numpy but no torch or NeMo, like the
 # container. The CLI tests run under it.
 BASE_PYTHON = os.path.realpath(sys._base_executable)
@@ -410,7 +410,8 @@ def test_a_failing_install_raises_with_the_installer_output_in_the_log_and_a_ret
     assert caught.value.error_type == "bootstrap_failed"
     message = str(caught.value)
     assert f"{INSTALLER.kind} exit code" in message
-    assert "\n" not in message and str(volume) not in message
+    assert "\n" not in message
+    assert str(volume) not in message
     install_lines = [line for line in volume_log(settings).splitlines() if "[install]" in line]
     assert any("nemo" in line.lower() for line in install_lines), install_lines
     assert builds(settings) == []
@@ -419,7 +420,8 @@ def test_a_failing_install_raises_with_the_installer_output_in_the_log_and_a_ret
     for wheel in wheelhouse.glob("nemo_toolkit-*.whl"):
         shutil.copy(wheel, partial)
     site_packages = volume_env.ensure_environment(settings=settings)
-    assert site_packages is not None and str(site_packages) in sys.path
+    assert site_packages is not None
+    assert str(site_packages) in sys.path
 
 
 def test_an_installer_past_its_timeout_is_killed_with_its_children(volume: Path, wheelhouse: Path) -> None:

@@ -102,14 +102,12 @@ def test_word_timestamps_overlap_where_each_word_is_spoken(model: Any, card: dic
         assert [stamp["word"] for stamp in stamps] == words
         duration = audio.size / SAMPLE_RATE
         starts, ends = [stamp["start"] for stamp in stamps], [stamp["end"] for stamp in stamps]
-        assert starts == sorted(starts) and ends == sorted(ends)
+        assert starts == sorted(starts)
+        assert ends == sorted(ends)
         for stamp, (spoken_start, spoken_end) in zip(stamps, spans, strict=True):
             assert 0 <= stamp["start"] <= stamp["end"] <= duration
-            assert stamp["start"] < spoken_end and stamp["end"] > spoken_start, (
-                stamp,
-                spoken_start,
-                spoken_end,
-            )
+            assert stamp["start"] < spoken_end, (stamp, spoken_start, spoken_end)
+            assert stamp["end"] > spoken_start, (stamp, spoken_start, spoken_end)
 
 
 def test_wav_written_by_synth_round_trips_and_transcribes(model: Any, tmp_path: Path) -> None:

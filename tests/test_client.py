@@ -10,13 +10,8 @@ a proxy in front of the local API.
 import base64
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,20 +23,13 @@ import pytest
 
 import client
 import config
+from tests.support import worker
 from tools import synth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = REPO_ROOT / "tests" / "fixtures" / "sample-digits.ogg"
 SAMPLE_WORDS = "seven three nine two zero five"
-SERVER_START_SECONDS = 60
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-def _free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,47 +38,8 @@ def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert config.BUNDLED_TEST_MODEL.is_file(), (
         f"the bundled test model is missing: {config.BUNDLED_TEST_MODEL}"
     )
-    port = _free_port()
-    # No RUNPOD_* variables: with them the SDK would ping RunPod's webhooks instead of staying local.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("RUNPOD_")}
-    env.update(
-        PARAKEET_MODEL=str(config.BUNDLED_TEST_MODEL),
-        HF_HUB_OFFLINE="1",
-        RUNPOD_LOG_LEVEL="INFO",
-        UVICORN_LOG_LEVEL="warning",
-    )
-    log_path = tmp_path_factory.mktemp("local-api") / "server.log"
-    command = [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*command, "--rp_api_port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            assert process.poll() is None, f"the local API exited early:\n{log_path.read_text()[-3000:]}"
-            try:
-                # The SDK serves its API docs at "/": any answer means uvicorn is up.
-                with urllib.request.urlopen(f"{base_url}/", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, (
-                    f"the local API did not start:\n{log_path.read_text()[-3000:]}"
-                )
-                time.sleep(0.2)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with worker.local_api(tmp_path_factory.mktemp("local-api") / "server.log") as api:
+        yield api.url
 
 
 @pytest.fixture(autouse=True)
@@ -156,7 +105,8 @@ def test_batch_of_files_is_transcribed_beside_each_file(
         assert result["text"] == words
         assert [item["word"] for item in result["timestamps"]["word"]] == words.split()
         # No subtitles were asked for, so the client writes none of its own.
-        assert not audio.with_suffix(".srt").exists() and not audio.with_suffix(".vtt").exists()
+        assert not audio.with_suffix(".srt").exists()
+        assert not audio.with_suffix(".vtt").exists()
 
 
 def test_subtitles_are_asked_for_and_written(
@@ -166,7 +116,8 @@ def test_subtitles_are_asked_for_and_written(
     code = client.main([str(audio), "--base-url", local_api, "--subtitles", "srt", "--subtitles", "vtt"])
     assert code == 0, capsys.readouterr().out
     srt_text = audio.with_suffix(".srt").read_text()
-    assert srt_text.startswith("1\n00:00:") and "five zero two" in srt_text
+    assert srt_text.startswith("1\n00:00:")
+    assert "five zero two" in srt_text
     assert audio.with_suffix(".vtt").read_text().startswith("WEBVTT")
     assert audio.with_suffix(".txt").read_text() == "five zero two\n"
 
@@ -363,7 +314,8 @@ def test_retries_are_bounded_and_only_for_transient_statuses(
 
     line = _summary_lines(capsys.readouterr().out)[str(audio)]
     assert code == 1
-    assert line.startswith("FAILED ") and message in line, line
+    assert line.startswith("FAILED "), line
+    assert message in line, line
     assert server.calls() == [("POST", "/run", status)] * attempts
     assert not audio.with_suffix(".txt").exists()
 

@@ -79,12 +79,9 @@ def drip(monkeypatch: pytest.MonkeyPatch, loopback_only: None) -> Iterator[_Drip
 
 
 @pytest.fixture(autouse=True)
-def job_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private TEMP_ROOT; every job must leave it empty, timed out or not."""
-    root = tmp_path_factory.mktemp("jobs")
-    monkeypatch.setattr(config, "TEMP_ROOT", root)
-    yield root
-    assert list(root.iterdir()) == [], "a job left temporary files behind"
+def _every_job_cleans_up(job_root: Path) -> Path:
+    """Every test here checks that its jobs leave no files, timed out or not."""
+    return job_root
 
 
 def wav_b64(tmp_path: Path, samples: np.ndarray) -> str:

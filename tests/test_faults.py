@@ -1,4 +1,4 @@
-"""After any failure the next job runs normally (issue 6): one failing job of each kind, then a good one.
+"""After any failure the next job runs normally: one failing job of each kind, then a good one.
 
 Each test checks what a failure could leave behind in a long-lived worker: the model in another
 attention mode, files in the temp root, open file descriptors, and child processes (ffmpeg).
@@ -77,14 +77,6 @@ def broken_url(good_clip: bytes, monkeypatch: pytest.MonkeyPatch, loopback_only:
     server.server_close()
 
 
-@pytest.fixture
-def job_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private TEMP_ROOT, checked after every job."""
-    root = tmp_path_factory.mktemp("jobs")
-    monkeypatch.setattr(config, "TEMP_ROOT", root)
-    return root
-
-
 def process_state() -> tuple[int, int]:
     """This process's open file descriptors and child processes (ffmpeg among them)."""
     return len(os.listdir("/proc/self/fd")), len(psutil.Process().children(recursive=True))
@@ -143,7 +135,8 @@ def test_the_job_after_a_failure_runs_normally(
     with pytest.MonkeyPatch.context() as patch:
         failing_input = make_failing_input(patch, tmp_path, good_clip, broken_url)
         failed = handler.handler({"id": f"fault-{fault}", "input": failing_input})
-    assert failed["success"] is False and failed["error_type"] == error_type, failed
+    assert failed["success"] is False, failed
+    assert failed["error_type"] == error_type, failed
     # The failed job itself cleaned up; the good job below must not be what repairs the worker.
     assert attention.current_attention(model) == mode
     assert list(job_root.iterdir()) == []

@@ -6,27 +6,23 @@ job server on 127.0.0.1 (the SDK reads the queue's URLs from RUNPOD_WEBHOOK_* va
 
 import base64
 import importlib.util
-import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import config
+from tests.support.worker import JobQueue, job_queue, start_worker_loop, stop_worker, worker_environment
 from utils import fitness
 
 SAMPLE = config.REPO_ROOT / "tests" / "fixtures" / "sample-digits.ogg"
 
 
 def test_all_checks_pass_on_a_healthy_machine() -> None:
-    for check in fitness.CHECKS:
-        check()
+    found = [check() for check in fitness.CHECKS]
+    assert found[0].startswith("ffmpeg version")
+    assert found[2] == "NeMo importable"  # the development environment has NeMo
+    assert all(isinstance(line, str) and line for line in found)
 
 
 def test_missing_ffmpeg_is_unfit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,7 +40,9 @@ def test_unwritable_volume_is_unfit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_absent_volume_is_fine_for_writability(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(config, "VOLUME_ROOT", tmp_path / "not-mounted")
-    fitness.check_volume_writable()
+    assert fitness.check_volume_writable() == "no volume mounted"
+    monkeypatch.setattr(config, "VOLUME_ROOT", tmp_path)
+    assert fitness.check_volume_writable() == "volume writable"
 
 
 def without_nemo(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +65,10 @@ def test_environment_buildable_on_a_mounted_volume(monkeypatch: pytest.MonkeyPat
     without_nemo(monkeypatch)
     monkeypatch.setattr(config, "VOLUME_ROOT", tmp_path)
     monkeypatch.setattr(config, "BOOTSTRAP_ROOT", tmp_path / "Parakeet")
-    fitness.check_environment()
+    assert fitness.check_environment() in {
+        "volume environment buildable with uv",
+        "volume environment buildable with pip",
+    }
 
 
 def test_cuda_asked_for_without_a_gpu_is_unfit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,86 +78,27 @@ def test_cuda_asked_for_without_a_gpu_is_unfit(monkeypatch: pytest.MonkeyPatch) 
         fitness.check_gpu_expected()
 
 
-class JobQueue(ThreadingHTTPServer):
-    """RunPod's job queue in miniature: hands out queued jobs once, records what the worker posts."""
-
-    def __init__(self, jobs: list[dict[str, Any]]) -> None:
-        super().__init__(("127.0.0.1", 0), QueueRequestHandler)
-        self.jobs = jobs
-        self.posts: list[dict[str, Any]] = []
-        self.done = threading.Event()
-        self.lock = threading.Lock()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-class QueueRequestHandler(BaseHTTPRequestHandler):
-    server: JobQueue
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            job = self.server.jobs.pop(0) if self.path.startswith("/job-take/") and self.server.jobs else None
-        if job is None:
-            self.send_response(204)
-            self.end_headers()
-            return
-        body = json.dumps(job).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with self.server.lock:
-            self.server.posts.append(payload)
-            if "IN_PROGRESS" != payload.get("status"):
-                self.server.done.set()
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
 @pytest.fixture
 def queue() -> Iterator[JobQueue]:
     job = {"id": "job-1", "input": {"audio_base64": base64.b64encode(SAMPLE.read_bytes()).decode()}}
-    server = JobQueue([job])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with job_queue([job]) as server:
+        yield server
 
 
-def start_worker(queue: JobQueue, tmp_path: Path, **env: str) -> subprocess.Popen:
-    """Starts `python -u handler.py` as RunPod does, pointed at the local queue."""
-    environment = {
-        **os.environ,
-        "RUNPOD_POD_ID": "worker-under-test",
-        "RUNPOD_WEBHOOK_GET_JOB": queue.url("/job-take/$ID?gpu=test"),
-        "RUNPOD_WEBHOOK_POST_OUTPUT": queue.url("/job-done/$RUNPOD_POD_ID/$ID?gpu=test"),
-        "RUNPOD_SKIP_GPU_CHECK": "true",
-        "RUNPOD_VOLUME_PATH": str(tmp_path / "no-volume"),
-        "PARAKEET_TEMP_DIR": str(tmp_path),
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-u", "handler.py"],
-        cwd=config.REPO_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def test_the_worker_helper_keeps_the_sdk_from_its_public_resolver_check(tmp_path: Path) -> None:
+    # The SDK's automatic start-up checks connect to a public DNS resolver unless this is set.
+    assert worker_environment()["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] == "true"
+    with job_queue([]) as server:
+        worker = start_worker_loop(server, tmp_path)
+        try:
+            environment = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+        finally:
+            stop_worker(worker)
+    assert b"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS=true" in environment
 
 
 def test_worker_loop_runs_a_queued_job_and_posts_the_result(queue: JobQueue, tmp_path: Path) -> None:
-    worker = start_worker(queue, tmp_path)
+    worker = start_worker_loop(queue, tmp_path)
     try:
         assert queue.done.wait(timeout=120), "the worker posted no result"
     finally:
@@ -172,7 +114,7 @@ def test_worker_loop_runs_a_queued_job_and_posts_the_result(queue: JobQueue, tmp
 
 
 def test_worker_with_a_failing_check_exits_before_taking_a_job(queue: JobQueue, tmp_path: Path) -> None:
-    worker = start_worker(queue, tmp_path, FFMPEG_BINARY="/nonexistent/ffmpeg")
+    worker = start_worker_loop(queue, tmp_path, FFMPEG_BINARY="/nonexistent/ffmpeg")
     try:
         output = worker.communicate(timeout=60)[0]
     finally:

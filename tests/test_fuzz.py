@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the input contract through the real handler (issue 6).
+"""Property-based fuzzing of the input contract through the real handler.
 
 Any JSON value as `job["input"]` (and inputs built around the real field names, with random values)
 gives a contract-shaped, plain-JSON result: never an exception, never a multi-line or unknown error.
@@ -124,7 +124,8 @@ def assert_contract(result: Any, where: str) -> None:
         return
     assert set(result) - {"id"} == FAILURE_KEYS, f"{where}: {result!r}"
     error = result["error"]
-    assert isinstance(error, str) and error, f"{where}: {result!r}"
+    assert isinstance(error, str), f"{where}: {result!r}"
+    assert error, f"{where}: {result!r}"
     assert len(error.splitlines()) == 1, f"{where}: multi-line error {error!r}"
     assert result["error_type"] in KNOWN_ERROR_TYPES, f"{where}: {result!r}"
 

@@ -113,7 +113,8 @@ def test_hub_defaults_are_config_defaults() -> None:
 def test_hub_inputs_are_well_formed(key: str) -> None:
     entry = HUB_ENV[key]
     assert entry["type"] in INPUT_TYPES, entry
-    assert entry["name"] and entry["description"], entry
+    assert entry["name"], entry
+    assert entry["description"], entry
     if "default" in entry:
         assert isinstance(entry["default"], INPUT_TYPES[entry["type"]]), entry
     if "options" in entry:
@@ -146,6 +147,8 @@ def test_hub_test_job_is_test_input_json() -> None:
     test_input = json.loads((REPO_ROOT / "test_input.json").read_text())
     assert HUB_TESTS["tests"][0]["input"] == test_input["input"]
     for test in HUB_TESTS["tests"]:
-        assert test["name"] and isinstance(test["input"], dict)
+        assert test["name"]
+        assert isinstance(test["input"], dict)
         # Milliseconds; the first job on a fresh worker builds the volume environment and fetches the model.
-        assert isinstance(test["timeout"], int) and test["timeout"] >= 10 * 60 * 1000, test["timeout"]
+        assert isinstance(test["timeout"], int), test["timeout"]
+        assert test["timeout"] >= 10 * 60 * 1000, test["timeout"]

@@ -9,10 +9,7 @@ import base64
 import http.client
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +20,12 @@ import psutil
 import pytest
 
 import config
+from tests.support import worker
 from tools import synth
 
 JOBS = 200
 BASELINE_JOB = 20  # by then every lazy import, the model and the allocator's pools are warm
 MAX_RSS_GROWTH = 0.10
-SERVER_START_SECONDS = 60
 REQUEST_TIMEOUT_SECONDS = 60
 
 
@@ -81,13 +78,6 @@ def job_kinds(tmp_path_factory: pytest.TempPathFactory) -> list[Job]:
     return [good[0], bad[0], good[1], bad[1], bad[2], good[2], bad[3], bad[4]]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class LocalApi:
     """The running worker: its process, a connection to it, and its temp root."""
@@ -109,46 +99,15 @@ class LocalApi:
 @pytest.fixture(scope="module")
 def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     """Runs `python handler.py --rp_serve_api` on 127.0.0.1 with the bundled model; kills it at the end."""
-    port = free_port()
     temp_root = tmp_path_factory.mktemp("soak-temp")
     log_path = tmp_path_factory.mktemp("soak-log") / "server.log"
-    # No RUNPOD_* variables: with them the SDK would call RunPod's webhooks instead of staying local.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("RUNPOD_")}
-    env.update(
-        PARAKEET_MODEL=str(config.BUNDLED_TEST_MODEL),
-        HF_HUB_OFFLINE="1",
-        PARAKEET_TEMP_DIR=str(temp_root),
-        RUNPOD_LOG_LEVEL="INFO",
-        UVICORN_LOG_LEVEL="warning",
-    )
-    command = [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*command, "--rp_api_port", str(port)],
-            cwd=config.REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_SECONDS)
-    try:
-        started = time.monotonic()
-        while True:
-            assert process.poll() is None, f"the local API exited:\n{log_path.read_text()[-3000:]}"
-            try:
-                # The SDK serves its API docs at "/": any answer means uvicorn is up.
-                connection.request("GET", "/")
-                connection.getresponse().read()
-                break
-            except OSError:
-                connection.close()
-                assert time.monotonic() - started < SERVER_START_SECONDS, log_path.read_text()[-3000:]
-                time.sleep(0.2)
-        yield LocalApi(process, connection, temp_root)
-    finally:
-        connection.close()
-        process.kill()
-        process.wait(timeout=10)
+    with worker.local_api(log_path, PARAKEET_TEMP_DIR=str(temp_root)) as api:
+        port = int(api.url.rpartition(":")[2])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT_SECONDS)
+        try:
+            yield LocalApi(api.process, connection, temp_root)
+        finally:
+            connection.close()
 
 
 @dataclass(frozen=True)

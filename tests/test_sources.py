@@ -13,26 +13,18 @@ that nothing was written next to the job directory.
 
 import base64
 import socket
-import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import config
-from tests.fake_dns import FakeDns
-from tests.s3_server import LocalS3
+from tests.support.fake_dns import FakeDns
+from tests.support.origins import AUDIO, SECRET, FlakyS3Server, OriginServer
+from tests.support.s3_server import LocalS3
 from utils import sources
 from utils.errors import (
     DownloadTooLargeError,
@@ -46,9 +38,6 @@ from utils.errors import (
 )
 
 pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
-
-AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4
-SECRET = "S3CR3T-SIGNATURE-0123456789"
 
 
 # --- fixtures: job directory, DNS ----------------------------------------------------------------
@@ -73,350 +62,15 @@ def _our_log(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("utils."))
 
 
-@pytest.fixture
-def local_urls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Admits http:// and loopback addresses (the local test servers), as the S3 fixture does."""
-    monkeypatch.setattr(config, "ALLOW_HTTP", True)
-    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", True)
-    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ())
-
-
-# --- a local origin server -----------------------------------------------------------------------
-
-
-class _OriginHandler(BaseHTTPRequestHandler):
-    """Routes of the test origin; each misbehaves in one specific way."""
-
-    protocol_version = "HTTP/1.1"
-    server: "_OriginServer"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keeps the test output quiet."""
-
-    def do_GET(self) -> None:
-        """Records the request and answers by path."""
-        self.server.requests.append({"path": self.path, "host": self.headers.get("Host")})
-        parts = urlsplit(self.path)
-        route = getattr(
-            self, "route_" + parts.path.strip("/").split("/")[0].replace("-", "_").replace(".", "_"), None
-        )
-        try:
-            if route is None:
-                self.send_plain(404, b"no such route")
-            else:
-                route(parts.path, parse_qs(parts.query))
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-            self.close_connection = True
-
-    def send_plain(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        """Sends a complete response with a correct Content-Length."""
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def send_raw(self, head: str, body: bytes = b"") -> None:
-        """Writes a hand-made response and closes the connection afterwards."""
-        self.wfile.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
-        self.wfile.flush()
-        self.close_connection = True
-
-    def route_audio_wav(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_plain(200, AUDIO, {"Content-Type": "audio/wav"})
-
-    def route_status(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_plain(int(path.rsplit("/", 1)[1]), b"status body")
-
-    def route_redirect(self, path: str, query: dict[str, list[str]]) -> None:
-        remaining = int(path.rsplit("/", 1)[1])
-        if remaining == 0:
-            self.route_audio_wav(path, query)
-        else:
-            self.send_plain(302, b"", {"Location": f"/redirect/{remaining - 1}"})
-
-    def route_to(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_plain(302, b"", {"Location": query["location"][0]})
-
-    def route_no_location(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_plain(302, b"")
-
-    def route_drip(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 100\n")
-        for _ in range(100):
-            time.sleep(0.2)
-            self.wfile.write(b"x")
-            self.wfile.flush()
-
-    def route_stall(self, path: str, query: dict[str, list[str]]) -> None:
-        # One byte at 1.3 s, the next only at 4.3 s: a read that waited its full initial timeout
-        # (1.5 s) instead of the time left would end near 2.8 s, well after a 1.5 s deadline.
-        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 2\n")
-        time.sleep(1.3)
-        self.wfile.write(b"x")
-        self.wfile.flush()
-        time.sleep(3)
-        self.wfile.write(b"x")
-
-    def route_huge_declared(self, path: str, query: dict[str, list[str]]) -> None:
-        # Says a terabyte, then sends nothing for 3 s: refusing must not wait for the body.
-        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 1000000000000\n")
-        time.sleep(3)
-
-    def route_lying_length(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 10\n", b"y" * 5000)
-
-    def route_chunked(self, path: str, query: dict[str, list[str]]) -> None:
-        chunks = b"".join(b"3e8\r\n" + b"z" * 1000 + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
-        self.send_raw("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", chunks)
-
-    def route_close_delimited(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_raw("HTTP/1.1 200 OK\nConnection: close\n", b"z" * 5000)
-
-    def route_short_body(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_raw("HTTP/1.1 200 OK\nContent-Length: 100\n", b"z" * 10)
-
-    def route_empty(self, path: str, query: dict[str, list[str]]) -> None:
-        self.send_plain(200, b"")
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A threaded test server that stays quiet about clients hanging up (tests abort on purpose)."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Reports handler errors other than broken connections."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _OriginServer(_QuietServer):
-    """The origin, with the requests it received."""
-
-    def __init__(self, address: str = "127.0.0.1") -> None:
-        self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        super().__init__((address, 0), _OriginHandler)
-        self.requests: list[dict[str, Any]] = []
-        self.server_names: list[str | None] = []
-
-    @property
-    def port(self) -> int:
-        """The port the origin listens on."""
-        return self.server_address[1]
-
-
-@pytest.fixture(scope="module")
-def origin_server() -> Iterator[_OriginServer]:
-    """A plain-http origin on 127.0.0.1 for the module."""
-    server = _OriginServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def origin(origin_server: _OriginServer, fake_dns: FakeDns, local_urls: None) -> _OriginServer:
-    """The origin, reachable as http://audio.test:<port>/ with http and loopback admitted."""
-    origin_server.requests.clear()
-    fake_dns.names["audio.test"] = ["127.0.0.1"]
-    return origin_server
-
-
-# --- a local origin with TLS ---------------------------------------------------------------------
-
-
-def _write_pem(path: Path, data: bytes) -> Path:
-    """Writes `data` to `path` and returns the path."""
-    path.write_bytes(data)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A throwaway CA and a server certificate for the name audio.test, signed by it."""
-    directory = tmp_path_factory.mktemp("tls")
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "parakeet test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audio.test")]))
-        .issuer_name(ca_name)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("audio.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return {
-        "ca": _write_pem(directory / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM)),
-        "cert": _write_pem(directory / "cert.pem", leaf_cert.public_bytes(serialization.Encoding.PEM)),
-        "key": _write_pem(
-            directory / "key.pem",
-            leaf_key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        ),
-    }
-
-
-@pytest.fixture(scope="module")
-def tls_origin_server(tls_files: dict[str, Path]) -> Iterator[_OriginServer]:
-    """The origin behind TLS with the audio.test certificate; records the SNI names it was sent."""
-    server = _OriginServer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tls_files["cert"], tls_files["key"])
-    context.sni_callback = lambda _sock, name, _context: server.server_names.append(name)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def tls_origin(
-    tls_origin_server: _OriginServer,
-    tls_files: dict[str, Path],
-    fake_dns: FakeDns,
-    monkeypatch: pytest.MonkeyPatch,
-) -> _OriginServer:
-    """The TLS origin as https://audio.test:<port>/, its CA trusted, loopback admitted, http refused."""
-    tls_origin_server.requests.clear()
-    tls_origin_server.server_names.clear()
-    fake_dns.names["audio.test"] = ["127.0.0.1"]
-    fake_dns.names["other.test"] = ["127.0.0.1"]
-    # OpenSSL's default verify paths (which urllib3 loads) honour SSL_CERT_FILE.
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files["ca"]))
-    monkeypatch.setattr(config, "ALLOW_HTTP", False)
-    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", True)
-    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ())
-    return tls_origin_server
-
-
-# --- a tiny S3 endpoint for what moto cannot do ---------------------------------------------------
-
-
-class _FlakyS3Handler(BaseHTTPRequestHandler):
-    """Answers GetObject with 500 for the first `failures` requests, then with a body in `mode`."""
-
-    protocol_version = "HTTP/1.1"
-    server: "_FlakyS3Server"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keeps the test output quiet."""
-
-    def do_GET(self) -> None:
-        """Serves /bucket/key (path-style GetObject)."""
-        self.server.requests.append(self.path)
-        if len(self.server.requests) <= self.server.failures:
-            body = b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
-            self.send_response(500)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/wav")
-        if self.server.mode in ("chunked", "drip"):
-            # Five 1000-byte chunks and no Content-Length; "drip" pauses 0.3 s before each.
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for _ in range(5):
-                if self.server.mode == "drip":
-                    time.sleep(0.3)
-                self.wfile.write(b"3e8\r\n" + b"z" * 1000 + b"\r\n")
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            return
-        self.send_header("Content-Length", str(len(AUDIO)))
-        self.end_headers()
-        if self.server.mode == "stall":
-            self.wfile.flush()
-            time.sleep(2)
-        self.wfile.write(AUDIO)
-
-
-class _FlakyS3Server(_QuietServer):
-    """The flaky S3 endpoint and what it was asked."""
-
-    def __init__(self, failures: int, mode: str) -> None:
-        super().__init__(("127.0.0.1", 0), _FlakyS3Handler)
-        self.failures = failures
-        self.mode = mode
-        self.requests: list[str] = []
-
-
-@pytest.fixture
-def flaky_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _FlakyS3Server]]:
-    """Starts a flaky S3 endpoint on demand and points the worker's S3 settings at it."""
-    servers: list[_FlakyS3Server] = []
-
-    def start(failures: int = 0, mode: str = "object") -> _FlakyS3Server:
-        server = _FlakyS3Server(failures, mode)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        monkeypatch.setattr(config, "S3_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-        monkeypatch.setattr(config, "S3_ACCESS_KEY", "flaky-access")
-        monkeypatch.setattr(config, "S3_SECRET_KEY", "flaky-secret")
-        sources.s3.reset_clients()
-        return server
-
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-    sources.s3.reset_clients()
-
-
 # --- base64 ----------------------------------------------------------------------------------------
 
 
 def test_base64_is_decoded_into_a_new_file_in_the_job_dir(job_dir: Path) -> None:
     first = sources.fetch("audio_base64", base64.b64encode(AUDIO).decode(), job_dir)
     second = sources.fetch("audio_base64", base64.b64encode(b"other").decode(), job_dir)
-    assert first.parent == job_dir and second.parent == job_dir and first != second
+    assert first.parent == job_dir
+    assert second.parent == job_dir
+    assert first != second
     assert first.read_bytes() == AUDIO
     assert second.read_bytes() == b"other"
 
@@ -474,7 +128,7 @@ def test_unsupported_urls_are_rejected_without_any_lookup(
 
 
 def test_private_addresses_are_refused_by_default(
-    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, origin: OriginServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", False)
     with pytest.raises(UrlRejectedError, match=r"non-public address \(loopback\)"):
@@ -609,13 +263,13 @@ def test_malformed_s3_uri_is_invalid_input(
     assert _files(job_dir) == []
 
 
-def test_s3_retries_a_server_error_once(job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server]) -> None:
+def test_s3_retries_a_server_error_once(job_dir: Path, flaky_s3: Callable[..., FlakyS3Server]) -> None:
     server = flaky_s3(failures=1)
     assert sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir).read_bytes() == AUDIO
     assert server.requests == ["/flaky/speech.wav", "/flaky/speech.wav"]
 
 
-def test_s3_gives_up_after_one_retry(job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server]) -> None:
+def test_s3_gives_up_after_one_retry(job_dir: Path, flaky_s3: Callable[..., FlakyS3Server]) -> None:
     server = flaky_s3(failures=100)
     with pytest.raises(FetchError, match="InternalError") as caught:
         sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
@@ -625,7 +279,7 @@ def test_s3_gives_up_after_one_retry(job_dir: Path, flaky_s3: Callable[..., _Fla
 
 
 def test_s3_stream_without_length_is_capped_while_reading(
-    job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, flaky_s3: Callable[..., FlakyS3Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 2500)
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
@@ -636,7 +290,7 @@ def test_s3_stream_without_length_is_capped_while_reading(
 
 
 def test_s3_transfer_is_cut_at_the_deadline(
-    job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, flaky_s3: Callable[..., FlakyS3Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 0.5)
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
@@ -647,7 +301,7 @@ def test_s3_transfer_is_cut_at_the_deadline(
 
 
 def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
-    job_dir: Path, flaky_s3: Callable[..., _FlakyS3Server], monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, flaky_s3: Callable[..., FlakyS3Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "S3_READ_TIMEOUT_SECONDS", 0.3)
     server = flaky_s3(mode="stall")
@@ -664,7 +318,7 @@ def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
 
 
 def test_connection_goes_to_the_checked_address_without_a_second_lookup(
-    job_dir: Path, origin: _OriginServer, fake_dns: FakeDns
+    job_dir: Path, origin: OriginServer, fake_dns: FakeDns
 ) -> None:
     url = f"http://audio.test:{origin.port}/audio.wav"
     # A rebinding DNS server answers the metadata address to any later lookup.
@@ -676,7 +330,7 @@ def test_connection_goes_to_the_checked_address_without_a_second_lookup(
 
 
 def test_next_checked_address_is_tried_when_one_refuses(
-    job_dir: Path, origin: _OriginServer, fake_dns: FakeDns
+    job_dir: Path, origin: OriginServer, fake_dns: FakeDns
 ) -> None:
     # Nothing listens on 127.0.0.2 at the origin's port: connection refused, then the second address.
     fake_dns.names["audio.test"] = ["127.0.0.2", "127.0.0.1"]
@@ -689,7 +343,7 @@ def test_next_checked_address_is_tried_when_one_refuses(
 
 def test_ipv6_literal_host_is_fetched_with_a_bracketed_host_header(job_dir: Path, local_urls: None) -> None:
     try:
-        server = _OriginServer("::1")
+        server = OriginServer("::1")
     except OSError:
         pytest.skip("this machine has no IPv6 loopback")
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -731,7 +385,7 @@ def test_unknown_host_is_a_fetch_error(job_dir: Path, local_urls: None) -> None:
 )
 def test_http_status_maps_to_error_without_the_query(
     job_dir: Path,
-    origin: _OriginServer,
+    origin: OriginServer,
     caplog: pytest.LogCaptureFixture,
     status: int,
     error: type[Exception],
@@ -750,14 +404,14 @@ def test_http_status_maps_to_error_without_the_query(
     assert _files(job_dir) == []
 
 
-def test_redirects_up_to_the_limit_are_followed(job_dir: Path, origin: _OriginServer) -> None:
+def test_redirects_up_to_the_limit_are_followed(job_dir: Path, origin: OriginServer) -> None:
     limit = config.MAX_REDIRECTS
     path = sources.fetch("audio_url", f"http://audio.test:{origin.port}/redirect/{limit}", job_dir)
     assert path.read_bytes() == AUDIO
     assert len(origin.requests) == limit + 1
 
 
-def test_redirect_chain_over_the_limit_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
+def test_redirect_chain_over_the_limit_is_a_fetch_error(job_dir: Path, origin: OriginServer) -> None:
     limit = config.MAX_REDIRECTS
     with pytest.raises(FetchError, match=f"redirected more than {limit} times"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/redirect/{limit + 1}", job_dir)
@@ -765,14 +419,14 @@ def test_redirect_chain_over_the_limit_is_a_fetch_error(job_dir: Path, origin: _
     assert _files(job_dir) == []
 
 
-def test_relative_redirect_is_resolved_against_the_current_url(job_dir: Path, origin: _OriginServer) -> None:
+def test_relative_redirect_is_resolved_against_the_current_url(job_dir: Path, origin: OriginServer) -> None:
     path = sources.fetch("audio_url", f"http://audio.test:{origin.port}/to?location=/audio.wav", job_dir)
     assert path.read_bytes() == AUDIO
     assert [request["path"] for request in origin.requests] == ["/to?location=/audio.wav", "/audio.wav"]
 
 
 def test_redirect_to_a_forbidden_address_is_refused_before_connecting(
-    job_dir: Path, origin: _OriginServer, fake_dns: FakeDns
+    job_dir: Path, origin: OriginServer, fake_dns: FakeDns
 ) -> None:
     # Link-local stays refused even with ALLOW_PRIVATE_ADDRESSES; loopback_only would fail a connection.
     fake_dns.names["evil.test"] = ["169.254.169.254"]
@@ -787,7 +441,7 @@ def test_redirect_to_a_forbidden_address_is_refused_before_connecting(
 
 
 def test_redirect_to_a_host_outside_the_allowlist_is_refused(
-    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, origin: OriginServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ("audio.test",))
     location = quote(f"http://127.0.0.1:{origin.port}/audio.wav")
@@ -806,7 +460,7 @@ def test_redirect_to_a_host_outside_the_allowlist_is_refused(
     ],
 )
 def test_redirect_to_another_scheme_or_an_invalid_url_is_refused(
-    job_dir: Path, origin: _OriginServer, location: str, message: str
+    job_dir: Path, origin: OriginServer, location: str, message: str
 ) -> None:
     # s3:// in particular: a redirect must never make the worker use its own S3 credentials.
     with pytest.raises(UrlRejectedError, match=message):
@@ -814,7 +468,7 @@ def test_redirect_to_another_scheme_or_an_invalid_url_is_refused(
     assert len(origin.requests) == 1
 
 
-def test_redirect_without_location_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
+def test_redirect_without_location_is_a_fetch_error(job_dir: Path, origin: OriginServer) -> None:
     with pytest.raises(FetchError, match="HTTP 302 without a Location"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/no-location", job_dir)
 
@@ -823,7 +477,7 @@ def test_redirect_without_location_is_a_fetch_error(job_dir: Path, origin: _Orig
 
 
 def test_declared_length_over_the_cap_is_refused_before_reading(
-    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, origin: OriginServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 10)
     started = time.monotonic()
@@ -836,7 +490,7 @@ def test_declared_length_over_the_cap_is_refused_before_reading(
 
 @pytest.mark.parametrize("route", ["chunked", "close-delimited"])
 def test_body_without_length_is_capped_while_streaming(
-    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch, route: str
+    job_dir: Path, origin: OriginServer, monkeypatch: pytest.MonkeyPatch, route: str
 ) -> None:
     monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 2500)
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
@@ -846,7 +500,7 @@ def test_body_without_length_is_capped_while_streaming(
 
 
 def test_lying_content_length_gets_only_the_declared_bytes(
-    job_dir: Path, origin: _OriginServer, monkeypatch: pytest.MonkeyPatch
+    job_dir: Path, origin: OriginServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Says 10 bytes, sends 5000 (over the 1000-byte cap): nothing past the declared length is read.
     monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 1000)
@@ -854,13 +508,13 @@ def test_lying_content_length_gets_only_the_declared_bytes(
     assert path.read_bytes() == b"y" * 10
 
 
-def test_body_shorter_than_declared_is_a_fetch_error(job_dir: Path, origin: _OriginServer) -> None:
+def test_body_shorter_than_declared_is_a_fetch_error(job_dir: Path, origin: OriginServer) -> None:
     with pytest.raises(FetchError, match="broke off during the download"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/short-body", job_dir)
     assert _files(job_dir) == []
 
 
-def test_empty_body_is_empty_audio(job_dir: Path, origin: _OriginServer) -> None:
+def test_empty_body_is_empty_audio(job_dir: Path, origin: OriginServer) -> None:
     with pytest.raises(EmptyAudioError, match="empty body"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/empty", job_dir)
     assert _files(job_dir) == []
@@ -875,7 +529,7 @@ def test_empty_body_is_empty_audio(job_dir: Path, origin: _OriginServer) -> None
 )
 def test_slow_body_is_cut_at_the_deadline(
     job_dir: Path,
-    origin: _OriginServer,
+    origin: OriginServer,
     monkeypatch: pytest.MonkeyPatch,
     route: str,
     deadline: float,
@@ -894,7 +548,7 @@ def test_slow_body_is_cut_at_the_deadline(
 
 
 def test_https_verifies_the_host_name_while_connecting_to_the_pinned_address(
-    job_dir: Path, tls_origin: _OriginServer
+    job_dir: Path, tls_origin: OriginServer
 ) -> None:
     path = sources.fetch(
         "audio_url", f"https://audio.test:{tls_origin.port}/audio.wav?X-Amz-Signature={SECRET}", job_dir
@@ -907,7 +561,7 @@ def test_https_verifies_the_host_name_while_connecting_to_the_pinned_address(
     ]
 
 
-def test_https_certificate_for_another_name_is_refused(job_dir: Path, tls_origin: _OriginServer) -> None:
+def test_https_certificate_for_another_name_is_refused(job_dir: Path, tls_origin: OriginServer) -> None:
     with pytest.raises(FetchError, match="TLS connection to other.test failed"):
         sources.fetch("audio_url", f"https://other.test:{tls_origin.port}/audio.wav", job_dir)
     assert tls_origin.requests == []
@@ -916,7 +570,7 @@ def test_https_certificate_for_another_name_is_refused(job_dir: Path, tls_origin
 
 def test_https_certificate_from_an_untrusted_ca_is_refused(
     job_dir: Path,
-    tls_origin: _OriginServer,
+    tls_origin: OriginServer,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -929,7 +583,7 @@ def test_https_certificate_from_an_untrusted_ca_is_refused(
     assert tls_origin.requests == []
 
 
-def test_https_redirect_to_plain_http_is_refused(job_dir: Path, tls_origin: _OriginServer) -> None:
+def test_https_redirect_to_plain_http_is_refused(job_dir: Path, tls_origin: OriginServer) -> None:
     location = quote(f"http://audio.test:{tls_origin.port}/audio.wav")
     with pytest.raises(UrlRejectedError, match="scheme 'http' is not allowed"):
         sources.fetch("audio_url", f"https://audio.test:{tls_origin.port}/to?location={location}", job_dir)

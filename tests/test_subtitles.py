@@ -65,7 +65,8 @@ def check(words: list[dict[str, Any]], cues: list[Cue], limits: dict[str, Any]) 
     for i, (cue, cue_words) in enumerate(zip(cues, per_cue, strict=True)):
         group = words[index : index + len(cue_words)]
         index += len(cue_words)
-        assert cue.start == group[0].start and cue.end == group[-1].end
+        assert cue.start == group[0].start
+        assert cue.end == group[-1].end
         assert i == 0 or cues[i - 1].end <= cue.start
         assert len(cue.lines) <= limits["max_lines"]
         assert all(len(line) <= limits["max_line_chars"] or " " not in line for line in cue.lines)
@@ -107,7 +108,8 @@ def test_srt_and_vtt_text_and_times() -> None:
 def test_hours(start: float, srt_time: str, vtt_time: str) -> None:
     words = [Word("late", start, start + 0.5)]
     cues = shape_cues(words, **LIMITS)
-    assert f"{srt_time} -->" in to_srt(cues) and f"\n{vtt_time} -->" in to_vtt(cues)
+    assert f"{srt_time} -->" in to_srt(cues)
+    assert f"\n{vtt_time} -->" in to_vtt(cues)
     check(words, cues, LIMITS)
 
 
@@ -118,14 +120,17 @@ def test_vtt_escapes_markup_and_arrows() -> None:
     assert "AT&amp;T &lt;b&gt;bold&lt;/b&gt; a--&gt;b" in vtt
     assert [line for _, _, lines in read_vtt(vtt) for line in lines] == ["AT&T <b>bold</b> a-->b"]
     srt_text = to_srt(cues)
-    assert srt_text.count("-->") == 1 and "a->b" in srt_text
+    assert srt_text.count("-->") == 1
+    assert "a->b" in srt_text
 
 
 def test_empty_input() -> None:
     assert shape_cues([], **LIMITS) == []
     assert shape_cues([Word(" ", 0.0, 0.1)], **LIMITS) == []
-    assert to_srt([]) == "" and to_vtt([]) == "WEBVTT\n"
-    assert read_srt("") == [] and read_vtt("WEBVTT\n") == []
+    assert to_srt([]) == ""
+    assert to_vtt([]) == "WEBVTT\n"
+    assert read_srt("") == []
+    assert read_vtt("WEBVTT\n") == []
 
 
 def test_single_very_long_word_stands_alone() -> None:
@@ -171,7 +176,8 @@ def test_forced_break_prefers_a_clause_mark(text: str, line_chars: int, first_cu
 def test_lines_are_balanced() -> None:
     words = timed("the quick brown fox jumps over the lazy dog again and again")
     (cue,) = shape_cues(words, **LIMITS)
-    assert len(cue.lines) == 2 and abs(len(cue.lines[0]) - len(cue.lines[1])) <= len("again")
+    assert len(cue.lines) == 2
+    assert abs(len(cue.lines[0]) - len(cue.lines[1])) <= len("again")
 
 
 def test_overlapping_word_times_never_overlap_cues() -> None:

@@ -1,4 +1,4 @@
-"""Result uploads to output_url (utils/sources `upload`, `check_output_url`; utils/output/delivery.py `fit_result`).
+"""Result uploads to output_url (`utils.sources.upload`, `check_output_url`; `utils.output.delivery`).
 
 - moto's S3 server (tests/s3_server.py) with real presigned PUT URLs and s3:// writes;
 - a stdlib http.server PUT target for what moto cannot show: the exact request the worker sends
@@ -26,8 +26,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 import config
-from tests.fake_dns import FakeDns
-from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, LocalS3, _test_client
+from tests.support.fake_dns import FakeDns
+from tests.support.s3_server import ACCESS_KEY, REGION, SECRET_KEY, LocalS3, _test_client
 from utils import sources
 from utils.errors import (
     FetchError,
@@ -67,22 +67,6 @@ def _capture_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 # --- fixtures: DNS, policy ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def production_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The production defaults: https only, public addresses only, no host allowlist."""
-    monkeypatch.setattr(config, "ALLOW_HTTP", False)
-    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", False)
-    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ())
-
-
-@pytest.fixture
-def local_urls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Admits http:// and loopback addresses (the local test servers)."""
-    monkeypatch.setattr(config, "ALLOW_HTTP", True)
-    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", True)
-    monkeypatch.setattr(config, "URL_HOST_ALLOWLIST", ())
 
 
 def _presigned_put(client: Any, bucket: str, key: str, expires_in: int = 600) -> str:

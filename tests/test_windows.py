@@ -18,7 +18,8 @@ def test_short_audio_is_one_window() -> None:
 
 def test_windows_cover_everything_with_the_overlap() -> None:
     planned = windows.plan_windows(1000, 300, 50)
-    assert planned[0].start == 0 and planned[-1].end == 1000
+    assert planned[0].start == 0
+    assert planned[-1].end == 1000
     for left, right in itertools.pairwise(planned):
         assert left.end - right.start == 50
     assert all(w.end - w.start <= 300 for w in planned)
@@ -28,7 +29,8 @@ def test_windows_cover_everything_with_the_overlap() -> None:
 def test_planning_invariants(total: int, window: int, data: st.DataObject) -> None:
     overlap = data.draw(st.integers(0, (window - 1) // 2))
     planned = windows.plan_windows(total, window, overlap)
-    assert planned[0].start == 0 and planned[-1].end == total
+    assert planned[0].start == 0
+    assert planned[-1].end == total
     assert all(0 < w.end - w.start <= window for w in planned)
     for left, right in itertools.pairwise(planned):
         assert right.start == left.end - overlap
@@ -37,7 +39,7 @@ def test_planning_invariants(total: int, window: int, data: st.DataObject) -> No
 
 
 def test_overlap_must_be_under_half_the_window() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be under half the window"):
         windows.plan_windows(1000, 100, 50)
 
 

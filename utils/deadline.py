@@ -1,4 +1,4 @@
-"""The per-job deadline (issue 6): a whole job ends within `config.JOB_TIMEOUT_SECONDS`.
+"""The per-job deadline: a whole job ends within `config.JOB_TIMEOUT_SECONDS`.
 
 The handler starts one `Deadline` per job, checks it at stage boundaries, and makes it current (a
 context variable) while an item is fetched and converted. The code that waits on something outside

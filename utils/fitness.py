@@ -21,45 +21,58 @@ class UnfitError(RuntimeError):
     """The worker cannot serve jobs; the message says why."""
 
 
-def check_ffmpeg() -> None:
+def check_ffmpeg() -> str:
     """ffmpeg runs.
+
+    Returns:
+        What was found, for the start-up log.
 
     Raises:
         UnfitError: The binary is missing or fails to start.
     """
     try:
-        subprocess.run([config.FFMPEG_BINARY, "-version"], capture_output=True, check=True, timeout=30)
+        found = subprocess.run(
+            [config.FFMPEG_BINARY, "-version"], capture_output=True, check=True, timeout=30, text=True
+        )
     except (OSError, subprocess.SubprocessError) as error:
         raise UnfitError(f"ffmpeg ({config.FFMPEG_BINARY}) does not run: {type(error).__name__}") from error
+    return found.stdout.partition("\n")[0]
 
 
-def check_volume_writable() -> None:
-    """When a network volume is mounted, this worker can write to it (the environment and the models live there).
+def check_volume_writable() -> str:
+    """When a network volume is mounted, this worker can write to it (the environment and models live there).
+
+    Returns:
+        What was found, for the start-up log.
 
     Raises:
         UnfitError: The volume is mounted but not writable.
     """
     if not config.VOLUME_ROOT.is_dir():
-        return
+        return "no volume mounted"
     try:
         with tempfile.TemporaryFile(dir=config.VOLUME_ROOT, prefix=".fitness-"):
             pass
     except OSError as error:
         raise UnfitError(f"the volume {config.VOLUME_ROOT} is not writable: {error.strerror}") from error
+    return "volume writable"
 
 
-def check_environment() -> None:
+def check_environment() -> str:
     """torch and NeMo are importable here, or the volume environment is ready, or it can be built.
+
+    Returns:
+        What was found, for the start-up log.
 
     Raises:
         UnfitError: None of these holds (no volume to build on, no installer, bad specification).
     """
     if importlib.util.find_spec("nemo") is not None:
-        return
+        return "NeMo importable"
     settings = volume.Settings.from_config()
     status = volume.check(settings)
     if status["ready"]:
-        return
+        return "volume environment ready"
     if "error" in status:
         raise UnfitError(f"the volume environment cannot be built: {status['error']}")
     if not config.VOLUME_ROOT.is_dir():
@@ -67,19 +80,24 @@ def check_environment() -> None:
             f"NeMo is not installed and no volume is mounted at {config.VOLUME_ROOT} to build it on"
         )
     try:
-        volume.find_installer(config.BOOTSTRAP_INSTALLER)
+        installer = volume.find_installer(config.BOOTSTRAP_INSTALLER)
     except BootstrapError as error:
         raise UnfitError(str(error)) from error
+    return f"volume environment buildable with {installer.kind}"
 
 
-def check_gpu_expected() -> None:
+def check_gpu_expected() -> str:
     """A GPU is visible when the configuration asks for CUDA.
+
+    Returns:
+        What was found, for the start-up log.
 
     Raises:
         UnfitError: `PARAKEET_DEVICE=cuda` but this machine shows no NVIDIA GPU.
     """
     if config.DEVICE == "cuda" and not volume.gpu_present():
         raise UnfitError("PARAKEET_DEVICE is cuda but no NVIDIA GPU is visible")
+    return "GPU visible" if volume.gpu_present() else "no GPU required"
 
 
 CHECKS = (check_ffmpeg, check_volume_writable, check_environment, check_gpu_expected)

@@ -74,7 +74,8 @@ def parse_timestamps(value: Any) -> frozenset[str]:
         return DEFAULT_TIMESTAMP_KINDS if value else frozenset()
     if not isinstance(value, list):
         raise InvalidInputError(
-            f"timestamps must be true, false or a list of {', '.join(TIMESTAMP_KINDS)}; got {_type_name(value)}"
+            f"timestamps must be true, false or a list of {', '.join(TIMESTAMP_KINDS)}; "
+            f"got {_type_name(value)}"
         )
     return _pick(value, "timestamps", TIMESTAMP_KINDS)
 

@@ -26,7 +26,7 @@ def _naming(field: str) -> Iterator[None]:
     try:
         yield
     except WorkerError as error:
-        raise error.named(field)
+        raise error.named(field) from error.__cause__
 
 
 def fetch(source_field: str, source: str, job_dir: Path) -> Path:

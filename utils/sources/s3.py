@@ -180,7 +180,8 @@ def _chunks_in_time(body: Any, deadline: float, shown: str) -> Iterator[bytes]:
     for chunk in body.iter_chunks(config.DOWNLOAD_CHUNK_BYTES):
         if time.monotonic() > deadline:
             raise FetchTimeoutError(
-                f"{FIELD}: the download of {shown} did not finish within {config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
+                f"{FIELD}: the download of {shown} did not finish within "
+                f"{config.DOWNLOAD_TIMEOUT_SECONDS:g} s"
             )
         yield chunk
 

@@ -1,4 +1,4 @@
-"""Which URLs the worker may reach: scheme, host and address rules (issue 6, SSRF).
+"""Which URLs the worker may reach: scheme, host and address rules (SSRF).
 
 The rules apply to every client-supplied URL: `audio_url` (downloads, each redirect included) and
 `output_url` (result uploads). Messages start with `errors.FIELD`; `utils.sources` puts the name of
@@ -23,6 +23,7 @@ Address rules (`address_problem`):
   6to4 2002::/16. Deprecated IPv4-compatible ::a.b.c.d lies in the reserved ::/8 and is refused.
 """
 
+import contextlib
 import ipaddress
 import logging
 import re
@@ -194,10 +195,8 @@ def host_allowed(host: str) -> bool:
             if host.endswith(entry) and len(host) > len(entry):
                 return True
             continue
-        try:
+        with contextlib.suppress(ValueError):
             entry = str(ipaddress.ip_address(entry))
-        except ValueError:
-            pass
         if host == entry:
             return True
     return False

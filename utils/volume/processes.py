@@ -4,6 +4,7 @@ A step's result comes back as one JSON line after `RESULT_PREFIX` on its output;
 logged line by line, and the last `OUTPUT_TAIL_LINES` are repeated as one block when the step fails.
 """
 
+import contextlib
 import json
 import os
 import shlex
@@ -111,10 +112,8 @@ def run_streamed(
                 report(f"{activity} ({time.monotonic() - started:.0f} s so far)")
     finally:
         if process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it ended between the poll and the kill
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass  # it ended between the poll and the kill
             process.wait()
         reader.join()
     result = None

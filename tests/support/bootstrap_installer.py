@@ -37,6 +37,7 @@ def main() -> int:
         time.sleep(0.02)
     time.sleep(options.sleep)
     os.execvp(command[0], command)
+    return None
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Runs `utils.volume.ensure_built` in a separate process for the bootstrap tests (races, killed builders).
 
-    python tests/bootstrap_child.py '<settings as JSON>'
+    python tests/support/bootstrap_child.py '<settings as JSON>'
 
 Prints one JSON line: {"build_dir": ..., "site_packages": ...}, or exits 1 after a BootstrapError.
 """
@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from utils import volume
 from utils.errors import BootstrapError

@@ -1,0 +1,249 @@
+"""Starting `handler.py` the ways RunPod does, on 127.0.0.1 only: the SDK's local API and its real
+worker loop against a local job queue.
+
+Every worker a test or benchmark starts gets its environment from `worker_environment`, which sets
+`RUNPOD_SKIP_AUTO_SYSTEM_CHECKS=true`: the SDK's automatic start-up checks would otherwise open a
+connection to a public DNS resolver, and tests send no traffic beyond loopback.
+"""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import config
+
+SERVER_START_SECONDS = 60
+
+
+def free_port() -> int:
+    """Returns a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def worker_environment(**overrides: str) -> dict[str, str]:
+    """The environment of a worker process: the bundled model, offline, no RunPod endpoints.
+
+    The test's own RUNPOD_* variables are dropped (with them the SDK would call RunPod's webhooks
+    instead of staying local); the caller adds the ones it means.
+
+    Args:
+        overrides: Variables to set on top.
+
+    Returns:
+        The environment.
+    """
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("RUNPOD_")}
+    environment.update(
+        PARAKEET_MODEL=str(config.BUNDLED_TEST_MODEL),
+        HF_HUB_OFFLINE="1",
+        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
+        RUNPOD_LOG_LEVEL="INFO",
+        UVICORN_LOG_LEVEL="warning",
+    )
+    environment.update(overrides)
+    return environment
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ends a worker process, by force if it does not stop within seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass(frozen=True)
+class RunningApi:
+    """A worker serving the SDK's local API."""
+
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def local_api(log_path: Path, **env: str) -> Iterator[RunningApi]:
+    """Runs `python handler.py --rp_serve_api` on 127.0.0.1 until the block ends.
+
+    Args:
+        log_path: Where the server's output goes.
+        env: Extra environment variables for the worker.
+
+    Yields:
+        The API's base URL and process, once it answers.
+    """
+    port = free_port()
+    command = [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--rp_api_port", str(port)],
+            cwd=config.REPO_ROOT,
+            env=worker_environment(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        started = time.monotonic()
+        while True:
+            assert process.poll() is None, f"the local API exited early:\n{log_path.read_text()[-3000:]}"
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                # The SDK serves its API docs at "/": any answer means uvicorn is up.
+                connection.request("GET", "/")
+                connection.getresponse().read()
+                break
+            except OSError:
+                assert time.monotonic() - started < SERVER_START_SECONDS, (
+                    f"the local API did not start:\n{log_path.read_text()[-3000:]}"
+                )
+                time.sleep(0.2)
+            finally:
+                connection.close()
+        yield RunningApi(f"http://127.0.0.1:{port}", process)
+    finally:
+        _stop(process)
+
+
+class JobQueue(ThreadingHTTPServer):
+    """RunPod's job queue in miniature: hands out queued jobs once, records what the worker posts.
+
+    It answers the SDK's single take (`/job-take/…`) and batch take (`/job-take-batch/…&batch_size=N`),
+    and its stop channel (`/job-stop/…`, 204).
+    """
+
+    def __init__(self, jobs: list[dict[str, Any]]) -> None:
+        super().__init__(("127.0.0.1", 0), _QueueRequestHandler)
+        self.jobs = list(jobs)
+        self.posts: list[dict[str, Any]] = []
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.expected = len(self.jobs)
+
+    def url(self, path: str) -> str:
+        """The queue's URL for `path`."""
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+    def finished(self) -> list[dict[str, Any]]:
+        """The final posts (not progress updates) received so far."""
+        with self.lock:
+            return [post for post in self.posts if post.get("status") != "IN_PROGRESS"]
+
+
+class _QueueRequestHandler(BaseHTTPRequestHandler):
+    server: JobQueue
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send_json(self, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _no_content(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/job-take-batch/"):
+            size = int(self.path.rpartition("batch_size=")[2].split("&")[0] or 1)
+            with self.server.lock:
+                taken, self.server.jobs = self.server.jobs[:size], self.server.jobs[size:]
+            return self._send_json(taken) if taken else self._no_content()
+        if self.path.startswith("/job-take/"):
+            with self.server.lock:
+                job = self.server.jobs.pop(0) if self.server.jobs else None
+            return self._send_json(job) if job is not None else self._no_content()
+        return self._no_content()  # /job-stop/ and anything else
+
+    def do_POST(self) -> None:
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        with self.server.lock:
+            self.server.posts.append(payload)
+            finals = [post for post in self.server.posts if post.get("status") != "IN_PROGRESS"]
+            if len(finals) >= self.server.expected:
+                self.server.done.set()
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextmanager
+def job_queue(jobs: list[dict[str, Any]]) -> Iterator[JobQueue]:
+    """Serves a `JobQueue` on 127.0.0.1 until the block ends.
+
+    Args:
+        jobs: The queued jobs (`{"id", "input"}`).
+
+    Yields:
+        The running queue.
+    """
+    server = JobQueue(jobs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def start_worker_loop(queue: JobQueue, temp_dir: Path, **env: str) -> subprocess.Popen:
+    """Starts `python -u handler.py` as RunPod does, taking jobs from `queue`.
+
+    Args:
+        queue: The local job queue.
+        temp_dir: The worker's PARAKEET_TEMP_DIR (and a volume path that does not exist under it).
+        env: Extra environment variables.
+
+    Returns:
+        The worker process (stdout and stderr together, as text).
+    """
+    environment = worker_environment(
+        RUNPOD_POD_ID="worker-under-test",
+        RUNPOD_WEBHOOK_GET_JOB=queue.url("/job-take/$ID?gpu=test"),
+        RUNPOD_WEBHOOK_POST_OUTPUT=queue.url("/job-done/$RUNPOD_POD_ID/$ID?gpu=test"),
+        RUNPOD_SKIP_GPU_CHECK="true",
+        RUNPOD_VOLUME_PATH=str(temp_dir / "no-volume"),
+        PARAKEET_TEMP_DIR=str(temp_dir),
+        **env,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-u", "handler.py"],
+        cwd=config.REPO_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen) -> str:
+    """Stops a worker started by `start_worker_loop` and returns its output.
+
+    Args:
+        process: The worker.
+
+    Returns:
+        Everything it printed.
+    """
+    if process.poll() is None:
+        _stop(process)
+    return process.stdout.read() if process.stdout else ""

@@ -1,0 +1,62 @@
+"""utils/preparation.py: items from their sources to samples, with real ffmpeg and base64 inputs."""
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from utils.deadline import Deadline
+from utils.errors import InvalidInputError
+from utils.preparation import prepare_items
+from utils.validation import parse_input
+
+
+def tone_wav(path: Path, seconds: float) -> str:
+    """A sine tone as a base64 WAV file."""
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=440:d={seconds}",
+            str(path),
+        ],
+        check=True,
+    )
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_a_batch_prepares_each_item_and_keeps_one_items_error_to_itself(tmp_path: Path) -> None:
+    good = tone_wav(tmp_path / "tone.wav", 1.5)
+    request = parse_input(
+        {"audios": [{"audio_base64": good}, {"audio_base64": "!!!!"}, {"audio_base64": good}]}
+    )
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+
+    prepared = prepare_items(request, job_dir, Deadline(60))
+
+    assert [item.samples.size if item.samples is not None else None for item in prepared] == [
+        24_000,
+        None,
+        24_000,
+    ]
+    assert isinstance(prepared[1].error, InvalidInputError)
+    assert str(prepared[1].error).startswith("audio_base64 is not valid base64")
+    assert all(item.fetch_seconds >= 0 and item.convert_seconds >= 0 for item in prepared)
+    # The samples are in memory; the source files are gone already.
+    assert [path.name for path in job_dir.rglob("*") if path.is_file()] == []
+
+
+def test_a_single_item_failure_fails_the_job(tmp_path: Path) -> None:
+    request = parse_input({"audio_base64": "!!!!"})
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    with pytest.raises(InvalidInputError, match="audio_base64 is not valid base64"):
+        prepare_items(request, job_dir, Deadline(60))

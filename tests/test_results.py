@@ -1,0 +1,62 @@
+"""utils/output/results.py: the result JSON of single and batch jobs, from typed transcripts (pure)."""
+
+import numpy as np
+
+from utils.asr.records import Segment, Timestamps, Transcript, Word
+from utils.errors import NoAudioStreamError
+from utils.output import results
+from utils.preparation import PreparedItem
+from utils.validation import parse_input
+
+WORDS = [Word("one", 0.08, 0.4), Word("two.", 0.5, 0.9)]
+TRANSCRIPT = Transcript(
+    text="one two.",
+    attention="full",
+    timestamps=Timestamps(word=WORDS, segment=[Segment("one two.", 0.08, 0.9)]),
+)
+SAMPLES = np.zeros(16_000, dtype=np.float32)  # one second
+META = {"model": "m", "audio_seconds": 1.0}
+
+
+def test_a_single_item_gets_its_fields_and_the_job_meta() -> None:
+    request = parse_input({"audio_base64": "AAAA", "timestamps": ["word"], "output_format": ["json", "srt"]})
+    result = results.build_result(request, [PreparedItem(samples=SAMPLES)], {0: TRANSCRIPT}, META)
+    assert result == {
+        "success": True,
+        "text": "one two.",
+        "duration": 1.0,
+        "timestamps": {
+            "word": [{"word": "one", "start": 0.08, "end": 0.4}, {"word": "two.", "start": 0.5, "end": 0.9}]
+        },
+        "srt": "1\n00:00:00,080 --> 00:00:00,900\none two.\n\n",
+        "meta": {"attention": "full", **META},
+    }
+
+
+def test_a_batch_keeps_input_order_ids_and_per_item_errors() -> None:
+    request = parse_input({"audios": [{"id": "a", "audio_base64": "AAAA"}, {"audio_url": "https://h/x"}]})
+    prepared = [
+        PreparedItem(samples=SAMPLES),
+        PreparedItem(error=NoAudioStreamError("the file has no audio stream")),
+    ]
+    result = results.build_result(request, prepared, {0: TRANSCRIPT}, META)
+    assert result["failed"] == 1
+    assert result["results"] == [
+        {"success": True, "text": "one two.", "duration": 1.0, "meta": {"attention": "full"}, "id": "a"},
+        {"success": False, "error": "the file has no audio stream", "error_type": "no_audio_stream"},
+    ]
+    assert result["meta"] == META
+
+
+def test_subtitles_need_words_even_when_the_client_asked_for_none() -> None:
+    assert results.timestamp_kinds_needed(frozenset(), frozenset({"srt"})) == {"word"}
+    assert results.timestamp_kinds_needed(frozenset({"segment"}), frozenset({"json"})) == {"segment"}
+
+
+def test_fallbacks_and_windows_appear_in_the_item_meta() -> None:
+    windowed = Transcript(text="", attention="windowed", fallbacks=["local: out of GPU memory"], windows=3)
+    assert results.item_meta(windowed) == {
+        "attention": "windowed",
+        "windows": 3,
+        "fallbacks": ["local: out of GPU memory"],
+    }
