@@ -24,6 +24,7 @@ import pytest
 import client
 import config
 from tests.support import worker
+from tests.support.serving import serving
 from tools import synth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -233,14 +234,8 @@ def scripted_server(respond: Responder) -> Iterator[ScriptedServer]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server_log.base_url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server_log
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _forward(base_url: str, method: str, path: str, body: bytes, headers: Any) -> Reply:

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import config
 from tests.support.fake_dns import FakeDns
+from tests.support.serving import serving
 from utils import sources
 
 pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
@@ -160,11 +161,8 @@ class OriginServer(QuietServer):
 def origin_server() -> Iterator[OriginServer]:
     """A plain-http origin on 127.0.0.1 for the module."""
     server = OriginServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 @pytest.fixture
@@ -254,11 +252,8 @@ def tls_origin_server(tls_files: dict[str, Path]) -> Iterator[OriginServer]:
     context.load_cert_chain(tls_files["cert"], tls_files["key"])
     context.sni_callback = lambda _sock, name, _context: server.server_names.append(name)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield server
 
 
 @pytest.fixture

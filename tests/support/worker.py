@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import config
+from tests.support.serving import serving
 
 SERVER_START_SECONDS = 60
 
@@ -195,14 +196,8 @@ def job_queue(jobs: list[dict[str, Any]]) -> Iterator[JobQueue]:
     Yields:
         The running queue.
     """
-    server = JobQueue(jobs)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(JobQueue(jobs)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def start_worker_loop(queue: JobQueue, temp_dir: Path, **env: str) -> subprocess.Popen:
