@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import config
+from utils.asr.records import TIMESTAMP_KINDS
 from utils.errors import InvalidInputError, PayloadTooLargeError
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
 ALLOWED_FIELDS = frozenset({*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url"})
 ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
-TIMESTAMP_KINDS = ("word", "segment", "char")
 OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
 # `timestamps: true` means the two kinds most clients want.
 DEFAULT_TIMESTAMP_KINDS = frozenset({"word", "segment"})
