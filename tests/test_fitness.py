@@ -6,6 +6,7 @@ job server on 127.0.0.1 (the SDK reads the queue's URLs from RUNPOD_WEBHOOK_* va
 
 import base64
 import importlib.util
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +102,12 @@ def test_worker_loop_runs_a_queued_job_and_posts_the_result(queue: JobQueue, tmp
     worker = start_worker_loop(queue, tmp_path)
     try:
         assert queue.done.wait(timeout=120), "the worker posted no result"
+        # The SDK posts progress from a thread of its own, so it may land after the result.
+        waited = time.monotonic()
+        while (
+            not any(p.get("status") == "IN_PROGRESS" for p in queue.posts) and time.monotonic() - waited < 10
+        ):
+            time.sleep(0.05)
     finally:
         worker.kill()
         output = worker.communicate()[0]
