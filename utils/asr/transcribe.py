@@ -10,7 +10,7 @@ in full attention.
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -327,7 +327,10 @@ def transcribe_batch(
                     "the GPU failed while transcribing; the worker will be replaced"
                 ) from error
             raise
-    return [result for result in results if result is not None]
+    missing = [index for index, result in enumerate(results) if result is None]
+    if missing:
+        raise RuntimeError(f"items {missing} got no transcript")  # a bug: every plan is handled above
+    return cast(list[Transcript], results)
 
 
 def _retry_alone(
