@@ -3,10 +3,18 @@
 Every job ends in the output contract: `{"success": true, "text", "duration", ...}` (or,
 for a batch, `{"success": true, "results": [...]}`) or `{"success": false, "error", "error_type"}`.
 The handler never raises: an exception escaping to the RunPod SDK would send its traceback and
-hostname to the client.
+hostname to the client. The one exception is cancellation (RunPod's /cancel or execution timeout),
+which reaches `async_handler` as `asyncio.CancelledError` and is re-raised once the job has stopped.
+
+RunPod gives the worker up to `MAX_CONCURRENCY` jobs at once. Each runs on a thread of its own, off
+the SDK's event loop, so the loop keeps taking jobs; their items meet in one model scheduler
+(`utils.asr.scheduler`), which puts items of different jobs into the same model call.
 """
 
+import asyncio
+import contextvars
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import runpod
@@ -14,10 +22,17 @@ import runpod
 import config
 from utils import fitness
 from utils import job as job_pipeline
+from utils.deadline import Deadline
 from utils.errors import GpuFailureError, InternalError, WorkerError
 from utils.output import results
 
 log = logging.getLogger("parakeet.handler")
+
+# A cancelled job gets this long to stop its downloads and ffmpeg and remove its files before the
+# cancellation is passed on (a model call in progress is not interrupted).
+CANCEL_CLEANUP_SECONDS = 30.0
+
+_jobs = ThreadPoolExecutor(max_workers=config.MAX_CONCURRENCY, thread_name_prefix="job")
 
 
 def report_progress(job: dict[str, Any], message: str) -> None:
@@ -31,17 +46,19 @@ def report_progress(job: dict[str, Any], message: str) -> None:
         runpod.serverless.progress_update(job, message)
 
 
-def handler(job: dict[str, Any]) -> dict[str, Any]:
-    """The RunPod handler: one job in, one contract-shaped result out, never an exception.
+def handler(job: dict[str, Any], deadline: Deadline | None = None) -> dict[str, Any]:
+    """One job in, one contract-shaped result out, never an exception (blocking).
 
     Args:
         job: The RunPod job, with the client's payload under "input".
+        deadline: The job's deadline and cancellation (default: `JOB_TIMEOUT_SECONDS` from now).
 
     Returns:
         The success or failure contract; `refresh_worker: true` after an unrecoverable GPU error.
     """
+    deadline = deadline or Deadline(config.JOB_TIMEOUT_SECONDS)
     try:
-        return job_pipeline.run_job(job, lambda message: report_progress(job, message))
+        return job_pipeline.run_job(job, lambda message: report_progress(job, message), deadline)
     except GpuFailureError as error:
         log.error("job %s: GPU failure, asking RunPod to replace this worker", job.get("id"))
         return {**results.error_fields(error), "refresh_worker": True}
@@ -51,6 +68,48 @@ def handler(job: dict[str, Any]) -> dict[str, Any]:
     except Exception:
         log.exception("job %s failed with an unexpected error", job.get("id"))
         return results.error_fields(InternalError())
+
+
+async def async_handler(job: dict[str, Any]) -> dict[str, Any]:
+    """The RunPod handler: runs `handler` on a job thread, so that the SDK's loop stays free.
+
+    Args:
+        job: The RunPod job, with the client's payload under "input".
+
+    Returns:
+        What `handler` returns.
+
+    Raises:
+        asyncio.CancelledError: The job was cancelled; it stopped (or had `CANCEL_CLEANUP_SECONDS`
+            to) before this is raised, and no other job is touched.
+    """
+    deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
+    context = contextvars.copy_context()
+    work = asyncio.get_running_loop().run_in_executor(_jobs, context.run, handler, job, deadline)
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        log.info("job %s cancelled; stopping it", job.get("id"))
+        deadline.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(work), CANCEL_CLEANUP_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "job %s did not stop within %.0f s of its cancellation", job.get("id"), CANCEL_CLEANUP_SECONDS
+            )
+        raise
+
+
+def concurrency(current: int) -> int:
+    """RunPod's concurrency modifier: how many jobs this worker takes at once.
+
+    Args:
+        current: The SDK's current concurrency.
+
+    Returns:
+        `config.MAX_CONCURRENCY`.
+    """
+    return config.MAX_CONCURRENCY
 
 
 def configure_logging() -> None:
@@ -63,4 +122,5 @@ def configure_logging() -> None:
 if __name__ == "__main__":
     configure_logging()
     fitness.register()
-    runpod.serverless.start({"handler": handler})
+    job_pipeline.preload()
+    runpod.serverless.start({"handler": async_handler, "concurrency_modifier": concurrency})

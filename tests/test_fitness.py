@@ -92,10 +92,14 @@ def test_the_worker_helper_keeps_the_sdk_from_its_public_resolver_check(tmp_path
     with job_queue([]) as server:
         worker = start_worker_loop(server, tmp_path)
         try:
-            environment = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+            # Read once the new program runs (the file reads empty at the very start of a process).
+            environment: list[bytes] = []
+            started = time.monotonic()
+            while len(environment) < 2 and worker.poll() is None and time.monotonic() - started < 10:
+                environment = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
         finally:
-            stop_worker(worker)
-    assert b"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS=true" in environment
+            output = stop_worker(worker)
+    assert b"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS=true" in environment, output[-3000:]
 
 
 def test_worker_loop_runs_a_queued_job_and_posts_the_result(queue: JobQueue, tmp_path: Path) -> None:

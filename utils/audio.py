@@ -8,6 +8,7 @@ most the configured duration and time.
 """
 
 import collections
+import contextlib
 import logging
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import config
+from utils import deadline
 from utils.deadline import cap_to_job
 from utils.errors import (
     AudioDecodeError,
@@ -112,10 +114,14 @@ def decode(path: Path) -> np.ndarray:
     timer.start()
     # A large bytearray grows in place (realloc of an mmap'd block), so this costs ~1x the audio.
     pcm = bytearray()
+    job = deadline.current()
+    # A cancelled job kills its ffmpeg at once (the job's deadline then reports the cancellation).
+    cancellation = job.on_cancel(process.kill) if job is not None else contextlib.nullcontext()
     try:
-        while chunk := process.stdout.read(_READ_BYTES):
-            pcm += chunk
-        return_code = process.wait()
+        with cancellation:
+            while chunk := process.stdout.read(_READ_BYTES):
+                pcm += chunk
+            return_code = process.wait()
     finally:
         timer.cancel()
         if process.poll() is None:

@@ -6,16 +6,19 @@ the process (a download, ffmpeg) bounds its own timeout with `cap_to_job`, so it
 argument and behaves as before outside a job. A timeout or failure that happens once the job's time
 is up is reported as the job's timeout, not as the stage's own (whose limit it did not reach).
 
-A model call in progress cannot be interrupted: the transcriber stops between calls (batches,
-windows) at the latest.
+The deadline is also the job's cancellation: `cancel` (RunPod's /cancel, or its execution timeout)
+ends the time at once, kills the job's ffmpeg through `on_cancel`, and the scheduler drops the job's
+queued items. A model call in progress cannot be interrupted: the scheduler stops between calls
+(batches, windows) at the latest.
 """
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from utils.errors import JobTimeoutError, WorkerError
+from utils.errors import JobCancelledError, JobTimeoutError, WorkerError
 
 _current: ContextVar["Deadline | None"] = ContextVar("job_deadline", default=None)
 
@@ -31,14 +34,41 @@ class Deadline:
         """
         self.seconds = seconds
         self._expires = time.monotonic() + seconds
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self._on_cancel: list[Callable[[], None]] = []
 
     def remaining(self) -> float:
-        """Returns the seconds left (zero or negative once the time is up)."""
-        return self._expires - time.monotonic()
+        """Returns the seconds left (zero or negative once the time is up or the job is cancelled)."""
+        return 0.0 if self._cancelled else self._expires - time.monotonic()
 
-    def error(self) -> JobTimeoutError:
-        """Returns the error that reports this deadline as passed."""
+    def error(self) -> WorkerError:
+        """Returns the error that reports this deadline as passed (or the job as cancelled)."""
+        if self._cancelled:
+            return JobCancelledError("the job was cancelled")
         return JobTimeoutError(f"the job did not finish within {self.seconds:g} s")
+
+    def cancel(self) -> None:
+        """Ends the job's time now and stops what registered with `on_cancel` (its ffmpeg)."""
+        with self._lock:
+            self._cancelled = True
+            callbacks = list(self._on_cancel)
+        for callback in callbacks:
+            callback()
+
+    @contextmanager
+    def on_cancel(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Calls `callback` if the job is cancelled while the block runs (at once if it already was)."""
+        with self._lock:
+            self._on_cancel.append(callback)
+            cancelled = self._cancelled
+        if cancelled:
+            callback()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._on_cancel.remove(callback)
 
     def check(self) -> None:
         """Raises when the job's time is up (a stage boundary).
@@ -60,7 +90,7 @@ class Deadline:
         token = _current.set(self)
         try:
             yield
-        except JobTimeoutError:
+        except (JobTimeoutError, JobCancelledError):
             raise
         except WorkerError as error:
             if self.remaining() <= 0:
@@ -68,6 +98,11 @@ class Deadline:
             raise
         finally:
             _current.reset(token)
+
+
+def current() -> "Deadline | None":
+    """Returns the deadline made current by `Deadline.applied` in this thread, if any."""
+    return _current.get()
 
 
 def cap_to_job(seconds: float) -> float:

@@ -153,3 +153,9 @@ class JobTimeoutError(WorkerError):
     """The job as a whole ran past `config.JOB_TIMEOUT_SECONDS` (see `utils.deadline`)."""
 
     error_type = "job_timeout"
+
+
+class JobCancelledError(WorkerError):
+    """The job was cancelled (RunPod's /cancel or its execution timeout); nobody waits for the answer."""
+
+    error_type = "cancelled"

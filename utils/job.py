@@ -4,6 +4,7 @@ validation → sources + audio (`utils.preparation`) → the model (`utils.asr`)
 Failures of the whole job raise a `WorkerError`; the handler turns it into the error contract.
 """
 
+import importlib.util
 import logging
 import tempfile
 import time
@@ -16,9 +17,10 @@ import numpy as np
 import config
 from utils import preparation, sources, validation, volume
 from utils.asr import model as asr_model
-from utils.asr import transcribe
 from utils.asr.records import Transcript
+from utils.asr.scheduler import scheduler
 from utils.deadline import Deadline
+from utils.errors import WorkerError
 from utils.output import delivery, results
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ def transcribe_ready(
     Args:
         ready: Samples by item index.
         kinds: Timestamp kinds to compute.
-        deadline: The job's deadline, checked between model calls.
+        deadline: The job's deadline (and cancellation), checked before each model call.
         progress: Receives short progress messages.
 
     Returns:
@@ -45,23 +47,48 @@ def transcribe_ready(
         return {}, {}, 0.0
     volume.ensure_environment(progress)
     model = asr_model.model_info()  # loads the model on a worker's first job
-
-    def between_calls(message: str) -> None:
-        # Called between model calls (batches, windows): the job stops there when its time is up.
-        deadline.check()
-        progress(message)
-
     started = time.perf_counter()
-    outputs = transcribe.transcribe_batch(list(ready.values()), kinds, progress=between_calls)
-    return dict(zip(ready, outputs, strict=True)), model, time.perf_counter() - started
+    futures = [scheduler.submit(samples, kinds, deadline, progress) for samples in ready.values()]
+    transcripts: dict[int, Transcript] = {}
+    try:
+        for index, future in zip(ready, futures, strict=True):
+            transcripts[index] = future.result()
+            progress(f"{len(transcripts)}/{len(ready)} items transcribed")
+    finally:
+        for future in futures:
+            future.cancel()  # the items still queued leave the queue with the job
+    return transcripts, model, time.perf_counter() - started
 
 
-def run_job(job: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def preload() -> bool:
+    """Loads the model at worker start when torch and NeMo are already at hand.
+
+    With NeMo importable or the volume environment published, the first job then pays no import and
+    no load. When the environment must still be built, the first job builds it (with progress).
+
+    Returns:
+        Whether the model was loaded.
+    """
+    if importlib.util.find_spec("nemo") is None and volume.find_ready(volume.Settings.from_config()) is None:
+        log.info("the volume environment is not built yet; the first job builds it")
+        return False
+    try:
+        volume.ensure_environment()
+        asr_model.loaded()
+    except WorkerError as error:
+        # The first job tries again and reports the failure to its client.
+        log.error("preloading the model failed: %s", error)
+        return False
+    return True
+
+
+def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict[str, Any]:
     """Runs one job; raises on a failure of the whole job.
 
     Args:
         job: The RunPod job; the client's payload is under "input".
         progress: Receives short progress messages for the client.
+        deadline: The job's deadline and cancellation.
 
     Returns:
         The success contract.
@@ -70,7 +97,6 @@ def run_job(job: dict[str, Any], progress: Progress) -> dict[str, Any]:
         WorkerError: Any failure a client can act on.
     """
     started = time.perf_counter()
-    deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
     request = validation.parse_input(job.get("input"))
     if request.output_url is not None:
         sources.check_output_url(request.output_url)  # a bad target fails now, not after the work is done

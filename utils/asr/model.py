@@ -27,6 +27,8 @@ class LoadedModel:
     default_chunking_factor: int
     # One encoder frame in seconds (window stride times subsampling: 80 ms for Parakeet).
     frame_seconds: float
+    # "bfloat16" (autocast around each call; weights and the preprocessor stay fp32) or "float32".
+    compute_dtype: str
 
 
 _load_lock = threading.Lock()
@@ -44,6 +46,30 @@ def device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(target: str) -> str:
+    """The precision model calls run in, from `config.PRECISION` and the device.
+
+    Args:
+        target: "cuda" or "cpu".
+
+    Returns:
+        "bfloat16" or "float32".
+    """
+    if config.PRECISION == "fp32":
+        return "float32"
+    if target != "cuda":
+        if config.PRECISION == "bf16":
+            # torch's CPU LSTM kernels (the prediction network) refuse bf16 autocast.
+            log.warning("PARAKEET_PRECISION is bf16, but bf16 does not run on the CPU; using fp32")
+        return "float32"
+    import torch
+
+    if torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    log.warning("this GPU does not support bf16; using fp32")
+    return "float32"
 
 
 def load_model(name_or_path: str) -> Any:
@@ -99,8 +125,9 @@ def loaded() -> LoadedModel:
                 name=config.PARAKEET_MODEL,
                 default_chunking_factor=model.encoder.pre_encode.subsampling_conv_chunking_factor,
                 frame_seconds=model.cfg.preprocessor.window_stride * model.encoder.subsampling_factor,
+                compute_dtype=compute_dtype(model.device.type),
             )
-            log.info("model %s loaded on %s", _loaded.name, model.device)
+            log.info("model %s loaded on %s (%s)", _loaded.name, model.device, _loaded.compute_dtype)
         return _loaded
 
 
@@ -126,7 +153,7 @@ def model_info() -> dict[str, str]:
     return {
         "model": current.name,
         "device": str(current.model.device),
-        "precision": str(current.model.dtype).split(".")[-1],
+        "precision": current.compute_dtype,
     }
 
 

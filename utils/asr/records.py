@@ -82,6 +82,8 @@ class Transcript:
     # How the item got here when memory ran out, e.g. ["full: out of GPU memory"].
     fallbacks: list[str] = field(default_factory=list)
     windows: int = 1
+    # How many items shared the model call that produced it (1 for windows and lone items).
+    batch: int = 1
 
 
 def segments_of(words: list[Word]) -> list[Segment]:

@@ -1,25 +1,22 @@
-"""Model calls: 16 kHz mono arrays in, typed transcripts out, in as few calls as possible.
+"""Model calls and what surrounds them: plans, windows, stitching, out-of-memory detection.
 
-Each item gets a plan by its length (`utils.asr.plans`). Items with the same plan are sorted by length
-and batched (`utils.asr.batching`); windowed items are cut into overlapping windows whose words are
-stitched at pauses (`utils.asr.windows`). Running out of GPU memory moves an item down the plans (a
-batch first retries its items one by one in the same plan), and every call ends with the model back
-in full attention.
+`utils.asr.scheduler` decides which items go into which call; this module runs one call
+(`run_call`, which always ends with the model back in full attention) and turns NeMo's hypotheses
+into typed transcripts. Windowed items are cut into overlapping windows whose words are stitched at
+pauses (`utils.asr.windows`).
 """
 
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 import config
 from utils.asr import attention, model, plans, windows
-from utils.asr.batching import batches
-from utils.asr.plans import FULL, LOCAL, WINDOWED
+from utils.asr.plans import FULL, WINDOWED
 from utils.asr.records import Char, Segment, Timestamps, Transcript, Word, segments_of
-from utils.errors import GpuFailureError, GpuOutOfMemoryError
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +78,11 @@ def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> 
 
     current = model.loaded()
     attention.set_attention(current.model, plan, current.default_chunking_factor)
+    autocast = torch.autocast(
+        current.model.device.type, dtype=torch.bfloat16, enabled=current.compute_dtype == "bfloat16"
+    )
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             # timestamps is always passed: None would keep whatever the previous call asked for.
             return current.model.transcribe(
                 list(audios), batch_size=len(audios), timestamps=bool(kinds), verbose=False
@@ -156,20 +156,6 @@ def window_kinds(kinds: frozenset[str]) -> frozenset[str]:
     return (kinds - {"segment"}) | {"word"}
 
 
-def _transcribe_windowed(
-    audio: np.ndarray, kinds: frozenset[str], window_seconds: float, progress: Progress
-) -> Transcript:
-    """Transcribes one long item in overlapping windows and stitches the words at pauses."""
-    planned = window_plan(audio.size, window_seconds)
-    inner = window_kinds(kinds)
-    parts: list[Timestamps] = []
-    for number, window in enumerate(planned, start=1):
-        (hypothesis,) = run_call([audio[window.start : window.end]], LOCAL, inner)
-        parts.append(timestamps_of(hypothesis.timestamp, inner, window.start / config.SAMPLE_RATE))
-        progress(f"window {number}/{len(planned)} done")
-    return stitch(parts, planned, kinds)
-
-
 def ran_out_of_memory(error: BaseException, plan: str, seconds: float) -> bool:
     """Tells whether torch ran out of memory; if so, frees the cached blocks before the next try.
 
@@ -205,47 +191,6 @@ def fallback_window_seconds(fallbacks: Sequence[str]) -> float:
     return config.WINDOW_SECONDS
 
 
-def transcribe_alone(
-    audio: np.ndarray,
-    first_plan: str,
-    kinds: frozenset[str],
-    progress: Progress,
-    earlier_fallbacks: Sequence[str] = (),
-) -> Transcript:
-    """Transcribes one item alone, moving to the next plan each time memory runs out.
-
-    Args:
-        audio: The item's samples.
-        first_plan: The plan to try first.
-        kinds: Timestamp kinds.
-        progress: Called as windows finish.
-        earlier_fallbacks: Fallbacks already taken (a lone item whose batch call failed).
-
-    Returns:
-        The transcript, with the fallbacks taken.
-
-    Raises:
-        GpuOutOfMemoryError: Not even the smallest windows fit.
-    """
-    fallbacks = list(earlier_fallbacks)
-    plan: str | None = first_plan
-    while plan is not None:
-        try:
-            if plan == WINDOWED:
-                result = _transcribe_windowed(audio, kinds, fallback_window_seconds(fallbacks), progress)
-            else:
-                result = transcript_of(run_call([audio], plan, kinds)[0], plan, kinds)
-        except Exception as error:
-            if not ran_out_of_memory(error, plan, audio.size / config.SAMPLE_RATE):
-                raise
-            fallbacks.append(f"{plan}: out of GPU memory")
-            plan = plans.next_plan(plan)
-            continue
-        result.fallbacks = fallbacks
-        return result
-    raise GpuOutOfMemoryError("the audio did not fit the GPU memory even in windows; try a larger GPU")
-
-
 def is_fatal_gpu_error(error: BaseException) -> bool:
     """A CUDA error after which the process's GPU context cannot be trusted.
 
@@ -272,71 +217,3 @@ def plan_of(seconds: float) -> str:
         FULL, LOCAL or WINDOWED.
     """
     return plans.plan_for(seconds, model.loaded().frame_seconds, model.free_gpu_bytes())
-
-
-def transcribe_batch(
-    audios: Sequence[np.ndarray],
-    timestamp_kinds: frozenset[str] = frozenset(),
-    progress: Progress | None = None,
-) -> list[Transcript]:
-    """Transcribes 16 kHz mono float32 arrays with the cached model, in as few model calls as possible.
-
-    Args:
-        audios: The items' samples at `config.SAMPLE_RATE`.
-        timestamp_kinds: Which of "word", "segment", "char" to return; empty for text only.
-        progress: Called with a short message as batches and windows finish.
-
-    Returns:
-        One Transcript per item, in input order.
-
-    Raises:
-        ModelLoadError: The model could not be loaded.
-        GpuOutOfMemoryError: An item did not fit even in the smallest windows.
-        GpuFailureError: A CUDA error left the GPU unusable; the worker should be replaced.
-    """
-    report = progress or (lambda message: None)
-    durations = [audio.size / config.SAMPLE_RATE for audio in audios]
-    item_plans = [plan_of(duration) for duration in durations]
-    results: list[Transcript | None] = [None] * len(audios)
-    with inference_lock:
-        try:
-            for plan in (FULL, LOCAL):
-                indices = sorted(
-                    (i for i, p in enumerate(item_plans) if p == plan), key=durations.__getitem__
-                )
-                for batch in batches(indices, durations):
-                    try:
-                        hypotheses = run_call([audios[i] for i in batch], plan, timestamp_kinds)
-                        for index, hypothesis in zip(batch, hypotheses, strict=True):
-                            results[index] = transcript_of(hypothesis, plan, timestamp_kinds)
-                    except Exception as error:
-                        if not ran_out_of_memory(error, plan, sum(durations[i] for i in batch)):
-                            raise
-                        # Alone, an item of a larger batch may fit in the same mode; a lone item moves on.
-                        for index in batch:
-                            results[index] = _retry_alone(
-                                audios[index], plan, len(batch), timestamp_kinds, report
-                            )
-                    report(f"{sum(r is not None for r in results)}/{len(audios)} items transcribed")
-            for index in (i for i, p in enumerate(item_plans) if p == WINDOWED):
-                results[index] = transcribe_alone(audios[index], WINDOWED, timestamp_kinds, report)
-        except Exception as error:
-            if is_fatal_gpu_error(error):
-                log.exception("unrecoverable GPU error")
-                raise GpuFailureError(
-                    "the GPU failed while transcribing; the worker will be replaced"
-                ) from error
-            raise
-    missing = [index for index, result in enumerate(results) if result is None]
-    if missing:
-        raise RuntimeError(f"items {missing} got no transcript")  # a bug: every plan is handled above
-    return cast(list[Transcript], results)
-
-
-def _retry_alone(
-    audio: np.ndarray, plan: str, batch_size: int, kinds: frozenset[str], progress: Progress
-) -> Transcript:
-    """Retries one item of a batch that ran out of memory: alone in the same plan, or the next one."""
-    if batch_size > 1:
-        return transcribe_alone(audio, plan, kinds, progress)
-    return transcribe_alone(audio, plans.next_plan(plan), kinds, progress, [f"{plan}: out of GPU memory"])

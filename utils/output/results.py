@@ -86,13 +86,16 @@ def item_meta(transcript: Transcript) -> dict[str, Any]:
         transcript: The item's transcript.
 
     Returns:
-        `{"attention", "windows"?, "fallbacks"?}`.
+        `{"attention", "windows"?, "fallbacks"?, "batch"?}`: `batch` counts the items (of any job)
+        that shared its model call.
     """
     meta: dict[str, Any] = {"attention": transcript.attention}
     if transcript.windows > 1:
         meta["windows"] = transcript.windows
     if transcript.fallbacks:
         meta["fallbacks"] = transcript.fallbacks
+    if transcript.batch > 1:
+        meta["batch"] = transcript.batch
     return meta
 
 

@@ -335,7 +335,8 @@ def _bound_next_read(response: BaseHTTPResponse, seconds: float) -> None:
 
 def _time_left(deadline: float, target: url_policy.HttpTarget, transfer: _Transfer) -> float:
     """Returns the seconds left before `deadline`, raising FetchTimeoutError when none are."""
-    remaining = deadline - time.monotonic()
+    # The job's own time counts too: a cancelled job stops at the next chunk.
+    remaining = cap_to_job(deadline - time.monotonic())
     if remaining <= 0:
         raise FetchTimeoutError(
             f"{FIELD}: the {transfer.noun} {transfer.preposition} {target.host} did not finish "

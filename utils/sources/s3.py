@@ -178,7 +178,7 @@ def _chunks_in_time(body: Any, deadline: float, shown: str) -> Iterator[bytes]:
     is the operator's, not a client's.
     """
     for chunk in body.iter_chunks(config.DOWNLOAD_CHUNK_BYTES):
-        if time.monotonic() > deadline:
+        if cap_to_job(deadline - time.monotonic()) <= 0:  # the transfer's time, or the job's
             raise FetchTimeoutError(
                 f"{FIELD}: the download of {shown} did not finish within "
                 f"{config.DOWNLOAD_TIMEOUT_SECONDS:g} s"

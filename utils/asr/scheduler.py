@@ -1,0 +1,265 @@
+"""One scheduler owns the model: items of every running job queue for it and share model calls.
+
+Jobs `submit` their items and wait on the futures they get back. A thread takes the queued items,
+waits up to `BATCH_WAIT_MS` after the oldest one arrived for more (unless a full batch is already
+there), and runs one model call at a time:
+
+- The oldest queued item decides the call. Items of the same plan and timestamp need, from any job,
+  join it, grouped by length and bounded like any batch (`utils.asr.batching`).
+- A windowed item runs one window per call and then queues again behind the items that arrived
+  meanwhile, so hours of audio never hold short clips back by more than one call.
+- Running out of memory: a batch retries its items one by one; a lone item moves to the next plan
+  (full → local → windows of `FALLBACK_WINDOW_SECONDS`). Any other failure of a batch also retries
+  its items alone, so one job's bad item never fails another job's items.
+- An item whose job was cancelled, or whose deadline passed, is dropped before its next call.
+
+Every call ends with the model in full attention (`transcribe.run_call`).
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import config
+from utils.asr import plans, transcribe
+from utils.asr.batching import batches
+from utils.asr.plans import LOCAL, WINDOWED
+from utils.asr.records import Timestamps, Transcript
+from utils.asr.windows import Window
+from utils.deadline import Deadline
+from utils.errors import GpuFailureError, GpuOutOfMemoryError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(eq=False)
+class _Request:
+    """One item waiting for the model, and where it stands."""
+
+    audio: np.ndarray
+    kinds: frozenset[str]
+    deadline: Deadline
+    progress: Progress
+    future: "Future[Transcript]"
+    plan: str
+    ready_at: float
+    fallbacks: list[str] = field(default_factory=list)
+    # After a failed batch call the item runs alone, so that its failure is its own.
+    alone: bool = False
+    windows: list[Window] = field(default_factory=list)
+    parts: list[Timestamps] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """The item's audio length."""
+        return self.audio.size / config.SAMPLE_RATE
+
+    def joins(self, other: "_Request") -> bool:
+        """Whether this item may share a model call with `other`."""
+        return (
+            self.plan == other.plan != WINDOWED
+            and bool(self.kinds) == bool(other.kinds)
+            and not self.alone
+            and not other.alone
+        )
+
+
+class Scheduler:
+    """The model's queue and the thread that works it."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending: list[_Request] = []
+        self._thread: threading.Thread | None = None
+        # Counters for benchmarks and logs: model calls made and items they carried.
+        self.calls = 0
+        self.items = 0
+
+    def submit(
+        self, audio: np.ndarray, kinds: frozenset[str], deadline: Deadline, progress: Progress
+    ) -> "Future[Transcript]":
+        """Queues one item for the model.
+
+        Args:
+            audio: 16 kHz mono float32 samples.
+            kinds: Timestamp kinds the item needs.
+            deadline: The item's job deadline (also its cancellation).
+            progress: Receives window progress messages (from the scheduler's thread).
+
+        Returns:
+            The future of the item's transcript; it raises what stopped the item.
+        """
+        plan = transcribe.plan_of(audio.size / config.SAMPLE_RATE)
+        request = _Request(audio, kinds, deadline, progress, Future(), plan, time.monotonic())
+        if plan == WINDOWED:
+            request.windows = transcribe.window_plan(audio.size, transcribe.fallback_window_seconds([]))
+        with self._condition:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="asr-scheduler", daemon=True)
+                self._thread.start()
+            self._pending.append(request)
+            self._condition.notify()
+        return request.future
+
+    def _work(self) -> None:
+        """The scheduler thread: forever, the next model call."""
+        while True:
+            call = self._next_call()
+            try:
+                self._run(call)
+            except Exception as error:  # a bug here must not stop the thread that every job waits on
+                log.exception("the scheduler failed a model call")
+                for request in call:
+                    _fail(request, error)
+
+    def _next_call(self) -> list[_Request]:
+        """Waits for work and picks the items of the next model call (removing them from the queue)."""
+        with self._condition:
+            while True:
+                while not self._pending:
+                    self._condition.wait()
+                gather_until = min(r.ready_at for r in self._pending) + config.BATCH_WAIT_MS / 1000
+                while (left := gather_until - time.monotonic()) > 0 and not self._full_batch_waiting():
+                    self._condition.wait(left)
+                self._drop_finished()
+                if self._pending:
+                    call = self._choose()
+                    for request in call:
+                        self._pending.remove(request)
+                    return call
+
+    def _full_batch_waiting(self) -> bool:
+        """Whether the oldest item already has a full batch to go with."""
+        first = min(self._pending, key=lambda r: r.ready_at)
+        return sum(r is first or r.joins(first) for r in self._pending) >= config.BATCH_SIZE
+
+    def _drop_finished(self) -> None:
+        """Fails the queued items whose job was cancelled or ran out of time, and forgets them."""
+        for request in list(self._pending):
+            if request.future.cancelled() or request.deadline.remaining() <= 0:
+                self._pending.remove(request)
+                _fail(request, request.deadline.error())
+
+    def _choose(self) -> list[_Request]:
+        """The oldest item and the items that share its call."""
+        first = min(self._pending, key=lambda r: r.ready_at)
+        if first.plan == WINDOWED or first.alone:
+            return [first]
+        group = sorted((r for r in self._pending if r is first or r.joins(first)), key=lambda r: r.seconds)
+        durations = [r.seconds for r in group]
+        for batch in batches(list(range(len(group))), durations):
+            if group.index(first) in batch:
+                return [group[i] for i in batch]
+        return [first]
+
+    def _requeue(self, request: _Request, *, fresh: bool) -> None:
+        """Puts an item back in the queue; `fresh` puts it behind the items that arrived meanwhile."""
+        if fresh:
+            request.ready_at = time.monotonic()
+        with self._condition:
+            self._pending.append(request)
+            self._condition.notify()
+
+    def _run(self, call: list[_Request]) -> None:
+        """Runs one model call and settles or requeues each of its items."""
+        first = call[0]
+        kinds = frozenset().union(*(r.kinds for r in call))
+        with transcribe.inference_lock:
+            try:
+                if first.plan == WINDOWED:
+                    self._run_window(first)
+                    return
+                hypotheses = transcribe.run_call([r.audio for r in call], first.plan, kinds)
+            except Exception as error:  # noqa: BLE001  (every failure is sorted out per item below)
+                self._failed_call(call, error)
+                return
+        self.calls += 1
+        self.items += len(call)
+        for request, hypothesis in zip(call, hypotheses, strict=True):
+            transcript = transcribe.transcript_of(hypothesis, request.plan, request.kinds)
+            transcript.fallbacks = request.fallbacks
+            transcript.batch = len(call)
+            _settle(request, transcript)
+
+    def _run_window(self, request: _Request) -> None:
+        """Runs the item's next window; the last one stitches the transcript."""
+        number = len(request.parts)
+        window = request.windows[number]
+        inner = transcribe.window_kinds(request.kinds)
+        (hypothesis,) = transcribe.run_call([request.audio[window.start : window.end]], LOCAL, inner)
+        self.calls += 1
+        self.items += 1
+        offset = window.start / config.SAMPLE_RATE
+        request.parts.append(transcribe.timestamps_of(hypothesis.timestamp, inner, offset))
+        _report(request, f"window {number + 1}/{len(request.windows)} done")
+        if len(request.parts) < len(request.windows):
+            self._requeue(request, fresh=True)
+            return
+        transcript = transcribe.stitch(request.parts, request.windows, request.kinds)
+        transcript.fallbacks = request.fallbacks
+        _settle(request, transcript)
+
+    def _failed_call(self, call: list[_Request], error: Exception) -> None:
+        """Decides what a failed call means for each of its items."""
+        seconds = sum(r.seconds for r in call)
+        if transcribe.is_fatal_gpu_error(error):
+            log.exception("unrecoverable GPU error")
+            failure = GpuFailureError("the GPU failed while transcribing; the worker will be replaced")
+            for request in call:
+                _fail(request, failure)
+            return
+        out_of_memory = transcribe.ran_out_of_memory(error, call[0].plan, seconds)
+        if len(call) > 1:
+            # Alone, an item of a larger batch may fit in the same mode, and a bad item fails only itself.
+            if not out_of_memory:
+                log.warning("a batch of %d items failed (%s); retrying them one by one", len(call), error)
+            for request in call:
+                request.alone = True
+                self._requeue(request, fresh=False)
+            return
+        request = call[0]
+        if not out_of_memory:
+            log.error("a model call failed", exc_info=error)
+            _fail(request, error)
+            return
+        request.fallbacks.append(f"{request.plan}: out of GPU memory")
+        next_plan = plans.next_plan(request.plan)
+        if next_plan is None:
+            message = "the audio did not fit the GPU memory even in windows; try a larger GPU"
+            _fail(request, GpuOutOfMemoryError(message))
+            return
+        request.plan = next_plan
+        if next_plan == WINDOWED:
+            window_seconds = transcribe.fallback_window_seconds(request.fallbacks)
+            request.windows = transcribe.window_plan(request.audio.size, window_seconds)
+        self._requeue(request, fresh=False)
+
+
+def _settle(request: _Request, transcript: Transcript) -> None:
+    """Hands an item its transcript (unless its job stopped waiting)."""
+    if not request.future.done():
+        request.future.set_result(transcript)
+
+
+def _fail(request: _Request, error: BaseException) -> None:
+    """Hands an item the error that stopped it (unless its job stopped waiting)."""
+    if not request.future.done():
+        request.future.set_exception(error)
+
+
+def _report(request: _Request, message: str) -> None:
+    """Sends a progress message; a lost one never stops the scheduler."""
+    try:
+        request.progress(message)
+    except Exception:
+        log.exception("a progress report failed")
+
+
+scheduler = Scheduler()
