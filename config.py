@@ -144,6 +144,7 @@ PRECISION = _choice("PARAKEET_PRECISION", "auto", ("auto", "bf16", "fp32"))
 # --- Audio -------------------------------------------------------------------------------------
 SAMPLE_RATE = 16_000
 FFMPEG_BINARY = _str("FFMPEG_BINARY", "ffmpeg")
+FFPROBE_BINARY = _str("FFPROBE_BINARY", "ffprobe")
 FFMPEG_TIMEOUT_SECONDS = _float("FFMPEG_TIMEOUT_SECONDS", 300)
 # The longest audio a job accepts (beyond local attention's limit it is transcribed in windows);
 # longer input is refused, not truncated.

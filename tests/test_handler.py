@@ -20,13 +20,11 @@ import webvtt
 
 import config
 import handler
+from tests.support.media import RATE, VOICE, b64, encode, speech
 from tests.support.s3_server import LocalS3
 from tools import synth
 from utils.asr import attention
 from utils.asr import model as asr_model
-
-VOICE = "en-us"  # a training voice: these tests check the pipeline, test_bundled_model the model
-RATE = config.SAMPLE_RATE
 
 
 @pytest.fixture(autouse=True)
@@ -38,28 +36,6 @@ def job_temp_root(
     monkeypatch.setattr(config, "TEMP_ROOT", root)
     yield root
     assert list(root.iterdir()) == [], "a job left temporary files behind"
-
-
-def speech(words: str, voice: str = VOICE, speed: int = 150) -> np.ndarray:
-    """Spoken digit words with a little silence around them, as 16 kHz float32."""
-    pad = np.zeros(int(0.3 * RATE), dtype=np.float32)
-    return np.concatenate([pad, synth.synthesize(words, voice=voice, speed=speed), pad])
-
-
-def encode(samples: np.ndarray, path: Path, *ffmpeg_args: str) -> Path:
-    """Writes `samples` as WAV, then re-encodes it with ffmpeg into `path` with `ffmpeg_args`."""
-    wav = path.with_suffix(".source.wav")
-    synth.write_wav(wav, samples)
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(wav), *ffmpeg_args, str(path)],
-        check=True,
-    )
-    wav.unlink()
-    return path
-
-
-def b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def run(job_input: Any) -> dict[str, Any]:

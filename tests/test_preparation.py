@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+import config
 from utils.deadline import Deadline
 from utils.errors import InvalidInputError
-from utils.preparation import prepare_items
+from utils.preparation import decode_items, fetch_items, planned_seconds
 from utils.validation import parse_input
 
 
@@ -40,13 +41,14 @@ def test_a_batch_prepares_each_item_and_keeps_one_items_error_to_itself(tmp_path
     job_dir = tmp_path / "job"
     job_dir.mkdir()
 
-    prepared = prepare_items(request, job_dir, Deadline(60))
+    prepared = fetch_items(request, job_dir, Deadline(60))
+    assert [item.probed_seconds for item in prepared] == [1.5, None, 1.5]
+    assert planned_seconds(prepared) == 3.0  # the failed item holds nothing
+    decode_items(request, prepared, Deadline(60))
 
-    assert [item.samples.size if item.samples is not None else None for item in prepared] == [
-        24_000,
-        None,
-        24_000,
-    ]
+    sizes = [item.samples.size if item.samples is not None else None for item in prepared]
+    assert sizes == [24_000, None, 24_000]
+    assert [item.seconds for item in prepared] == [1.5, 0.0, 1.5]
     assert isinstance(prepared[1].error, InvalidInputError)
     assert str(prepared[1].error).startswith("audio_base64 is not valid base64")
     assert all(item.fetch_seconds >= 0 and item.convert_seconds >= 0 for item in prepared)
@@ -59,4 +61,19 @@ def test_a_single_item_failure_fails_the_job(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
     job_dir.mkdir()
     with pytest.raises(InvalidInputError, match="audio_base64 is not valid base64"):
-        prepare_items(request, job_dir, Deadline(60))
+        fetch_items(request, job_dir, Deadline(60))
+
+
+def test_a_length_ffprobe_cannot_tell_counts_at_the_worst_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "MAX_INFLIGHT_AUDIO_SECONDS", 600.0)
+    # Raw ADTS AAC has no duration in any header until ffprobe estimates it; a raw stream of unknown
+    # length is what "cannot tell" means here, so the probe is made to fail on a real file.
+    monkeypatch.setattr(config, "FFPROBE_BINARY", "/nonexistent/ffprobe")
+    request = parse_input({"audio_base64": tone_wav(tmp_path / "tone.wav", 1.0)})
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    prepared = fetch_items(request, job_dir, Deadline(60))
+    assert prepared[0].probed_seconds is None
+    assert planned_seconds(prepared) == 600.0

@@ -20,7 +20,9 @@ META = {"model": "m", "audio_seconds": 1.0}
 
 def test_a_single_item_gets_its_fields_and_the_job_meta() -> None:
     request = parse_input({"audio_base64": "AAAA", "timestamps": ["word"], "output_format": ["json", "srt"]})
-    result = results.build_result(request, [PreparedItem(samples=SAMPLES)], {0: TRANSCRIPT}, META)
+    result = results.build_result(
+        request, [PreparedItem(samples=SAMPLES, seconds=1.0)], {0: TRANSCRIPT}, META
+    )
     assert result == {
         "success": True,
         "text": "one two.",
@@ -36,7 +38,7 @@ def test_a_single_item_gets_its_fields_and_the_job_meta() -> None:
 def test_a_batch_keeps_input_order_ids_and_per_item_errors() -> None:
     request = parse_input({"audios": [{"id": "a", "audio_base64": "AAAA"}, {"audio_url": "https://h/x"}]})
     prepared = [
-        PreparedItem(samples=SAMPLES),
+        PreparedItem(samples=SAMPLES, seconds=1.0),
         PreparedItem(error=NoAudioStreamError("the file has no audio stream")),
     ]
     result = results.build_result(request, prepared, {0: TRANSCRIPT}, META)

@@ -9,7 +9,9 @@ most the configured duration and time.
 
 import collections
 import contextlib
+import json
 import logging
+import math
 import subprocess
 import threading
 from pathlib import Path
@@ -63,6 +65,44 @@ def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
         "-acodec", "pcm_f32le",
         "pipe:1",
     ]  # fmt: skip
+
+
+def probe_seconds(path: Path) -> float | None:
+    """Reads a media file's audio length from its headers with ffprobe, without decoding it.
+
+    Args:
+        path: The local file.
+
+    Returns:
+        The first audio stream's duration (else the container's), or None when ffprobe cannot tell.
+    """
+    command = [
+        config.FFPROBE_BINARY,
+        "-v", "error",
+        "-protocol_whitelist", "file",
+        "-format_whitelist", config.FFMPEG_DEMUXER_ALLOWLIST,
+        "-select_streams", "a:0",
+        "-show_entries", "stream=duration:format=duration",
+        "-of", "json",
+        f"file:{path}",
+    ]  # fmt: skip
+    try:
+        found = subprocess.run(
+            command, capture_output=True, timeout=cap_to_job(config.FFMPEG_TIMEOUT_SECONDS), check=False
+        )
+        report = json.loads(found.stdout or b"{}")
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    candidates = [stream.get("duration") for stream in report.get("streams", [])]
+    candidates.append(report.get("format", {}).get("duration"))
+    for value in candidates:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
 
 
 def _classify_failure(stderr_tail: str) -> AudioDecodeError:

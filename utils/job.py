@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import config
-from utils import preparation, sources, validation, volume
+from utils import inflight, preparation, sources, validation, volume
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
 from utils.asr.scheduler import scheduler
@@ -100,15 +100,23 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
     request = validation.parse_input(job.get("input"))
     if request.output_url is not None:
         sources.check_output_url(request.output_url)  # a bad target fails now, not after the work is done
-    with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
-        prepared = preparation.prepare_items(request, Path(job_dir), deadline)
-    # Stage boundary. Checked even when no item is ready: a batch cut short by the deadline fails whole.
-    deadline.check()
+    with inflight.Reservation(inflight.budget, deadline) as reservation:
+        with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
+            prepared = preparation.fetch_items(request, Path(job_dir), deadline)
+            # Room for the job's audio before any of it is decoded (waits while other jobs hold it).
+            reservation.acquire(preparation.planned_seconds(prepared))
+            preparation.decode_items(request, prepared, deadline)
+        reservation.settle(sum(item.seconds for item in prepared if item.samples is not None))
+        # Stage boundary. Checked even when no item is ready: a batch cut short by the deadline fails whole.
+        deadline.check()
 
-    timings = results.Timings.of(prepared)
-    ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
-    kinds = results.timestamp_kinds_needed(request.timestamp_kinds, request.output_formats)
-    transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress)
+        timings = results.Timings.of(prepared)
+        ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
+        kinds = results.timestamp_kinds_needed(request.timestamp_kinds, request.output_formats)
+        transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress)
+        del ready
+        for item in prepared:
+            item.samples = None  # the reservation ends here; so does the audio
     meta = results.job_meta(model, timings, time.perf_counter() - started)
     log.info(
         "job %s: %.1f s of audio in %.2f s", job.get("id"), timings.audio, meta["processing_seconds"]["total"]

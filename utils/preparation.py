@@ -1,15 +1,16 @@
-"""A job's audio items, from their sources to 16 kHz mono samples in memory.
+"""A job's audio items, from their sources to 16 kHz mono samples in memory, in two steps.
 
-Each item gets a directory of its own inside the job's temporary directory. A batch fetches and
-converts its items concurrently, and one item's failure becomes that item's error; a single-file job
-fails as a whole.
+`fetch_items` saves each item into a directory of its own inside the job's temporary directory and
+reads its length from the headers; `decode_items` turns the files into samples. Between the two the
+job reserves room for its audio (`utils.inflight`). A batch runs each step concurrently, and one
+item's failure becomes that item's error; a single-file job fails as a whole.
 """
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -25,53 +26,110 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PreparedItem:
-    """One item after fetching and converting: its samples, or the error that stopped it."""
+    """One item on its way: its file and probed length, then its samples, or the error that stopped it."""
 
+    path: Path | None = None
+    # The length ffprobe read from the headers (None: it could not tell).
+    probed_seconds: float | None = None
     samples: np.ndarray | None = None
+    # The decoded length; kept when the samples are dropped after transcription.
+    seconds: float = 0.0
     error: WorkerError | None = None
     fetch_seconds: float = 0.0
     convert_seconds: float = 0.0
 
 
-def prepare_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
-    """Fetches one item's audio into `item_dir` and decodes it.
+def planned_seconds(items: list[PreparedItem]) -> float:
+    """What a job's fetched items may decode to, for its reservation.
+
+    Items ffprobe could not measure count at the worst case, but together they never ask for more
+    than the whole cap: such a job is not refused for what it might hold, only for what it does.
+
+    Args:
+        items: From `fetch_items`.
+
+    Returns:
+        Seconds of audio to reserve.
+    """
+    fetched = [item for item in items if item.error is None and item.path is not None]
+    known = sum(
+        min(item.probed_seconds, config.MAX_AUDIO_SECONDS)
+        for item in fetched
+        if item.probed_seconds is not None
+    )
+    if all(item.probed_seconds is not None for item in fetched):
+        return known
+    return max(known, config.MAX_INFLIGHT_AUDIO_SECONDS)
+
+
+def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
+    """Fetches one item's audio into `item_dir` and reads its length from the headers.
 
     Args:
         item: The validated item.
         item_dir: A directory to create inside the job's temporary directory.
-        deadline: The job's deadline; the download and ffmpeg get no more than its time left.
+        deadline: The job's deadline; the download gets no more than its time left.
 
     Returns:
-        The decoded item with its stage timings.
+        The item with its file, probed length and fetch time.
 
     Raises:
-        WorkerError: The audio could not be fetched or decoded, or the job ran out of time.
+        WorkerError: The audio could not be fetched, or the job ran out of time.
     """
     item_dir.mkdir()
     with deadline.applied():
         deadline.check()  # a batch item may start late
         started = time.perf_counter()
         path = sources.fetch(item.source_field, item.source, item_dir)
+        probed = audio.probe_seconds(path)
+    return PreparedItem(path=path, probed_seconds=probed, fetch_seconds=time.perf_counter() - started)
+
+
+def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
+    """Decodes a fetched item in place; its file is removed once the samples are in memory.
+
+    Args:
+        prepared: An item from `fetch_item`.
+        deadline: The job's deadline; ffmpeg gets no more than its time left.
+
+    Raises:
+        WorkerError: The audio could not be decoded, or the job ran out of time.
+    """
+    assert prepared.path is not None
+    started = time.perf_counter()
+    with deadline.applied():
         deadline.check()
-        fetched = time.perf_counter()
-        samples = audio.decode(path)
-    path.unlink()  # the samples are in memory; free the disk early
-    return PreparedItem(samples, None, fetched - started, time.perf_counter() - fetched)
+        prepared.samples = audio.decode(prepared.path)
+    prepared.path.unlink()  # free the disk early
+    prepared.path = None
+    prepared.seconds = prepared.samples.size / config.SAMPLE_RATE
+    prepared.convert_seconds = time.perf_counter() - started
 
 
-def _prepare_batch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
-    """Like `prepare_item`, but a failure becomes the item's error so other items go on."""
-    try:
-        return prepare_item(item, item_dir, deadline)
-    except WorkerError as error:
-        return PreparedItem(error=error)
-    except Exception:
-        log.exception("batch item %s failed with an unexpected error", item_dir.name)
-        return PreparedItem(error=InternalError())
+def _each(
+    request: JobRequest, step: Callable[[int], None], failed: Callable[[int, WorkerError], None]
+) -> None:
+    """Runs `step` for every item; a batch runs them concurrently and keeps each failure to its item."""
+    indices = range(len(request.items))
+    if not request.is_batch:
+        step(0)
+        return
+
+    def guarded(index: int) -> None:
+        try:
+            step(index)
+        except WorkerError as error:
+            failed(index, error)
+        except Exception:
+            log.exception("batch item %d failed with an unexpected error", index)
+            failed(index, InternalError())
+
+    with ThreadPoolExecutor(max_workers=config.FETCH_CONCURRENCY) as pool:
+        list(pool.map(guarded, indices))
 
 
-def prepare_items(request: JobRequest, job_dir: Path, deadline: Deadline) -> list[PreparedItem]:
-    """Fetches and decodes every item of a job, concurrently for a batch.
+def fetch_items(request: JobRequest, job_dir: Path, deadline: Deadline) -> list[PreparedItem]:
+    """Fetches and probes every item of a job, concurrently for a batch.
 
     Args:
         request: The validated job.
@@ -79,13 +137,39 @@ def prepare_items(request: JobRequest, job_dir: Path, deadline: Deadline) -> lis
         deadline: The job's deadline.
 
     Returns:
-        One PreparedItem per item, in input order.
+        One PreparedItem per item, in input order (a batch item that failed carries its error).
 
     Raises:
-        WorkerError: A single-file job's audio could not be prepared.
+        WorkerError: A single-file job's audio could not be fetched.
     """
-    item_dirs = [job_dir / f"item-{index}" for index in range(len(request.items))]
-    if not request.is_batch:
-        return [prepare_item(request.items[0], item_dirs[0], deadline)]
-    with ThreadPoolExecutor(max_workers=config.FETCH_CONCURRENCY) as pool:
-        return list(pool.map(_prepare_batch_item, request.items, item_dirs, repeat(deadline)))
+    items = [PreparedItem() for _ in request.items]
+
+    def fetch(index: int) -> None:
+        items[index] = fetch_item(request.items[index], job_dir / f"item-{index}", deadline)
+
+    _each(request, fetch, lambda index, error: setattr(items[index], "error", error))
+    return items
+
+
+def decode_items(request: JobRequest, items: list[PreparedItem], deadline: Deadline) -> None:
+    """Decodes the fetched items in place, concurrently for a batch.
+
+    Args:
+        request: The validated job.
+        items: From `fetch_items`; those with an error are skipped.
+        deadline: The job's deadline.
+
+    Raises:
+        WorkerError: A single-file job's audio could not be decoded.
+    """
+
+    def decode(index: int) -> None:
+        if items[index].error is None:
+            decode_item(items[index], deadline)
+
+    def failed(index: int, error: WorkerError) -> None:
+        items[index].error = error
+        if items[index].path is not None:
+            items[index].path.unlink(missing_ok=True)
+
+    _each(request, decode, failed)

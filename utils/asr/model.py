@@ -5,6 +5,7 @@ importing `nemo.collections.asr` takes seconds, and the rest of the worker must 
 without it.
 """
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -27,8 +28,6 @@ class LoadedModel:
     default_chunking_factor: int
     # One encoder frame in seconds (window stride times subsampling: 80 ms for Parakeet).
     frame_seconds: float
-    # "bfloat16" (autocast around each call; weights and the preprocessor stay fp32) or "float32".
-    compute_dtype: str
 
 
 _load_lock = threading.Lock()
@@ -51,16 +50,24 @@ def device() -> str:
 def compute_dtype(target: str) -> str:
     """The precision model calls run in, from `config.PRECISION` and the device.
 
+    bf16 runs as autocast around each call; the weights and the preprocessor stay fp32.
+
     Args:
         target: "cuda" or "cpu".
 
     Returns:
         "bfloat16" or "float32".
     """
-    if config.PRECISION == "fp32":
+    return _compute_dtype(target, config.PRECISION)
+
+
+@functools.cache
+def _compute_dtype(target: str, precision: str) -> str:
+    """`compute_dtype` once per device and setting (so that its warnings are logged once)."""
+    if precision == "fp32":
         return "float32"
     if target != "cuda":
-        if config.PRECISION == "bf16":
+        if precision == "bf16":
             # torch's CPU LSTM kernels (the prediction network) refuse bf16 autocast.
             log.warning("PARAKEET_PRECISION is bf16, but bf16 does not run on the CPU; using fp32")
         return "float32"
@@ -125,9 +132,8 @@ def loaded() -> LoadedModel:
                 name=config.PARAKEET_MODEL,
                 default_chunking_factor=model.encoder.pre_encode.subsampling_conv_chunking_factor,
                 frame_seconds=model.cfg.preprocessor.window_stride * model.encoder.subsampling_factor,
-                compute_dtype=compute_dtype(model.device.type),
             )
-            log.info("model %s loaded on %s (%s)", _loaded.name, model.device, _loaded.compute_dtype)
+            log.info("model %s loaded on %s", _loaded.name, model.device)
         return _loaded
 
 
@@ -153,7 +159,7 @@ def model_info() -> dict[str, str]:
     return {
         "model": current.name,
         "device": str(current.model.device),
-        "precision": current.compute_dtype,
+        "precision": compute_dtype(current.model.device.type),
     }
 
 

@@ -79,7 +79,9 @@ def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> 
     current = model.loaded()
     attention.set_attention(current.model, plan, current.default_chunking_factor)
     autocast = torch.autocast(
-        current.model.device.type, dtype=torch.bfloat16, enabled=current.compute_dtype == "bfloat16"
+        current.model.device.type,
+        dtype=torch.bfloat16,
+        enabled=model.compute_dtype(current.model.device.type) == "bfloat16",
     )
     try:
         with torch.inference_mode(), autocast:

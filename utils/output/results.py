@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from typing import Any
 
-import config
 from utils.asr.records import Transcript
 from utils.errors import WorkerError
 from utils.output import subtitles
@@ -33,8 +32,7 @@ class Timings:
         return cls(
             fetch=sum(item.fetch_seconds for item in prepared),
             convert=sum(item.convert_seconds for item in prepared),
-            audio=sum(item.samples.size for item in prepared if item.samples is not None)
-            / config.SAMPLE_RATE,
+            audio=sum(item.seconds for item in prepared if item.error is None),
         )
 
 
@@ -159,7 +157,7 @@ def build_result(
             entry = error_fields(item.error)
         else:
             transcript = transcripts[index]
-            duration = item.samples.size / config.SAMPLE_RATE
+            duration = item.seconds
             fields = transcript_fields(transcript, duration, request.timestamp_kinds, request.output_formats)
             entry = {"success": True, **fields, "meta": item_meta(transcript)}
         if request.items[index].id is not None:

@@ -1,0 +1,36 @@
+"""Speech clips for tests: espeak-ng digit words through the real ffmpeg, as files or base64."""
+
+import base64
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+import config
+from tools import synth
+
+VOICE = "en-us"  # a training voice: these tests check the pipeline, test_bundled_model the model
+RATE = config.SAMPLE_RATE
+
+
+def speech(words: str, voice: str = VOICE, speed: int = 150) -> np.ndarray:
+    """Spoken digit words with a little silence around them, as 16 kHz float32."""
+    pad = np.zeros(int(0.3 * RATE), dtype=np.float32)
+    return np.concatenate([pad, synth.synthesize(words, voice=voice, speed=speed), pad])
+
+
+def encode(samples: np.ndarray, path: Path, *ffmpeg_args: str) -> Path:
+    """Writes `samples` as WAV, then re-encodes it with ffmpeg into `path` with `ffmpeg_args`."""
+    wav = path.with_suffix(".source.wav")
+    synth.write_wav(wav, samples)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-i", str(wav), *ffmpeg_args, str(path)],
+        check=True,
+    )
+    wav.unlink()
+    return path
+
+
+def b64(path: Path) -> str:
+    """A file's bytes as base64 text."""
+    return base64.b64encode(path.read_bytes()).decode("ascii")

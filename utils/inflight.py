@@ -1,0 +1,143 @@
+"""The worker-wide cap on decoded audio held at once (`MAX_INFLIGHT_AUDIO_SECONDS`).
+
+A job reserves the probed length of all its items in one step before it decodes any, and releases it
+when its transcription is over; while the cap is full, jobs wait (backpressure) instead of failing or
+growing memory. Reserving a job's whole need at once means no two jobs can each hold part of the cap
+while waiting for the rest. A job whose audio alone is over the cap is refused before decoding.
+
+A file whose length ffprobe cannot tell counts at the worst case (`MAX_AUDIO_SECONDS`, at most the
+whole cap). A header that understates the length is caught after decoding: the reservation grows to
+what was decoded, past the cap if need be, rather than fail a job that is already in memory.
+"""
+
+import logging
+import threading
+from types import TracebackType
+from typing import Self
+
+import config
+from utils.deadline import Deadline
+from utils.errors import AudioTooLongError
+
+log = logging.getLogger(__name__)
+
+# How often a waiting job looks at its own deadline (cancellation, timeout).
+_WAIT_POLL_SECONDS = 0.5
+
+
+def _ms(seconds: float) -> int:
+    """Seconds as whole milliseconds."""
+    return round(seconds * 1000)
+
+
+class AudioBudget:
+    """Seconds of decoded audio the running jobs hold, against the configured cap."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        # Whole milliseconds, so that a worker's thousands of reservations leave no rounding behind.
+        self._in_use_ms = 0
+        # The most ever held at once, in seconds (benchmarks and tests read it).
+        self.peak = 0.0
+
+    @property
+    def in_use(self) -> float:
+        """Seconds of audio held now."""
+        return self._in_use_ms / 1000
+
+    def _take(self, seconds: float) -> None:
+        self._in_use_ms += _ms(seconds)
+        self.peak = max(self.peak, self.in_use)
+
+    def reserve(self, seconds: float, deadline: Deadline) -> None:
+        """Waits until `seconds` fit under the cap, then holds them.
+
+        Args:
+            seconds: Decoded audio the job is about to hold.
+            deadline: The job's deadline; waiting stops when it passes or the job is cancelled.
+
+        Raises:
+            AudioTooLongError: `seconds` alone are over the cap.
+            WorkerError: The deadline's error, when it passed while waiting.
+        """
+        cap = config.MAX_INFLIGHT_AUDIO_SECONDS
+        if seconds > cap:
+            raise AudioTooLongError(
+                f"the job's audio ({seconds:.0f} s) is more than this worker holds at once "
+                f"({cap:g} s, MAX_INFLIGHT_AUDIO_SECONDS); send fewer or shorter items per job"
+            )
+        with self._condition:
+            waited = False
+            while self._in_use_ms + _ms(seconds) > _ms(cap):
+                if not waited:
+                    log.info(
+                        "waiting for room for %.0f s of audio (%.0f of %g s in use)",
+                        seconds,
+                        self.in_use,
+                        cap,
+                    )
+                    waited = True
+                deadline.check()
+                self._condition.wait(min(_WAIT_POLL_SECONDS, max(deadline.remaining(), 0.01)))
+            self._take(seconds)
+
+    def adjust(self, held: float, actual: float) -> None:
+        """Changes a reservation of `held` seconds to `actual` ones (what decoding really produced).
+
+        Args:
+            held: The seconds reserved.
+            actual: The seconds now held; more than `held` is taken at once, even past the cap.
+        """
+        with self._condition:
+            self._in_use_ms -= _ms(held)
+            self._take(actual)
+            self._condition.notify_all()
+
+    def release(self, seconds: float) -> None:
+        """Gives back a reservation.
+
+        Args:
+            seconds: The seconds reserved (after any `adjust`).
+        """
+        with self._condition:
+            self._in_use_ms -= _ms(seconds)
+            self._condition.notify_all()
+
+
+class Reservation:
+    """One job's hold on the budget, given back when the `with` block ends, whatever happens."""
+
+    def __init__(self, budget: AudioBudget, deadline: Deadline) -> None:
+        self._budget = budget
+        self._deadline = deadline
+        self.seconds = 0.0
+
+    def acquire(self, seconds: float) -> None:
+        """Reserves the job's probed audio (see `AudioBudget.reserve`).
+
+        Args:
+            seconds: The job's probed audio.
+        """
+        self._budget.reserve(seconds, self._deadline)
+        self.seconds = seconds
+
+    def settle(self, actual: float) -> None:
+        """Makes the reservation what decoding produced.
+
+        Args:
+            actual: Decoded seconds the job holds.
+        """
+        self._budget.adjust(self.seconds, actual)
+        self.seconds = actual
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._budget.release(self.seconds)
+        self.seconds = 0.0
+
+
+budget = AudioBudget()
