@@ -133,6 +133,9 @@ class JobQueue(ThreadingHTTPServer):
         self.done = threading.Event()
         self.lock = threading.Lock()
         self.expected = len(self.jobs)
+        # When each job was handed out and answered (time.monotonic), by job id.
+        self.taken_at: dict[str, float] = {}
+        self.answered_at: dict[str, float] = {}
 
     def url(self, path: str) -> str:
         """The queue's URL for `path`."""
@@ -167,17 +170,29 @@ class _QueueRequestHandler(BaseHTTPRequestHandler):
             size = int(self.path.rpartition("batch_size=")[2].split("&")[0] or 1)
             with self.server.lock:
                 taken, self.server.jobs = self.server.jobs[:size], self.server.jobs[size:]
+                self._record_taken(taken)
             return self._send_json(taken) if taken else self._no_content()
         if self.path.startswith("/job-take/"):
             with self.server.lock:
                 job = self.server.jobs.pop(0) if self.server.jobs else None
+                self._record_taken([job] if job else [])
             return self._send_json(job) if job is not None else self._no_content()
         return self._no_content()  # /job-stop/ and anything else
+
+    def _record_taken(self, jobs: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        for job in jobs:
+            self.server.taken_at[job["id"]] = now
 
     def do_POST(self) -> None:
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         with self.server.lock:
             self.server.posts.append(payload)
+            if payload.get("status") != "IN_PROGRESS":
+                # /job-done/<pod>/<job id>?…
+                job_id = self.path.split("?")[0].split("/")[3]
+                payload["id"] = job_id
+                self.server.answered_at.setdefault(job_id, time.monotonic())
             finals = [post for post in self.server.posts if post.get("status") != "IN_PROGRESS"]
             if len(finals) >= self.server.expected:
                 self.server.done.set()

@@ -78,9 +78,6 @@ class Scheduler:
         self._condition = threading.Condition()
         self._pending: list[_Request] = []
         self._thread: threading.Thread | None = None
-        # Counters for benchmarks and logs: model calls made and items they carried.
-        self.calls = 0
-        self.items = 0
 
     def submit(
         self, audio: np.ndarray, kinds: frozenset[str], deadline: Deadline, progress: Progress
@@ -180,8 +177,6 @@ class Scheduler:
             except Exception as error:  # noqa: BLE001  (every failure is sorted out per item below)
                 self._failed_call(call, error)
                 return
-        self.calls += 1
-        self.items += len(call)
         for request, hypothesis in zip(call, hypotheses, strict=True):
             transcript = transcribe.transcript_of(hypothesis, request.plan, request.kinds)
             transcript.fallbacks = request.fallbacks
@@ -194,8 +189,6 @@ class Scheduler:
         window = request.windows[number]
         inner = transcribe.window_kinds(request.kinds)
         (hypothesis,) = transcribe.run_call([request.audio[window.start : window.end]], LOCAL, inner)
-        self.calls += 1
-        self.items += 1
         offset = window.start / config.SAMPLE_RATE
         request.parts.append(transcribe.timestamps_of(hypothesis.timestamp, inner, offset))
         _report(request, f"window {number + 1}/{len(request.windows)} done")
