@@ -138,6 +138,13 @@ BATCH_WAIT_MS = _float("BATCH_WAIT_MS", 20)
 # Decoded audio held by all running jobs together, in seconds (float32 at 16 kHz: 230 MB per hour). A
 # job waits for room before it decodes; a job whose audio alone is over this is refused.
 MAX_INFLIGHT_AUDIO_SECONDS = _float("MAX_INFLIGHT_AUDIO_SECONDS", 12 * 3600, minimum=1)
+# A small file skips the length probe (a process spawn, as costly as the decode of a short clip): it is
+# reserved for and decoded up to a length guessed from its size at 500 bytes per second (4 kbit/s,
+# below the bitrate of any speech codec the worker opens), and probed only if its audio goes on
+# longer. Files whose guess is over the maximum are probed first.
+DECODE_GUESS_BYTES_PER_SECOND = 500
+DECODE_GUESS_MIN_SECONDS = 10.0
+DECODE_GUESS_MAX_SECONDS = 600.0
 # "auto": bf16 on a CUDA GPU that supports it (the preprocessor stays fp32), fp32 on the CPU.
 PRECISION = _choice("PARAKEET_PRECISION", "auto", ("auto", "bf16", "fp32"))
 

@@ -9,6 +9,7 @@ import pytest
 import config
 from utils.deadline import Deadline
 from utils.errors import InvalidInputError
+from utils.inflight import Reservation, budget
 from utils.preparation import decode_items, fetch_items, planned_seconds
 from utils.validation import parse_input
 
@@ -42,9 +43,14 @@ def test_a_batch_prepares_each_item_and_keeps_one_items_error_to_itself(tmp_path
     job_dir.mkdir()
 
     prepared = fetch_items(request, job_dir, Deadline(60))
-    assert [item.probed_seconds for item in prepared] == [1.5, None, 1.5]
-    assert planned_seconds(prepared) == 3.0  # the failed item holds nothing
-    decode_items(request, prepared, Deadline(60))
+    # Small files are not probed: their length is guessed (generously) from their size.
+    assert [item.probed_seconds for item in prepared] == [None, None, None]
+    assert prepared[0].guessed_seconds >= 1.5
+    assert prepared[1].error is not None
+    assert planned_seconds(prepared) == prepared[0].guessed_seconds * 2  # the failed item holds nothing
+    with Reservation(budget, Deadline(60)) as reservation:
+        decode_items(request, prepared, Deadline(60), reservation)
+        assert reservation.seconds == 3.0  # what was decoded, not what was guessed
 
     sizes = [item.samples.size if item.samples is not None else None for item in prepared]
     assert sizes == [24_000, None, 24_000]
@@ -64,16 +70,39 @@ def test_a_single_item_failure_fails_the_job(tmp_path: Path) -> None:
         fetch_items(request, job_dir, Deadline(60))
 
 
-def test_a_length_ffprobe_cannot_tell_counts_at_the_worst_case(
+def test_a_large_file_is_probed_and_an_unknown_length_counts_at_the_worst_case(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config, "MAX_INFLIGHT_AUDIO_SECONDS", 600.0)
-    # Raw ADTS AAC has no duration in any header until ffprobe estimates it; a raw stream of unknown
-    # length is what "cannot tell" means here, so the probe is made to fail on a real file.
-    monkeypatch.setattr(config, "FFPROBE_BINARY", "/nonexistent/ffprobe")
     request = parse_input({"audio_base64": tone_wav(tmp_path / "tone.wav", 1.0)})
+    monkeypatch.setattr(config, "DECODE_GUESS_MAX_SECONDS", 1.0)  # the 88 kB file counts as large now
+    job_dir = tmp_path / "job"
+    (job_dir / "a").mkdir(parents=True)
+    (job_dir / "b").mkdir()
+    assert fetch_items(request, job_dir / "a", Deadline(60))[0].probed_seconds == 1.0
+
+    monkeypatch.setattr(config, "MAX_INFLIGHT_AUDIO_SECONDS", 600.0)
+    # ffprobe tells the length of nearly every file; one it cannot tell is made by making it fail.
+    monkeypatch.setattr(config, "FFPROBE_BINARY", "/nonexistent/ffprobe")
+    prepared = fetch_items(request, job_dir / "b", Deadline(60))
+    assert prepared[0].probed_seconds is None
+    assert prepared[0].guessed_seconds is None
+    assert planned_seconds(prepared) == 600.0
+
+
+def test_audio_longer_than_its_guess_is_probed_and_decoded_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file far smaller per second than its guess assumes (here: the guess made tiny on purpose).
+    monkeypatch.setattr(config, "DECODE_GUESS_BYTES_PER_SECOND", 10**9)
+    monkeypatch.setattr(config, "DECODE_GUESS_MIN_SECONDS", 1.0)
+    request = parse_input({"audio_base64": tone_wav(tmp_path / "tone.wav", 3.0)})
     job_dir = tmp_path / "job"
     job_dir.mkdir()
     prepared = fetch_items(request, job_dir, Deadline(60))
-    assert prepared[0].probed_seconds is None
-    assert planned_seconds(prepared) == 600.0
+    assert prepared[0].guessed_seconds == 1.0
+    with Reservation(budget, Deadline(60)) as reservation:
+        decode_items(request, prepared, Deadline(60), reservation)
+        assert prepared[0].probed_seconds == 3.0
+        assert prepared[0].seconds == 3.0
+        assert reservation.seconds == 3.0
+    assert [path for path in job_dir.rglob("*") if path.is_file()] == []

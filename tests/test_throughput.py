@@ -183,10 +183,11 @@ def test_jobs_past_the_audio_cap_wait_and_all_succeed(
     assert inflight.budget.in_use == 0.0
 
 
-def test_a_job_over_the_cap_on_its_own_is_refused_before_decoding(
+def test_a_large_job_over_the_cap_on_its_own_is_refused_before_decoding(
     spy: ModelSpy, clips: dict[str, str], monkeypatch: pytest.MonkeyPatch, job_root: Path
 ) -> None:
     monkeypatch.setattr(config, "MAX_INFLIGHT_AUDIO_SECONDS", 1.0)
+    monkeypatch.setattr(config, "DECODE_GUESS_MAX_SECONDS", 1.0)  # every file is probed first
     # Decoding would fail loudly: the refusal must come from the probed length alone.
     monkeypatch.setattr(config, "FFMPEG_BINARY", "/nonexistent/ffmpeg")
     result = handler.handler({"id": "big", "input": {"audio_base64": clips[WORDS[0]]}})
@@ -194,6 +195,20 @@ def test_a_job_over_the_cap_on_its_own_is_refused_before_decoding(
     assert result["error_type"] == "audio_too_long"
     assert "MAX_INFLIGHT_AUDIO_SECONDS" in result["error"]
     assert spy.calls == []
+    assert inflight.budget.in_use == 0.0
+
+
+def test_a_small_job_over_the_cap_is_refused_after_a_bounded_prefix(
+    spy: ModelSpy, clips: dict[str, str], monkeypatch: pytest.MonkeyPatch, job_root: Path
+) -> None:
+    # Small files are not probed first: at most the cap (plus a second) is decoded before the probe.
+    monkeypatch.setattr(config, "MAX_INFLIGHT_AUDIO_SECONDS", 0.5)
+    monkeypatch.setattr(inflight.budget, "peak", 0.0)
+    result = handler.handler({"id": "big", "input": {"audio_base64": clips[WORDS[0]]}})
+    assert result["error_type"] == "audio_too_long"
+    assert "MAX_INFLIGHT_AUDIO_SECONDS" in result["error"]
+    assert spy.calls == []
+    assert inflight.budget.peak <= 0.5
     assert inflight.budget.in_use == 0.0
 
 

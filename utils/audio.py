@@ -114,11 +114,13 @@ def _classify_failure(stderr_tail: str) -> AudioDecodeError:
     )
 
 
-def decode(path: Path) -> np.ndarray:
+def decode(path: Path, limit_seconds: float | None = None) -> np.ndarray:
     """Decodes a media file to mono float32 samples at `config.SAMPLE_RATE`.
 
     Args:
         path: The file, inside the job's temporary directory.
+        limit_seconds: Decode only about this much (up to a second more, which tells the caller the
+            audio goes on); None decodes all of it, up to `config.MAX_AUDIO_SECONDS`.
 
     Returns:
         Mono float32 samples, nominally in [-1, 1] (resampling can overshoot slightly).
@@ -132,7 +134,10 @@ def decode(path: Path) -> np.ndarray:
     """
     if path.stat().st_size == 0:
         raise EmptyAudioError("the audio file is empty (0 bytes)")
-    command = ffmpeg_command(path, config.MAX_AUDIO_SECONDS)
+    limit = (
+        config.MAX_AUDIO_SECONDS if limit_seconds is None else min(limit_seconds, config.MAX_AUDIO_SECONDS)
+    )
+    command = ffmpeg_command(path, limit)
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -180,7 +185,7 @@ def decode(path: Path) -> np.ndarray:
     if samples.size == 0:
         raise EmptyAudioError("the audio decodes to no samples")
     duration = samples.size / config.SAMPLE_RATE
-    if duration > config.MAX_AUDIO_SECONDS:
+    if duration > config.MAX_AUDIO_SECONDS and limit_seconds is None:
         raise AudioTooLongError(
             f"the audio is longer than the {config.MAX_AUDIO_SECONDS:g} s limit "
             f"(read {duration:.0f} s before stopping)"

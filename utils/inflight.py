@@ -113,11 +113,16 @@ class Reservation:
         self.seconds = 0.0
 
     def acquire(self, seconds: float) -> None:
-        """Reserves the job's probed audio (see `AudioBudget.reserve`).
+        """Makes the job's hold `seconds` (see `AudioBudget.reserve`).
+
+        What the job held before is given back first, so that it never waits while holding part of
+        the cap (two jobs doing that could wait for each other forever).
 
         Args:
-            seconds: The job's probed audio.
+            seconds: The audio the job is about to hold.
         """
+        self._budget.release(self.seconds)
+        self.seconds = 0.0
         self._budget.reserve(seconds, self._deadline)
         self.seconds = seconds
 

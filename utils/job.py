@@ -104,9 +104,7 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
         with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
             prepared = preparation.fetch_items(request, Path(job_dir), deadline)
             # Room for the job's audio before any of it is decoded (waits while other jobs hold it).
-            reservation.acquire(preparation.planned_seconds(prepared))
-            preparation.decode_items(request, prepared, deadline)
-        reservation.settle(sum(item.seconds for item in prepared if item.samples is not None))
+            preparation.decode_items(request, prepared, deadline, reservation)
         # Stage boundary. Checked even when no item is ready: a batch cut short by the deadline fails whole.
         deadline.check()
 

@@ -1,9 +1,10 @@
 """A job's audio items, from their sources to 16 kHz mono samples in memory, in two steps.
 
-`fetch_items` saves each item into a directory of its own inside the job's temporary directory and
-reads its length from the headers; `decode_items` turns the files into samples. Between the two the
-job reserves room for its audio (`utils.inflight`). A batch runs each step concurrently, and one
-item's failure becomes that item's error; a single-file job fails as a whole.
+`fetch_items` saves each item into a directory of its own inside the job's temporary directory (a
+large file's length is read from its headers, a small one's guessed from its size); `decode_items`
+reserves room for the job's audio (`utils.inflight`) and turns the files into samples. A batch runs
+each step concurrently, and one item's failure becomes that item's error; a single-file job fails as
+a whole.
 """
 
 import logging
@@ -19,6 +20,7 @@ import config
 from utils import audio, sources
 from utils.deadline import Deadline
 from utils.errors import InternalError, WorkerError
+from utils.inflight import Reservation
 from utils.validation import AudioItem, JobRequest
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,9 @@ class PreparedItem:
     """One item on its way: its file and probed length, then its samples, or the error that stopped it."""
 
     path: Path | None = None
-    # The length ffprobe read from the headers (None: it could not tell).
+    # A length guessed from the file size, decoded up to without probing (None: probe instead).
+    guessed_seconds: float | None = None
+    # The length ffprobe read from the headers (None: not probed, or it could not tell).
     probed_seconds: float | None = None
     samples: np.ndarray | None = None
     # The decoded length; kept when the samples are dropped after transcription.
@@ -42,8 +46,9 @@ class PreparedItem:
 def planned_seconds(items: list[PreparedItem]) -> float:
     """What a job's fetched items may decode to, for its reservation.
 
-    Items ffprobe could not measure count at the worst case, but together they never ask for more
-    than the whole cap: such a job is not refused for what it might hold, only for what it does.
+    Probed lengths are certain; guessed ones (and lengths ffprobe could not tell, at the worst case)
+    are not, so together they never ask for more than the whole cap: a job is refused only for the
+    audio it is known to hold, never for a guess.
 
     Args:
         items: From `fetch_items`.
@@ -51,19 +56,35 @@ def planned_seconds(items: list[PreparedItem]) -> float:
     Returns:
         Seconds of audio to reserve.
     """
-    fetched = [item for item in items if item.error is None and item.path is not None]
-    known = sum(
-        min(item.probed_seconds, config.MAX_AUDIO_SECONDS)
-        for item in fetched
-        if item.probed_seconds is not None
-    )
-    if all(item.probed_seconds is not None for item in fetched):
-        return known
-    return max(known, config.MAX_INFLIGHT_AUDIO_SECONDS)
+    certain = uncertain = 0.0
+    for item in items:
+        if item.error is not None or item.path is None:
+            continue
+        if item.guessed_seconds is not None:
+            uncertain += item.guessed_seconds
+        elif item.probed_seconds is not None:
+            certain += min(item.probed_seconds, config.MAX_AUDIO_SECONDS)
+        else:
+            uncertain += config.MAX_AUDIO_SECONDS
+    cap = config.MAX_INFLIGHT_AUDIO_SECONDS
+    return certain if certain > cap else min(certain + uncertain, cap)
+
+
+def guess_seconds(size_bytes: int) -> float | None:
+    """The length a file of this size is decoded up to without a probe (see config), or None.
+
+    Args:
+        size_bytes: The file's size.
+
+    Returns:
+        Seconds, or None when the file is too large to skip the probe.
+    """
+    guess = max(size_bytes / config.DECODE_GUESS_BYTES_PER_SECOND, config.DECODE_GUESS_MIN_SECONDS)
+    return guess if guess <= config.DECODE_GUESS_MAX_SECONDS else None
 
 
 def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
-    """Fetches one item's audio into `item_dir` and reads its length from the headers.
+    """Fetches one item's audio into `item_dir`; a large file's length is read from its headers.
 
     Args:
         item: The validated item.
@@ -71,7 +92,7 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedI
         deadline: The job's deadline; the download gets no more than its time left.
 
     Returns:
-        The item with its file, probed length and fetch time.
+        The item with its file, guessed or probed length and fetch time.
 
     Raises:
         WorkerError: The audio could not be fetched, or the job ran out of time.
@@ -81,12 +102,19 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedI
         deadline.check()  # a batch item may start late
         started = time.perf_counter()
         path = sources.fetch(item.source_field, item.source, item_dir)
-        probed = audio.probe_seconds(path)
-    return PreparedItem(path=path, probed_seconds=probed, fetch_seconds=time.perf_counter() - started)
+        guessed = guess_seconds(path.stat().st_size)
+        probed = audio.probe_seconds(path) if guessed is None else None
+    return PreparedItem(
+        path=path, guessed_seconds=guessed, probed_seconds=probed, fetch_seconds=time.perf_counter() - started
+    )
 
 
 def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
-    """Decodes a fetched item in place; its file is removed once the samples are in memory.
+    """Decodes a fetched item in place (up to its guessed length, if it has one).
+
+    Its file is removed once all its samples are in memory. An item whose audio goes on past its
+    guess keeps its file, loses its guess, and gets its length probed, for `decode_items` to decode
+    it again under a reservation that fits.
 
     Args:
         prepared: An item from `fetch_item`.
@@ -97,13 +125,23 @@ def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
     """
     assert prepared.path is not None
     started = time.perf_counter()
+    # A guessed item decodes at most its guess, and never much more than the whole cap.
+    guess = prepared.guessed_seconds
+    limit = None if guess is None else min(guess, config.MAX_INFLIGHT_AUDIO_SECONDS, config.MAX_AUDIO_SECONDS)
     with deadline.applied():
         deadline.check()
-        prepared.samples = audio.decode(prepared.path)
+        samples = audio.decode(prepared.path, limit)
+        seconds = samples.size / config.SAMPLE_RATE
+        prepared.convert_seconds += time.perf_counter() - started
+        if limit is not None and seconds > limit:
+            log.info("the audio goes on past its guessed %.0f s; probing it", guess)
+            prepared.guessed_seconds = None
+            prepared.probed_seconds = audio.probe_seconds(prepared.path)
+            return
+    prepared.samples = samples
+    prepared.seconds = seconds
     prepared.path.unlink()  # free the disk early
     prepared.path = None
-    prepared.seconds = prepared.samples.size / config.SAMPLE_RATE
-    prepared.convert_seconds = time.perf_counter() - started
 
 
 def _each(
@@ -151,25 +189,36 @@ def fetch_items(request: JobRequest, job_dir: Path, deadline: Deadline) -> list[
     return items
 
 
-def decode_items(request: JobRequest, items: list[PreparedItem], deadline: Deadline) -> None:
-    """Decodes the fetched items in place, concurrently for a batch.
+def decode_items(
+    request: JobRequest, items: list[PreparedItem], deadline: Deadline, reservation: Reservation
+) -> None:
+    """Decodes the fetched items in place under the job's reservation, concurrently for a batch.
 
     Args:
         request: The validated job.
         items: From `fetch_items`; those with an error are skipped.
         deadline: The job's deadline.
+        reservation: The job's hold on the audio budget; it ends as what was decoded.
 
     Raises:
         WorkerError: A single-file job's audio could not be decoded.
     """
 
     def decode(index: int) -> None:
-        if items[index].error is None:
+        if items[index].error is None and items[index].path is not None:
             decode_item(items[index], deadline)
 
     def failed(index: int, error: WorkerError) -> None:
         items[index].error = error
         if items[index].path is not None:
             items[index].path.unlink(missing_ok=True)
+            items[index].path = None
 
+    reservation.acquire(planned_seconds(items))
     _each(request, decode, failed)
+    if any(item.error is None and item.path is not None for item in items):
+        # Some audio went on past its guess: reserve again for what it really is, then decode it all.
+        decoded = sum(item.seconds for item in items if item.samples is not None)
+        reservation.acquire(decoded + planned_seconds(items))
+        _each(request, decode, failed)
+    reservation.settle(sum(item.seconds for item in items if item.samples is not None))
