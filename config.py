@@ -134,7 +134,7 @@ BATCH_MAX_AUDIO_SECONDS = _float("BATCH_MAX_AUDIO_SECONDS", 1800)
 # Jobs the worker runs at once (RunPod's concurrency_modifier); 1 keeps one job at a time. Their items
 # share model calls: the scheduler waits up to BATCH_WAIT_MS after the first item for more to arrive.
 MAX_CONCURRENCY = _int("MAX_CONCURRENCY", 8)
-BATCH_WAIT_MS = _float("BATCH_WAIT_MS", 20)
+BATCH_WAIT_MS = _float("BATCH_WAIT_MS", 10)
 # Decoded audio held by all running jobs together, in seconds (float32 at 16 kHz: 230 MB per hour). A
 # job waits for room before it decodes; a job whose audio alone is over this is refused.
 MAX_INFLIGHT_AUDIO_SECONDS = _float("MAX_INFLIGHT_AUDIO_SECONDS", 12 * 3600, minimum=1)

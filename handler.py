@@ -13,6 +13,7 @@ the SDK's event loop, so the loop keeps taking jobs; their items meet in one mod
 
 import asyncio
 import contextvars
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,7 +33,11 @@ log = logging.getLogger("parakeet.handler")
 # cancellation is passed on (a model call in progress is not interrupted).
 CANCEL_CLEANUP_SECONDS = 30.0
 
-_jobs = ThreadPoolExecutor(max_workers=config.MAX_CONCURRENCY, thread_name_prefix="job")
+
+@functools.cache
+def _job_threads(size: int) -> ThreadPoolExecutor:
+    """The threads jobs run on, one per job the worker takes at once."""
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="job")
 
 
 def report_progress(job: dict[str, Any], message: str) -> None:
@@ -85,7 +90,9 @@ async def async_handler(job: dict[str, Any]) -> dict[str, Any]:
     """
     deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
     context = contextvars.copy_context()
-    work = asyncio.get_running_loop().run_in_executor(_jobs, context.run, handler, job, deadline)
+    work = asyncio.get_running_loop().run_in_executor(
+        _job_threads(config.MAX_CONCURRENCY), context.run, handler, job, deadline
+    )
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:

@@ -5,9 +5,12 @@ when its transcription is over; while the cap is full, jobs wait (backpressure) 
 growing memory. Reserving a job's whole need at once means no two jobs can each hold part of the cap
 while waiting for the rest. A job whose audio alone is over the cap is refused before decoding.
 
-A file whose length ffprobe cannot tell counts at the worst case (`MAX_AUDIO_SECONDS`, at most the
-whole cap). A header that understates the length is caught after decoding: the reservation grows to
-what was decoded, past the cap if need be, rather than fail a job that is already in memory.
+What a job reserves (`utils.preparation.planned_seconds`): a large file's length as ffprobe reads it
+from the headers; a small file's length guessed from its size (it is decoded no further than that,
+nor past the cap, and probed if its audio goes on); a length ffprobe cannot tell at the worst case.
+Guesses and unknowns never ask for more than the whole cap, so only audio known to be too long gets a
+job refused. A header that understates the length is caught after decoding: the reservation grows to
+what was decoded rather than fail a job that is already in memory.
 """
 
 import logging

@@ -1,6 +1,6 @@
 """The encoder's attention mode: full (quadratic) or local windows (linear in length).
 
-Switching mutates the shared model, so it happens under the inference lock of `utils.asr.transcribe`.
+Switching mutates the shared model; only the scheduler's thread does it (`utils.asr.scheduler`).
 `change_attention_model` without a context keeps the old one, so the context is always passed; every
 model call ends with the model back in full attention, so no call inherits another's mode.
 """

@@ -168,15 +168,14 @@ class Scheduler:
         """Runs one model call and settles or requeues each of its items."""
         first = call[0]
         kinds = frozenset().union(*(r.kinds for r in call))
-        with transcribe.inference_lock:
-            try:
-                if first.plan == WINDOWED:
-                    self._run_window(first)
-                    return
-                hypotheses = transcribe.run_call([r.audio for r in call], first.plan, kinds)
-            except Exception as error:  # noqa: BLE001  (every failure is sorted out per item below)
-                self._failed_call(call, error)
+        try:
+            if first.plan == WINDOWED:
+                self._run_window(first)
                 return
+            hypotheses = transcribe.run_call([r.audio for r in call], first.plan, kinds)
+        except Exception as error:  # noqa: BLE001  (every failure is sorted out per item below)
+            self._failed_call(call, error)
+            return
         for request, hypothesis in zip(call, hypotheses, strict=True):
             transcript = transcribe.transcript_of(hypothesis, request.plan, request.kinds)
             transcript.fallbacks = request.fallbacks

@@ -7,7 +7,6 @@ pauses (`utils.asr.windows`).
 """
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,9 +20,6 @@ from utils.asr.records import Char, Segment, Timestamps, Transcript, Word, segme
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-# Switching attention mode mutates the shared model, so mode switches and inference happen under one lock.
-inference_lock = threading.Lock()
 
 
 def _seconds(value: Any, offset: float) -> float:
@@ -64,7 +60,7 @@ def timestamps_of(raw: dict[str, list[dict[str, Any]]], kinds: frozenset[str], o
 def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> list[Any]:
     """One model call over a batch in the attention mode of `plan`; the model ends in full attention.
 
-    The caller holds `inference_lock`.
+    Only the scheduler's thread calls this, so calls (and the mode switches inside) never overlap.
 
     Args:
         audios: The batch's samples.
