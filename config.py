@@ -171,6 +171,9 @@ MAX_BASE64_CHARS = _int("MAX_BASE64_CHARS", 20 * 1024 * 1024)
 MAX_URL_CHARS = 8192
 MAX_BATCH_ITEMS = _int("MAX_BATCH_ITEMS", 64)
 MAX_ITEM_ID_CHARS = 256
+# Error messages name at most this many unknown fields, each cut to this length (the rest are counted).
+MAX_ECHOED_NAMES = 5
+MAX_ECHOED_NAME_CHARS = 64
 # Batch items are downloaded and converted this many at a time.
 FETCH_CONCURRENCY = _int("FETCH_CONCURRENCY", 4)
 # A whole job (downloads, conversion, transcription) ends within this many seconds, with a job_timeout

@@ -82,9 +82,18 @@ def test_base64_wrapped_in_lines_and_spaces_is_accepted(job_dir: Path) -> None:
     assert sources.fetch("audio_base64", messy, job_dir).read_bytes() == AUDIO
 
 
+def test_url_safe_base64_is_refused_with_what_to_send_instead(job_dir: Path) -> None:
+    encoded = base64.urlsafe_b64encode(bytes([0xFB, 0xFF, 0xBF]) * 4).decode()
+    assert "-" in encoded or "_" in encoded
+    with pytest.raises(InvalidInputError) as caught:
+        sources.fetch("audio_base64", encoded, job_dir)
+    assert str(caught.value).startswith("audio_base64 is URL-safe base64 ('-' and '_'); send standard base64")
+    assert _files(job_dir) == []
+
+
 @pytest.mark.parametrize(
     "encoded",
-    ["UklGRg$=", "UklGR", "UklGRg=", "UklG-_==", "ÄÖÜß", "UklGRg==UklGRg=="],
+    ["UklGRg$=", "UklGR", "UklGRg=", "UklG-+==", "ÄÖÜß", "UklGRg==UklGRg=="],
 )
 def test_invalid_base64_is_refused(job_dir: Path, encoded: str) -> None:
     with pytest.raises(InvalidInputError, match="^audio_base64 is not valid base64: ") as caught:

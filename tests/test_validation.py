@@ -105,6 +105,13 @@ def test_timestamps_forms(value: Any, kinds: set[str]) -> None:
         ({"audios": [{"audio_url": "s3://b/k"}, {"audio_url": 7}]}, "audios[1].audio_url must be a string"),
         ({"audios": [{"audio_url": "s3://b/k", "id": 7}]}, "audios[0].id must be a string"),
         ({"audios": [{"audio_url": "s3://b/k"}], "audio_url": "s3://b/k"}, "send one form"),
+        # An emoji cut at 256 UTF-16 units leaves a lone surrogate, which no JSON output can carry.
+        (
+            {"audios": [{"audio_url": "s3://b/k", "id": "clip-\ud83d"}]},
+            "audios[0].id is not valid Unicode text",
+        ),
+        ({"audio_base64": "data:audio/wav,UklGRg=="}, "audio_base64 has a malformed data: prefix"),
+        ({"audio_base64": "data:;base64"}, "audio_base64 has a malformed data: prefix"),
     ],
 )
 def test_bad_inputs_name_the_problem(job_input: Any, message: str) -> None:
@@ -133,3 +140,20 @@ def test_batch_size_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "MAX_BATCH_ITEMS", 2)
     with pytest.raises(InvalidInputError, match="audios has 3 items; the limit is 2"):
         validation.parse_input({"audios": [{"audio_url": "s3://b/k"}] * 3})
+
+
+def test_a_flood_of_unknown_fields_is_named_briefly() -> None:
+    job_input = {"audio_url": "s3://b/k", **{f"key{i:05d}": 1 for i in range(10_000)}, "x" * 1_000_000: 1}
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input(job_input)
+    message = str(raised.value)
+    assert message.startswith("input has unknown field(s) 'key00000', 'key00001', 'key00002', 'key00003',")
+    assert "and 9996 more; allowed:" in message
+    assert len(message) < 600
+
+
+def test_a_huge_unknown_field_name_is_cut_short() -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input({"audio_url": "s3://b/k", "y" * 1_000_000: 1})
+    assert "'yyyy" in str(raised.value)
+    assert len(str(raised.value)) < 400

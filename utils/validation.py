@@ -110,6 +110,8 @@ def _parse_base64(value: Any, field: str) -> str:
             "Upload larger files and send audio_url instead"
         )
     encoded = _DATA_URI_PREFIX.sub("", value, count=1)
+    if encoded[:5].lower() == "data:":
+        raise InvalidInputError(f"{field} has a malformed data: prefix; use data:<mime type>;base64,<data>")
     if not encoded.strip():
         raise InvalidInputError(f"{field} is empty")
     return encoded
@@ -153,12 +155,29 @@ def _parse_source(container: dict[str, Any], where: str) -> tuple[str, str]:
 
 def _reject_unknown(container: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     """Rejects keys outside `allowed`, naming them, so a typo is an error rather than ignored."""
-    # repr: a name is the client's text and may hold line breaks; the message stays one line.
-    unknown = sorted(repr(key) for key in container if key not in allowed)
-    if unknown:
-        raise InvalidInputError(
-            f"{where} has unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
+    unknown = sorted(key for key in container if key not in allowed)
+    if not unknown:
+        return
+    # repr: a name is the client's text and may hold line breaks; the message stays one line. Only the
+    # first few names are echoed, each cut short, so that a flood of keys cannot flood the answer.
+    shown = [_shorten(repr(key), config.MAX_ECHOED_NAME_CHARS) for key in unknown[: config.MAX_ECHOED_NAMES]]
+    more = len(unknown) - len(shown)
+    names = ", ".join(shown) + (f" and {more} more" if more else "")
+    raise InvalidInputError(f"{where} has unknown field(s) {names}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with an ellipsis when it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_text(value: str) -> bool:
+    """Whether a string is valid Unicode text (no lone surrogates, which no UTF-8 output can hold)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_items(value: Any) -> tuple[AudioItem, ...]:
@@ -179,6 +198,10 @@ def _parse_items(value: Any) -> tuple[AudioItem, ...]:
         if item_id is not None and (not isinstance(item_id, str) or len(item_id) > config.MAX_ITEM_ID_CHARS):
             raise InvalidInputError(
                 f"{where}.id must be a string of at most {config.MAX_ITEM_ID_CHARS} characters"
+            )
+        if item_id is not None and not _is_text(item_id):
+            raise InvalidInputError(
+                f"{where}.id is not valid Unicode text (a lone surrogate: was an emoji cut in half?)"
             )
         field, source = _parse_source(entry, where)
         items.append(AudioItem(field, source, item_id))

@@ -29,8 +29,14 @@ def save_base64(encoded: str, job_dir: Path) -> Path:
         InvalidInputError: `encoded` is not valid standard base64.
         EmptyAudioError: It decodes to zero bytes.
     """
+    compact = encoded.translate(_ASCII_WHITESPACE)
+    if ("-" in compact or "_" in compact) and not ("+" in compact or "/" in compact):
+        raise InvalidInputError(
+            f"{FIELD} is URL-safe base64 ('-' and '_'); send standard base64 ('+' and '/'), "
+            "e.g. Python's base64.b64encode"
+        )
     try:
-        data = base64.b64decode(encoded.translate(_ASCII_WHITESPACE), validate=True)
+        data = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidInputError(f"{FIELD} is not valid base64: {exc}") from None
     if not data:
