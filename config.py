@@ -148,6 +148,11 @@ DECODE_GUESS_MAX_SECONDS = 600.0
 # "auto": bf16 on a CUDA GPU that supports it (the preprocessor stays fp32), fp32 on the CPU.
 PRECISION = _choice("PARAKEET_PRECISION", "auto", ("auto", "bf16", "fp32"))
 
+# A transcript with at least this many words at more than this many a second is no speech (the fastest
+# speakers stay under 8 words a second): the item fails as unreliable_transcript.
+MAX_WORDS_PER_SECOND = _float("MAX_WORDS_PER_SECOND", 15)
+IMPLAUSIBLE_MIN_WORDS = 20
+
 # --- Audio -------------------------------------------------------------------------------------
 SAMPLE_RATE = 16_000
 FFMPEG_BINARY = _str("FFMPEG_BINARY", "ffmpeg")

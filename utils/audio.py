@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _BYTES_PER_SAMPLE = 4  # f32le
 _READ_BYTES = 1 << 20
+_CHECK_BLOCK_SAMPLES = 1 << 20
 
 
 def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
@@ -65,6 +66,23 @@ def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
         "-acodec", "pcm_f32le",
         "pipe:1",
     ]  # fmt: skip
+
+
+def _silence_non_finite(samples: np.ndarray) -> None:
+    """Replaces NaN and infinite samples with silence, in place.
+
+    A float file can carry them (one is enough to make the model emit nonsense for the whole item);
+    ffmpeg passes them through. Blocks are checked one at a time, so a long item costs no second array.
+    """
+    replaced = 0
+    for start in range(0, samples.size, _CHECK_BLOCK_SAMPLES):
+        block = samples[start : start + _CHECK_BLOCK_SAMPLES]
+        if not np.isfinite(block).all():
+            bad = ~np.isfinite(block)
+            replaced += int(bad.sum())
+            block[bad] = 0.0
+    if replaced:
+        log.warning("replaced %d non-finite samples with silence", replaced)
 
 
 def probe_seconds(path: Path) -> float | None:
@@ -184,6 +202,7 @@ def decode(path: Path, limit_seconds: float | None = None) -> np.ndarray:
     samples = np.frombuffer(pcm, dtype="<f4", count=len(pcm) // _BYTES_PER_SAMPLE)
     if samples.size == 0:
         raise EmptyAudioError("the audio decodes to no samples")
+    _silence_non_finite(samples)
     duration = samples.size / config.SAMPLE_RATE
     if duration > config.MAX_AUDIO_SECONDS and limit_seconds is None:
         raise AudioTooLongError(

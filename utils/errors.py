@@ -159,3 +159,9 @@ class JobCancelledError(WorkerError):
     """The job was cancelled (RunPod's /cancel or its execution timeout); nobody waits for the answer."""
 
     error_type = "cancelled"
+
+
+class UnreliableTranscriptError(WorkerError):
+    """The model's output for an item is not speech (a physically impossible word rate)."""
+
+    error_type = "unreliable_transcript"

@@ -32,7 +32,7 @@ from utils.asr.plans import LOCAL, WINDOWED
 from utils.asr.records import Timestamps, Transcript
 from utils.asr.windows import Window
 from utils.deadline import Deadline
-from utils.errors import GpuFailureError, GpuOutOfMemoryError
+from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscriptError
 
 log = logging.getLogger(__name__)
 
@@ -207,24 +207,28 @@ class Scheduler:
             for request in call:
                 _fail(request, failure)
             return
-        out_of_memory = transcribe.ran_out_of_memory(error, call[0].plan, seconds)
+        exhausted = transcribe.memory_exhausted(error, call[0].plan, seconds)
         if len(call) > 1:
             # Alone, an item of a larger batch may fit in the same mode, and a bad item fails only itself.
-            if not out_of_memory:
+            if exhausted is None:
                 log.warning("a batch of %d items failed (%s); retrying them one by one", len(call), error)
             for request in call:
                 request.alone = True
                 self._requeue(request, fresh=False)
             return
         request = call[0]
-        if not out_of_memory:
+        if exhausted is None:
             log.error("a model call failed", exc_info=error)
             _fail(request, error)
             return
-        request.fallbacks.append(f"{request.plan}: out of GPU memory")
+        request.fallbacks.append(f"{request.plan}: out of {exhausted}")
         next_plan = plans.next_plan(request.plan)
         if next_plan is None:
-            message = "the audio did not fit the GPU memory even in windows; try a larger GPU"
+            message = (
+                "the audio did not fit the GPU memory even in windows; try a larger GPU"
+                if exhausted == "GPU memory"
+                else "the audio did not fit this worker's memory even in windows"
+            )
             _fail(request, GpuOutOfMemoryError(message))
             return
         request.plan = next_plan
@@ -235,7 +239,18 @@ class Scheduler:
 
 
 def _settle(request: _Request, transcript: Transcript) -> None:
-    """Hands an item its transcript (unless its job stopped waiting)."""
+    """Hands an item its transcript (unless its job stopped waiting), or fails it when it is no speech."""
+    if not transcribe.plausible(transcript, request.seconds):
+        words = len(transcript.text.split())
+        log.warning("refusing a transcript of %d words for %.1f s of audio", words, request.seconds)
+        _fail(
+            request,
+            UnreliableTranscriptError(
+                f"the model's output is not speech ({words} words in {request.seconds:.1f} s of audio); "
+                "the audio may be corrupt or not speech"
+            ),
+        )
+        return
     if not request.future.done():
         request.future.set_result(transcript)
 

@@ -154,8 +154,8 @@ def window_kinds(kinds: frozenset[str]) -> frozenset[str]:
     return (kinds - {"segment"}) | {"word"}
 
 
-def ran_out_of_memory(error: BaseException, plan: str, seconds: float) -> bool:
-    """Tells whether torch ran out of memory; if so, frees the cached blocks before the next try.
+def memory_exhausted(error: BaseException, plan: str, seconds: float) -> str | None:
+    """Tells which memory a failed call ran out of; frees cached GPU blocks before the next try.
 
     Args:
         error: The exception a model call raised.
@@ -163,16 +163,23 @@ def ran_out_of_memory(error: BaseException, plan: str, seconds: float) -> bool:
         seconds: The audio it was given (for the log).
 
     Returns:
-        True for an out-of-memory error.
+        "GPU memory" (CUDA's out-of-memory error), "memory" (the host's: `MemoryError` or torch's CPU
+        allocator), or None for any other error.
     """
     import torch
 
-    if not isinstance(error, torch.OutOfMemoryError):
-        return False
+    if isinstance(error, torch.OutOfMemoryError):
+        kind = "GPU memory"
+    elif isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(error)
+    ):
+        kind = "memory"
+    else:
+        return None
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    log.warning("out of GPU memory with the %s plan on %.0f s of audio", plan, seconds)
-    return True
+    log.warning("out of %s with the %s plan on %.0f s of audio", kind, plan, seconds)
+    return kind
 
 
 def fallback_window_seconds(fallbacks: Sequence[str]) -> float:
@@ -203,6 +210,24 @@ def is_fatal_gpu_error(error: BaseException) -> bool:
     return isinstance(error, torch.AcceleratorError) or (
         isinstance(error, RuntimeError) and "CUDA error" in str(error)
     )
+
+
+def plausible(transcript: Transcript, seconds: float) -> bool:
+    """Whether a transcript's word rate could be speech at all.
+
+    Broken input (noise the model was never meant to hear, a corrupt stream) can make it emit a token
+    per frame: hundreds of "words" a second, which is no transcript.
+
+    Args:
+        transcript: The item's transcript.
+        seconds: The item's audio length.
+
+    Returns:
+        False when it has at least `config.IMPLAUSIBLE_MIN_WORDS` words at more than
+        `config.MAX_WORDS_PER_SECOND` a second.
+    """
+    words = len(transcript.text.split())
+    return words < config.IMPLAUSIBLE_MIN_WORDS or words <= config.MAX_WORDS_PER_SECOND * seconds
 
 
 def plan_of(seconds: float) -> str:
