@@ -161,6 +161,9 @@ FFMPEG_TIMEOUT_SECONDS = _float("FFMPEG_TIMEOUT_SECONDS", 300)
 # The longest audio a job accepts (beyond local attention's limit it is transcribed in windows);
 # longer input is refused, not truncated.
 MAX_AUDIO_SECONDS = _float("MAX_AUDIO_SECONDS", 12 * 3600)
+# The most audio one job (a batch's items together) may carry; refused before decoding when headers
+# tell, else as soon as decoding does.
+MAX_JOB_AUDIO_SECONDS = _float("MAX_JOB_AUDIO_SECONDS", 12 * 3600, minimum=1)
 # ffmpeg opens these demuxers only: audio and common audio-in-video containers, never playlists
 # (hls, concat, sdp) that could point it at local files or URLs.
 FFMPEG_DEMUXER_ALLOWLIST = (

@@ -21,7 +21,7 @@ from typing import Any
 import runpod
 
 import config
-from utils import fitness
+from utils import fitness, job_dirs
 from utils import job as job_pipeline
 from utils.deadline import Deadline
 from utils.errors import GpuFailureError, InternalError, WorkerError
@@ -129,5 +129,6 @@ def configure_logging() -> None:
 if __name__ == "__main__":
     configure_logging()
     fitness.register()
+    job_dirs.remove_stale()
     job_pipeline.preload()
     runpod.serverless.start({"handler": async_handler, "concurrency_modifier": concurrency})

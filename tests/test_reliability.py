@@ -1,6 +1,8 @@
 """Odd audio and exhausted memory: non-finite samples, impossible transcripts, host memory running out."""
 
+import os
 import subprocess
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 import config
 import handler
 from tests.support.media import b64, speech
+from utils import inflight, job_dirs
 from utils.asr import attention
 from utils.asr import model as asr_model
 from utils.asr.scheduler import scheduler
@@ -105,3 +108,66 @@ def test_host_memory_running_out_falls_back_then_fails_as_out_of_memory(
     # The worker is healthy for the next job: default mode, right words.
     assert attention.current_attention(asr_model.get_model())[:2] == ("rel_pos", (-1, -1))
     assert handler.handler(job)["text"] == WORDS
+
+
+def one_hertz_wav(path: Path, declared_hours: float) -> Path:
+    """A small WAV whose header declares a 1 Hz sample rate: a few kB that decode to hours."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(1)
+        out.writeframes(np.zeros(int(declared_hours * 3600), dtype="<i2").tobytes())
+    return path
+
+
+def test_a_job_over_its_audio_limit_is_refused_without_decoding_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
+) -> None:
+    monkeypatch.setattr(config, "MAX_JOB_AUDIO_SECONDS", 3600.0)
+    monkeypatch.setattr(inflight.budget, "peak", 0.0)  # reset; the budget is process-wide
+    clip = one_hertz_wav(tmp_path / "tiny.wav", declared_hours=12)
+    assert clip.stat().st_size < 100_000
+    result = handler.handler({"id": "bomb", "input": {"audios": [{"audio_base64": b64(clip)}] * 4}})
+    assert result == {
+        "success": False,
+        "error": "the job's audio is 172800 s in all; the limit per job is 3600 s (MAX_JOB_AUDIO_SECONDS)",
+        "error_type": "audio_too_long",
+    }
+    # Only each file's guessed prefix was ever held, never hours of samples.
+    assert inflight.budget.peak < 4 * 200
+    assert inflight.budget.in_use == 0.0
+
+
+def test_a_large_job_over_its_audio_limit_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
+) -> None:
+    monkeypatch.setattr(config, "MAX_JOB_AUDIO_SECONDS", 5.0)
+    monkeypatch.setattr(config, "DECODE_GUESS_MAX_SECONDS", 1.0)  # every file is probed first
+    monkeypatch.setattr(config, "FFMPEG_BINARY", "/nonexistent/ffmpeg")  # decoding would fail loudly
+    clip = float_wav(speech(WORDS), tmp_path / "clip.wav")
+    result = handler.handler({"id": "two", "input": {"audios": [{"audio_base64": b64(clip)}] * 2}})
+    assert result["error_type"] == "audio_too_long"
+    assert "(MAX_JOB_AUDIO_SECONDS)" in result["error"]
+
+
+def test_job_directories_of_dead_processes_are_removed_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "TEMP_ROOT", tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = job_dirs._host()
+    stale = tmp_path / f"{config.JOB_DIR_PREFIX}{host}-{dead.pid}-abc"
+    running = tmp_path / f"{config.JOB_DIR_PREFIX}{host}-{os.getpid()}-def"
+    elsewhere = tmp_path / f"{config.JOB_DIR_PREFIX}other-host-{dead.pid}-ghi"
+    unrelated = tmp_path / "someone-elses-dir"
+    for directory in (stale, running, elsewhere, unrelated):
+        directory.mkdir()
+        (directory / "source-1.mp3").write_bytes(b"x")
+    with job_dirs.job_directory() as fresh:
+        assert Path(fresh).name.startswith(f"{config.JOB_DIR_PREFIX}{host}-{os.getpid()}-")
+        assert job_dirs.remove_stale() == [stale]
+        assert Path(fresh).is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (running, elsewhere, unrelated)
+    )

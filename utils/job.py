@@ -6,7 +6,6 @@ Failures of the whole job raise a `WorkerError`; the handler turns it into the e
 
 import importlib.util
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-import config
-from utils import inflight, preparation, sources, validation, volume
+from utils import inflight, job_dirs, preparation, sources, validation, volume
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
 from utils.asr.scheduler import scheduler
@@ -101,7 +99,7 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
     if request.output_url is not None:
         sources.check_output_url(request.output_url)  # a bad target fails now, not after the work is done
     with inflight.Reservation(inflight.budget, deadline) as reservation:
-        with tempfile.TemporaryDirectory(prefix=config.JOB_DIR_PREFIX, dir=config.TEMP_ROOT) as job_dir:
+        with job_dirs.job_directory() as job_dir:
             prepared = preparation.fetch_items(request, Path(job_dir), deadline)
             # Room for the job's audio before any of it is decoded (waits while other jobs hold it).
             preparation.decode_items(request, prepared, deadline, reservation)

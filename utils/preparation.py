@@ -19,7 +19,7 @@ import numpy as np
 import config
 from utils import audio, sources
 from utils.deadline import Deadline
-from utils.errors import InternalError, WorkerError
+from utils.errors import AudioTooLongError, InternalError, WorkerError
 from utils.inflight import Reservation
 from utils.validation import AudioItem, JobRequest
 
@@ -43,6 +43,21 @@ class PreparedItem:
     convert_seconds: float = 0.0
 
 
+def _lengths(items: list[PreparedItem]) -> tuple[float, float]:
+    """The fetched items' audio: certain (probed) seconds, and uncertain (guessed; unknown at worst)."""
+    certain = uncertain = 0.0
+    for item in items:
+        if item.error is not None or item.path is None:
+            continue
+        if item.guessed_seconds is not None:
+            uncertain += item.guessed_seconds
+        elif item.probed_seconds is not None:
+            certain += min(item.probed_seconds, config.MAX_AUDIO_SECONDS)
+        else:
+            uncertain += config.MAX_AUDIO_SECONDS
+    return certain, uncertain
+
+
 def planned_seconds(items: list[PreparedItem]) -> float:
     """What a job's fetched items may decode to, for its reservation.
 
@@ -56,18 +71,18 @@ def planned_seconds(items: list[PreparedItem]) -> float:
     Returns:
         Seconds of audio to reserve.
     """
-    certain = uncertain = 0.0
-    for item in items:
-        if item.error is not None or item.path is None:
-            continue
-        if item.guessed_seconds is not None:
-            uncertain += item.guessed_seconds
-        elif item.probed_seconds is not None:
-            certain += min(item.probed_seconds, config.MAX_AUDIO_SECONDS)
-        else:
-            uncertain += config.MAX_AUDIO_SECONDS
+    certain, uncertain = _lengths(items)
     cap = config.MAX_INFLIGHT_AUDIO_SECONDS
     return certain if certain > cap else min(certain + uncertain, cap)
+
+
+def _check_job_length(seconds: float) -> None:
+    """Refuses a job whose audio (known so far) is over `MAX_JOB_AUDIO_SECONDS`."""
+    if seconds > config.MAX_JOB_AUDIO_SECONDS:
+        raise AudioTooLongError(
+            f"the job's audio is {seconds:.0f} s in all; the limit per job is "
+            f"{config.MAX_JOB_AUDIO_SECONDS:g} s (MAX_JOB_AUDIO_SECONDS)"
+        )
 
 
 def guess_seconds(size_bytes: int) -> float | None:
@@ -214,11 +229,15 @@ def decode_items(
             items[index].path.unlink(missing_ok=True)
             items[index].path = None
 
+    _check_job_length(_lengths(items)[0])
     reservation.acquire(planned_seconds(items))
     _each(request, decode, failed)
     if any(item.error is None and item.path is not None for item in items):
         # Some audio went on past its guess: reserve again for what it really is, then decode it all.
         decoded = sum(item.seconds for item in items if item.samples is not None)
+        _check_job_length(decoded + _lengths(items)[0])
         reservation.acquire(decoded + planned_seconds(items))
         _each(request, decode, failed)
-    reservation.settle(sum(item.seconds for item in items if item.samples is not None))
+    decoded = sum(item.seconds for item in items if item.samples is not None)
+    reservation.settle(decoded)
+    _check_job_length(decoded)
