@@ -3,6 +3,7 @@
 import pytest
 
 import config
+from utils.asr import model as asr_model
 from utils.asr import plans
 from utils.asr.batching import batches
 
@@ -48,3 +49,10 @@ def test_batches_are_bounded_in_count_and_total_audio(monkeypatch: pytest.Monkey
     # Padding makes a batch cost its longest item times its size.
     assert all(max(durations[i] for i in batch) * len(batch) <= 100 for batch in grouped if len(batch) > 1)
     assert grouped == [[0, 1, 2], [3, 4], [5], [6]]
+
+
+def test_a_cpu_worker_weighs_full_attention_against_the_hosts_available_memory() -> None:
+    assert asr_model.free_memory_bytes() > 0  # read from /proc/meminfo here (no GPU)
+    ten_minutes = 600
+    assert plans.plan_for(ten_minutes, FRAME_SECONDS, 8 * 2**30) == plans.LOCAL
+    assert plans.plan_for(ten_minutes, FRAME_SECONDS, 64 * 2**30) == plans.FULL

@@ -163,14 +163,21 @@ def model_info() -> dict[str, str]:
     }
 
 
-def free_gpu_bytes() -> int | None:
-    """Free GPU memory in bytes, or None when running on the CPU.
+def free_memory_bytes() -> int | None:
+    """The memory a model call can still take: free GPU memory on CUDA, the host's available on the CPU.
 
     Returns:
-        The free bytes on the current CUDA device, or None.
+        Bytes, or None when the host's available memory cannot be read (not Linux).
     """
-    if device() != "cuda":
-        return None
-    import torch
+    if device() == "cuda":
+        import torch
 
-    return torch.cuda.mem_get_info()[0]
+        return torch.cuda.mem_get_info()[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -1,9 +1,9 @@
 """How to transcribe audio of a given length: full attention, local attention, or windows (pure).
 
-Full attention is quadratic in length: used up to `FULL_ATTENTION_MAX_SECONDS`, and on a GPU only
-when its memory estimate fits the free memory. Local attention is linear: up to
-`LOCAL_ATTENTION_MAX_SECONDS`. Longer audio is cut into overlapping windows. Running out of memory
-moves an item one step down the same list.
+Full attention is quadratic in length: used up to `FULL_ATTENTION_MAX_SECONDS`, and only when its
+memory estimate fits the free memory (the GPU's, or the host's on a CPU worker). Local attention is
+linear: up to `LOCAL_ATTENTION_MAX_SECONDS`. Longer audio is cut into overlapping windows. Running
+out of memory moves an item one step down the same list.
 """
 
 import config
@@ -26,15 +26,15 @@ def next_plan(plan: str) -> str | None:
 
 
 def full_attention_fits(duration_seconds: float, frame_seconds: float, free_bytes: int | None) -> bool:
-    """Estimates whether full attention over this much audio fits the free GPU memory.
+    """Estimates whether full attention over this much audio fits the free memory.
 
     Args:
         duration_seconds: Length of the audio.
         frame_seconds: Length of one encoder frame (80 ms for Parakeet).
-        free_bytes: Free GPU memory, or None on the CPU.
+        free_bytes: Free memory (GPU, or host on a CPU worker), or None when unknown.
 
     Returns:
-        True on the CPU, or when the quadratic estimate fits the free memory.
+        True when the quadratic estimate fits the free memory, or when that is unknown.
     """
     if free_bytes is None:
         return True
@@ -49,7 +49,7 @@ def plan_for(duration_seconds: float, frame_seconds: float, free_bytes: int | No
     Args:
         duration_seconds: Length of the audio.
         frame_seconds: Length of one encoder frame.
-        free_bytes: Free GPU memory, or None on the CPU.
+        free_bytes: Free memory (GPU, or host on a CPU worker), or None when unknown.
 
     Returns:
         FULL, LOCAL or WINDOWED.

@@ -239,4 +239,4 @@ def plan_of(seconds: float) -> str:
     Returns:
         FULL, LOCAL or WINDOWED.
     """
-    return plans.plan_for(seconds, model.loaded().frame_seconds, model.free_gpu_bytes())
+    return plans.plan_for(seconds, model.loaded().frame_seconds, model.free_memory_bytes())
