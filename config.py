@@ -153,6 +153,9 @@ PRECISION = _choice("PARAKEET_PRECISION", "auto", ("auto", "bf16", "fp32"))
 MAX_WORDS_PER_SECOND = _float("MAX_WORDS_PER_SECOND", 15)
 IMPLAUSIBLE_MIN_WORDS = 20
 
+# NeMo pads shorter input to this length itself (on both sides); the worker pads on the right first.
+MODEL_MIN_INPUT_SECONDS = 1.0
+
 # --- Audio -------------------------------------------------------------------------------------
 SAMPLE_RATE = 16_000
 FFMPEG_BINARY = _str("FFMPEG_BINARY", "ffmpeg")
@@ -170,6 +173,13 @@ FFMPEG_DEMUXER_ALLOWLIST = (
     "aac,ac3,aiff,amr,amrnb,amrwb,ape,asf,au,avi,caf,dts,eac3,flac,flv,gsm,matroska,mlp,mov,mp3,"
     "mpeg,mpegts,ogg,sln,truehd,tta,voc,w64,wav,wv,xwma"
 )
+# Up to this many channels, the mono mix is made in Python with polarity alignment (utils/audio.py);
+# files with more are mixed by ffmpeg with equal weights.
+MIX_MAX_CHANNELS = 8
+# A channel correlated below this with the loudest one is flipped before mixing (-1: exactly inverted).
+MIX_FLIP_CORRELATION = -0.5
+# Input below 16 kHz is resampled in frames of at most 1/this of a second, which bounds ffmpeg's memory.
+UPSAMPLE_FRAMES_PER_SECOND = 8
 # ffmpeg's last stderr lines kept for diagnosis; a corrupt file can print an error per packet.
 FFMPEG_STDERR_TAIL_LINES = 20
 

@@ -130,5 +130,6 @@ if __name__ == "__main__":
     configure_logging()
     fitness.register()
     job_dirs.remove_stale()
+    job_dirs.use_process_directory()
     job_pipeline.preload()
     runpod.serverless.start({"handler": async_handler, "concurrency_modifier": concurrency})

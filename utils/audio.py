@@ -5,16 +5,29 @@ ffmpeg writes raw float32 PCM to a pipe, which was the fastest path measured (in
 no conversion pass in Python, and peak memory about the size of the result (bench/bench_audio.py). It
 only opens the given local file, only through allowlisted demuxers, only the first audio stream, for at
 most the configured duration and time.
+
+ffprobe reads the stream's layout first (`probe`), which shapes the decode:
+- Channels are mixed with equal weights, every channel counted (ffmpeg's own downmix gives the LFE
+  channel weight 0, and a 7.1 file whose speech is on channel 4 would come out silent). Up to
+  `config.MIX_MAX_CHANNELS` channels, the mix is made here, block by block, so that a channel in
+  opposite polarity to the loudest one is flipped first: a stereo file whose right channel is the left
+  inverted mixes to its speech, not to silence. More channels are mixed by ffmpeg's `pan` filter.
+- Input below 16 kHz is cut into short frames before resampling: upsampling a 4096-sample packet of a
+  1 Hz file would make one 260 MB frame (and ffmpeg hold several), so ffmpeg's memory follows the
+  audio kept, not the header's sample rate.
 """
 
 import collections
 import contextlib
+import fcntl
 import json
 import logging
 import math
 import subprocess
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,21 +45,52 @@ from utils.errors import (
 log = logging.getLogger(__name__)
 
 _BYTES_PER_SAMPLE = 4  # f32le
-_READ_BYTES = 1 << 20
+_READ_FRAMES = 1 << 18
+_PIPE_BYTES = 1 << 20
 _CHECK_BLOCK_SAMPLES = 1 << 20
 
 
-def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
-    """Builds the ffmpeg argv that converts `path` to raw 16 kHz mono float32 (f32le) on stdout.
+@dataclass(frozen=True)
+class StreamInfo:
+    """What ffprobe tells of a file's first audio stream (None: it could not tell)."""
+
+    seconds: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    # How long after the container's start the audio begins (a video's late-starting sound track).
+    start_offset: float = 0.0
+
+    @property
+    def mixed_here(self) -> bool:
+        """Whether ffmpeg hands over every channel, for `_mix` to mix."""
+        return self.channels is not None and 1 < self.channels <= config.MIX_MAX_CHANNELS
+
+
+def _filters(stream: StreamInfo) -> list[str]:
+    """The audio filters a stream needs before the resampler (see the module docstring)."""
+    filters = []
+    if stream.sample_rate is not None and stream.sample_rate < config.SAMPLE_RATE:
+        samples = max(1, stream.sample_rate // config.UPSAMPLE_FRAMES_PER_SECOND)
+        filters.append(f"asetnsamples=n={samples}:p=0")
+    if stream.channels is not None and stream.channels > config.MIX_MAX_CHANNELS:
+        weight = 1 / stream.channels
+        filters.append("pan=mono|c0=" + "+".join(f"{weight:.6f}*c{i}" for i in range(stream.channels)))
+    return filters
+
+
+def ffmpeg_command(path: Path, max_seconds: float, stream: StreamInfo) -> list[str]:
+    """Builds the ffmpeg argv that converts `path` to raw 16 kHz float32 (f32le) on stdout.
 
     Args:
         path: The local input file.
         max_seconds: Output is cut just after this duration, so over-long input is detected
             without decoding all of it.
+        stream: The probed stream: every channel comes out when `stream.mixed_here`, else mono.
 
     Returns:
         The argument vector.
     """
+    filters = _filters(stream)
     return [
         config.FFMPEG_BINARY,
         "-nostdin",
@@ -56,16 +100,39 @@ def ffmpeg_command(path: Path, max_seconds: float) -> list[str]:
         "-protocol_whitelist", "file",
         "-format_whitelist", config.FFMPEG_DEMUXER_ALLOWLIST,
         "-i", f"file:{path}",
-        # Output side: the first audio stream, mixed to mono, resampled, capped in length.
+        # Output side: the first audio stream, resampled, capped in length.
         "-map", "0:a:0",
         "-vn", "-sn", "-dn",
-        "-ac", "1",
+        *(["-af", ",".join(filters)] if filters else []),
+        "-ac", str(stream.channels if stream.mixed_here else 1),
         "-ar", str(config.SAMPLE_RATE),
         "-t", f"{max_seconds + 1:.3f}",
         "-f", "f32le",
         "-acodec", "pcm_f32le",
         "pipe:1",
     ]  # fmt: skip
+
+
+def _mix(block: np.ndarray) -> np.ndarray:
+    """Mixes interleaved channels to mono with equal weights, after aligning their polarity.
+
+    A channel whose correlation with the block's loudest channel is below
+    `config.MIX_FLIP_CORRELATION` (the same signal inverted, or nearly) is flipped; uncorrelated
+    channels are left alone, so independent speakers never change sign between blocks.
+
+    Args:
+        block: Samples shaped (frames, channels).
+
+    Returns:
+        Mono float32 samples, one per frame.
+    """
+    energy = np.einsum("ij,ij->j", block, block, dtype=np.float64)
+    loudest = int(np.argmax(energy))
+    correlation = np.einsum("ij,i->j", block, block[:, loudest], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalized = correlation / np.sqrt(energy * energy[loudest])
+    signs = np.where(normalized < config.MIX_FLIP_CORRELATION, -1.0, 1.0) / block.shape[1]
+    return block @ signs.astype(np.float32)
 
 
 def _silence_non_finite(samples: np.ndarray) -> None:
@@ -85,14 +152,24 @@ def _silence_non_finite(samples: np.ndarray) -> None:
         log.warning("replaced %d non-finite samples with silence", replaced)
 
 
-def probe_seconds(path: Path) -> float | None:
-    """Reads a media file's audio length from its headers with ffprobe, without decoding it.
+def _number(value: Any) -> float | None:
+    """A finite, non-negative number from ffprobe's JSON, else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def probe(path: Path) -> StreamInfo:
+    """Reads a media file's first audio stream from its headers with ffprobe, without decoding it.
 
     Args:
         path: The local file.
 
     Returns:
-        The first audio stream's duration (else the container's), or None when ffprobe cannot tell.
+        The stream's duration (else the container's), sample rate, channels and start offset; what
+        ffprobe cannot tell (or a file it cannot read) is None.
     """
     command = [
         config.FFPROBE_BINARY,
@@ -100,7 +177,9 @@ def probe_seconds(path: Path) -> float | None:
         "-protocol_whitelist", "file",
         "-format_whitelist", config.FFMPEG_DEMUXER_ALLOWLIST,
         "-select_streams", "a:0",
-        "-show_entries", "stream=duration:format=duration",
+        # The first packet's time: some demuxers (Matroska) report a late stream as starting at 0.
+        "-read_intervals", "%+#1",
+        "-show_entries", "packet=pts_time:stream=duration,sample_rate,channels:format=duration,start_time",
         "-of", "json",
         f"file:{path}",
     ]  # fmt: skip
@@ -110,17 +189,22 @@ def probe_seconds(path: Path) -> float | None:
         )
         report = json.loads(found.stdout or b"{}")
     except (OSError, subprocess.TimeoutExpired, ValueError):
-        return None
-    candidates = [stream.get("duration") for stream in report.get("streams", [])]
-    candidates.append(report.get("format", {}).get("duration"))
-    for value in candidates:
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None
+        return StreamInfo()
+    streams = report.get("streams") or [{}]
+    stream, container = streams[0], report.get("format", {})
+    seconds = _number(stream.get("duration"))
+    rate, channels = _number(stream.get("sample_rate")), _number(stream.get("channels"))
+    packets = report.get("packets") or [{}]
+    stream_start, container_start = _number(packets[0].get("pts_time")), _number(container.get("start_time"))
+    offset = 0.0
+    if stream_start is not None:
+        offset = max(0.0, stream_start - (container_start or 0.0))
+    return StreamInfo(
+        seconds=seconds if seconds is not None else _number(container.get("duration")),
+        sample_rate=int(rate) if rate else None,
+        channels=int(channels) if channels else None,
+        start_offset=round(offset, 3),
+    )
 
 
 def _classify_failure(stderr_tail: str) -> AudioDecodeError:
@@ -132,13 +216,14 @@ def _classify_failure(stderr_tail: str) -> AudioDecodeError:
     )
 
 
-def decode(path: Path, limit_seconds: float | None = None) -> np.ndarray:
+def decode(path: Path, limit_seconds: float | None = None, stream: StreamInfo | None = None) -> np.ndarray:
     """Decodes a media file to mono float32 samples at `config.SAMPLE_RATE`.
 
     Args:
         path: The file, inside the job's temporary directory.
         limit_seconds: Decode only about this much (up to a second more, which tells the caller the
             audio goes on); None decodes all of it, up to `config.MAX_AUDIO_SECONDS`.
+        stream: The file's `probe`, when the caller has it (else it is probed here).
 
     Returns:
         Mono float32 samples, nominally in [-1, 1] (resampling can overshoot slightly).
@@ -155,10 +240,15 @@ def decode(path: Path, limit_seconds: float | None = None) -> np.ndarray:
     limit = (
         config.MAX_AUDIO_SECONDS if limit_seconds is None else min(limit_seconds, config.MAX_AUDIO_SECONDS)
     )
-    command = ffmpeg_command(path, limit)
+    stream = probe(path) if stream is None else stream
+    command = ffmpeg_command(path, limit, stream)
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    if stream.mixed_here:
+        # A deeper pipe lets ffmpeg decode on while a block is mixed here (Linux; best effort).
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=config.FFMPEG_STDERR_TAIL_LINES)
     # stderr is drained in a thread: a corrupt file can print enough to fill the pipe and stall ffmpeg.
     stderr_reader = threading.Thread(
@@ -177,13 +267,19 @@ def decode(path: Path, limit_seconds: float | None = None) -> np.ndarray:
     timer.start()
     # A large bytearray grows in place (realloc of an mmap'd block), so this costs ~1x the audio.
     pcm = bytearray()
+    channels = stream.channels if stream.mixed_here else 1
+    frame_bytes = channels * _BYTES_PER_SAMPLE
     job = deadline.current()
     # A cancelled job kills its ffmpeg at once (the job's deadline then reports the cancellation).
     cancellation = job.on_cancel(process.kill) if job is not None else contextlib.nullcontext()
     try:
         with cancellation:
-            while chunk := process.stdout.read(_READ_BYTES):
-                pcm += chunk
+            while chunk := process.stdout.read(_READ_FRAMES * frame_bytes):
+                if channels == 1:
+                    pcm += chunk
+                else:
+                    frames = np.frombuffer(chunk, dtype="<f4", count=len(chunk) // frame_bytes * channels)
+                    pcm += _mix(frames.reshape(-1, channels)).tobytes()
             return_code = process.wait()
     finally:
         timer.cancel()

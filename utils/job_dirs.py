@@ -1,11 +1,16 @@
-"""Per-job temporary directories, and removing those that dead worker processes left behind.
+"""Per-job temporary directories, the process's own, and removing those dead workers left behind.
 
 A job directory is named `<JOB_DIR_PREFIX><host>-<pid>-<random>`: a process killed mid-job (SIGKILL,
 out of memory) cannot remove its own, so a starting worker removes those of this host whose process is
 gone. A running process's directories are never touched, nor another host's (the temp root may be
 shared storage).
+
+Libraries write temporary files too (torch's compile cache, NeMo's transcription manifests). They
+serve the model, which all jobs share, so they go to one process directory of the same name form,
+set as the process's temp dir at start, removed at exit, and swept like a job's when the process dies.
 """
 
+import atexit
 import logging
 import os
 import re
@@ -32,6 +37,25 @@ def job_directory() -> tempfile.TemporaryDirectory:
     """
     prefix = f"{config.JOB_DIR_PREFIX}{_host()}-{os.getpid()}-"
     return tempfile.TemporaryDirectory(prefix=prefix, dir=config.TEMP_ROOT)
+
+
+def use_process_directory() -> Path:
+    """Creates this process's temporary directory and makes it the temp dir of everything in it.
+
+    Call it at start, before torch or NeMo is imported (torch reads the temp dir once).
+
+    Returns:
+        The directory, removed when the process exits.
+    """
+    path = Path(
+        tempfile.mkdtemp(
+            prefix=f"{config.JOB_DIR_PREFIX}{_host()}-{os.getpid()}-process-", dir=config.TEMP_ROOT
+        )
+    )
+    os.environ["TMPDIR"] = str(path)  # child processes and libraries that read the environment
+    tempfile.tempdir = str(path)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def _alive(pid: int) -> bool:

@@ -1,7 +1,8 @@
 """A job's audio items, from their sources to 16 kHz mono samples in memory, in two steps.
 
-`fetch_items` saves each item into a directory of its own inside the job's temporary directory (a
-large file's length is read from its headers, a small one's guessed from its size); `decode_items`
+`fetch_items` saves each item into a directory of its own inside the job's temporary directory and
+reads its stream's headers (a large file's length is taken from them, a small one's guessed from its
+size); `decode_items`
 reserves room for the job's audio (`utils.inflight`) and turns the files into samples. A batch runs
 each step concurrently, and one item's failure becomes that item's error; a single-file job fails as
 a whole.
@@ -11,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,12 @@ class PreparedItem:
     """One item on its way: its file and probed length, then its samples, or the error that stopped it."""
 
     path: Path | None = None
-    # A length guessed from the file size, decoded up to without probing (None: probe instead).
+    # A length guessed from the file size, decoded up to before trusting the headers (None: trust them).
     guessed_seconds: float | None = None
-    # The length ffprobe read from the headers (None: not probed, or it could not tell).
+    # The length ffprobe read from the headers (None: not used yet, or it could not tell).
     probed_seconds: float | None = None
+    # The stream's layout from its headers: shapes the decode; its start offset shifts the times.
+    stream: audio.StreamInfo = field(default_factory=audio.StreamInfo)
     samples: np.ndarray | None = None
     # The decoded length; kept when the samples are dropped after transcription.
     seconds: float = 0.0
@@ -86,13 +89,13 @@ def _check_job_length(seconds: float) -> None:
 
 
 def guess_seconds(size_bytes: int) -> float | None:
-    """The length a file of this size is decoded up to without a probe (see config), or None.
+    """The length a file of this size is decoded up to before its headers are trusted, or None.
 
     Args:
         size_bytes: The file's size.
 
     Returns:
-        Seconds, or None when the file is too large to skip the probe.
+        Seconds, or None when the file is large enough for its headers' length to be used instead.
     """
     guess = max(size_bytes / config.DECODE_GUESS_BYTES_PER_SECOND, config.DECODE_GUESS_MIN_SECONDS)
     return guess if guess <= config.DECODE_GUESS_MAX_SECONDS else None
@@ -117,10 +120,15 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedI
         deadline.check()  # a batch item may start late
         started = time.perf_counter()
         path = sources.fetch(item.source_field, item.source, item_dir)
+        stream = audio.probe(path)
         guessed = guess_seconds(path.stat().st_size)
-        probed = audio.probe_seconds(path) if guessed is None else None
     return PreparedItem(
-        path=path, guessed_seconds=guessed, probed_seconds=probed, fetch_seconds=time.perf_counter() - started
+        path=path,
+        guessed_seconds=guessed,
+        # A small file's header is not trusted for its reservation: it is decoded up to its guess.
+        probed_seconds=stream.seconds if guessed is None else None,
+        stream=stream,
+        fetch_seconds=time.perf_counter() - started,
     )
 
 
@@ -128,8 +136,8 @@ def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
     """Decodes a fetched item in place (up to its guessed length, if it has one).
 
     Its file is removed once all its samples are in memory. An item whose audio goes on past its
-    guess keeps its file, loses its guess, and gets its length probed, for `decode_items` to decode
-    it again under a reservation that fits.
+    guess keeps its file, loses its guess, and is reserved by its headers' length, for `decode_items`
+    to decode it again under a reservation that fits.
 
     Args:
         prepared: An item from `fetch_item`.
@@ -145,13 +153,13 @@ def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
     limit = None if guess is None else min(guess, config.MAX_INFLIGHT_AUDIO_SECONDS, config.MAX_AUDIO_SECONDS)
     with deadline.applied():
         deadline.check()
-        samples = audio.decode(prepared.path, limit)
+        samples = audio.decode(prepared.path, limit, prepared.stream)
         seconds = samples.size / config.SAMPLE_RATE
         prepared.convert_seconds += time.perf_counter() - started
         if limit is not None and seconds > limit:
-            log.info("the audio goes on past its guessed %.0f s; probing it", guess)
+            log.info("the audio goes on past its guessed %.0f s; reserving by its headers", guess)
             prepared.guessed_seconds = None
-            prepared.probed_seconds = audio.probe_seconds(prepared.path)
+            prepared.probed_seconds = prepared.stream.seconds
             return
     prepared.samples = samples
     prepared.seconds = seconds

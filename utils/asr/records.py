@@ -1,9 +1,10 @@
 """Typed records of a transcription, shared by the model code, the subtitles and the results.
 
-Times are seconds from the start of the item's audio, rounded to milliseconds.
+Times are seconds from the start of the item's audio, rounded to milliseconds (the results shift them
+onto the container's timeline when the audio starts late in it).
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 TIMESTAMP_KINDS = ("word", "segment", "char")
@@ -70,6 +71,26 @@ class Timestamps:
             `{kind: [{"word"|"text"|"char", "start", "end"}, ...]}`, kinds in sorted order.
         """
         return {kind: [asdict(item) for item in getattr(self, kind)] for kind in sorted(kinds)}
+
+    def shifted(self, seconds: float) -> "Timestamps":
+        """The same timestamps, `seconds` later (rounded to milliseconds).
+
+        Args:
+            seconds: The shift.
+
+        Returns:
+            A new Timestamps; kinds that were None stay None.
+        """
+
+        def shift(items: list[Any] | None) -> list[Any] | None:
+            if items is None:
+                return None
+            return [
+                replace(item, start=round(item.start + seconds, 3), end=round(item.end + seconds, 3))
+                for item in items
+            ]
+
+        return Timestamps(word=shift(self.word), segment=shift(self.segment), char=shift(self.char))
 
 
 @dataclass

@@ -57,6 +57,15 @@ def timestamps_of(raw: dict[str, list[dict[str, Any]]], kinds: frozenset[str], o
     return found
 
 
+def _padded(samples: np.ndarray) -> np.ndarray:
+    """Samples padded with trailing silence to `config.MODEL_MIN_INPUT_SECONDS`.
+
+    NeMo pads shorter input itself, on both sides, which would shift every time by half the padding.
+    """
+    missing = int(config.MODEL_MIN_INPUT_SECONDS * config.SAMPLE_RATE) - samples.size
+    return np.pad(samples, (0, missing)) if missing > 0 else samples
+
+
 def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> list[Any]:
     """One model call over a batch in the attention mode of `plan`; the model ends in full attention.
 
@@ -83,7 +92,10 @@ def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> 
         with torch.inference_mode(), autocast:
             # timestamps is always passed: None would keep whatever the previous call asked for.
             return current.model.transcribe(
-                list(audios), batch_size=len(audios), timestamps=bool(kinds), verbose=False
+                [_padded(samples) for samples in audios],
+                batch_size=len(audios),
+                timestamps=bool(kinds),
+                verbose=False,
             )
     finally:
         # Every call leaves the default mode behind; a failure here is repaired by the next switch.

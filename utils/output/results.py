@@ -1,5 +1,6 @@
 """Builds the JSON a client gets: per-item fields in the asked formats and the `meta` block (pure)."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,17 +78,21 @@ def transcript_fields(
     return fields
 
 
-def item_meta(transcript: Transcript) -> dict[str, Any]:
+def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any]:
     """How one item was transcribed: attention plan, windows, fallbacks taken.
 
     Args:
         transcript: The item's transcript.
+        audio_start: Seconds after the container's start at which its audio stream begins.
 
     Returns:
-        `{"attention", "windows"?, "fallbacks"?, "batch"?}`: `batch` counts the items (of any job)
-        that shared its model call.
+        `{"attention", "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?}`: `batch` counts
+        the items (of any job) that shared its model call; `audio_start_seconds` (when not 0) is how
+        much every time was shifted to follow the container's timeline.
     """
     meta: dict[str, Any] = {"attention": transcript.attention}
+    if audio_start > 0:
+        meta["audio_start_seconds"] = audio_start
     if transcript.windows > 1:
         meta["windows"] = transcript.windows
     if transcript.fallbacks:
@@ -157,9 +162,13 @@ def build_result(
             entry = error_fields(item.error)
         else:
             transcript = transcripts[index]
-            duration = item.seconds
-            fields = transcript_fields(transcript, duration, request.timestamp_kinds, request.output_formats)
-            entry = {"success": True, **fields, "meta": item_meta(transcript)}
+            offset = item.stream.start_offset
+            if offset > 0:
+                # A late-starting sound track: times follow the container, as a player shows them.
+                transcript = dataclasses.replace(transcript, timestamps=transcript.timestamps.shifted(offset))
+            kinds, formats = request.timestamp_kinds, request.output_formats
+            fields = transcript_fields(transcript, item.seconds, kinds, formats)
+            entry = {"success": True, **fields, "meta": item_meta(transcript, offset)}
         if request.items[index].id is not None:
             entry["id"] = request.items[index].id
         entries.append(entry)
