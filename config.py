@@ -248,6 +248,10 @@ VOLUME_ROOT = _path("RUNPOD_VOLUME_PATH", Path("/runpod-volume"))
 SUBTITLE_MAX_LINE_CHARS = _int("SUBTITLE_MAX_LINE_CHARS", 42)
 SUBTITLE_MAX_LINES = _int("SUBTITLE_MAX_LINES", 2)
 SUBTITLE_MAX_CUE_SECONDS = _float("SUBTITLE_MAX_CUE_SECONDS", 7.0)
+# What a job's subtitle_options may ask for (inclusive).
+SUBTITLE_LINE_CHARS_BOUNDS = (10, 200)
+SUBTITLE_LINES_BOUNDS = (1, 5)
+SUBTITLE_CUE_SECONDS_BOUNDS = (0.5, 60.0)
 # A silence this long ends a cue: ordinary gaps between words are well under 0.3 s, a longer one
 # marks a new thought or speaker.
 SUBTITLE_PAUSE_SECONDS = _float("SUBTITLE_PAUSE_SECONDS", 0.8)

@@ -13,7 +13,9 @@ from utils.asr.records import TIMESTAMP_KINDS
 from utils.errors import InvalidInputError, PayloadTooLargeError
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
-ALLOWED_FIELDS = frozenset({*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url"})
+ALLOWED_FIELDS = frozenset(
+    {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url", "subtitle_options"}
+)
 ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
 OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
 # `timestamps: true` means the two kinds most clients want.
@@ -31,6 +33,24 @@ class AudioItem:
 
 
 @dataclass(frozen=True)
+class SubtitleOptions:
+    """How subtitle cues are shaped: characters a line, lines a cue, seconds a cue."""
+
+    max_line_chars: int
+    max_lines: int
+    max_cue_seconds: float
+
+    @classmethod
+    def defaults(cls) -> "SubtitleOptions":
+        """The worker's configured defaults.
+
+        Returns:
+            Options from `config.SUBTITLE_MAX_LINE_CHARS`, `SUBTITLE_MAX_LINES`, `SUBTITLE_MAX_CUE_SECONDS`.
+        """
+        return cls(config.SUBTITLE_MAX_LINE_CHARS, config.SUBTITLE_MAX_LINES, config.SUBTITLE_MAX_CUE_SECONDS)
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """A validated job: the audio items and what to return for each."""
 
@@ -39,6 +59,7 @@ class JobRequest:
     timestamp_kinds: frozenset[str]
     output_formats: frozenset[str]
     output_url: str | None = None
+    subtitles: SubtitleOptions | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -98,6 +119,49 @@ def parse_output_format(value: Any) -> frozenset[str]:
             f"output_format is an empty list; use one or more of {', '.join(OUTPUT_FORMATS)}"
         )
     return formats
+
+
+def _bounded_number(value: Any, field: str, bounds: tuple[float, float], whole: bool) -> float:
+    """Validates a number within `bounds` (inclusive); `whole` asks for an integer."""
+    low, high = bounds
+    kind = "a whole number" if whole else "a number"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (whole and not isinstance(value, int))
+    ):
+        raise InvalidInputError(f"{field} must be {kind} from {low:g} to {high:g}, got {_type_name(value)}")
+    if not low <= value <= high:
+        raise InvalidInputError(f"{field} must be {kind} from {low:g} to {high:g}, got {value:g}")
+    return value
+
+
+def parse_subtitle_options(value: Any) -> SubtitleOptions:
+    """Validates `subtitle_options`: an object with any of max_line_chars, max_lines, max_cue_seconds.
+
+    Args:
+        value: The field's value.
+
+    Returns:
+        The options, the worker's defaults where a key is absent.
+
+    Raises:
+        InvalidInputError: Not an object, an unknown key, or a value of the wrong type or out of bounds.
+    """
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"subtitle_options must be an object, got {_type_name(value)}")
+    defaults = SubtitleOptions.defaults()
+    _reject_unknown(value, frozenset(defaults.__dataclass_fields__), "subtitle_options")
+    bounds = {
+        "max_line_chars": (config.SUBTITLE_LINE_CHARS_BOUNDS, True),
+        "max_lines": (config.SUBTITLE_LINES_BOUNDS, True),
+        "max_cue_seconds": (config.SUBTITLE_CUE_SECONDS_BOUNDS, False),
+    }
+    chosen = {
+        key: _bounded_number(value[key], f"subtitle_options.{key}", *bounds[key]) if key in value else default
+        for key, default in vars(defaults).items()
+    }
+    return SubtitleOptions(**chosen)
 
 
 def _parse_base64(value: Any, field: str) -> str:
@@ -245,4 +309,9 @@ def parse_input(job_input: Any) -> JobRequest:
             'timestamps are returned in the "json" output format; add "json" to output_format'
         )
     output_url = parse_url(job_input["output_url"], "output_url") if "output_url" in job_input else None
-    return JobRequest(items, is_batch, kinds, formats, output_url)
+    subtitles = None
+    if "subtitle_options" in job_input:
+        if not formats & {"srt", "vtt"}:
+            raise InvalidInputError('subtitle_options shape "srt" and "vtt" output; add one to output_format')
+        subtitles = parse_subtitle_options(job_input["subtitle_options"])
+    return JobRequest(items, is_batch, kinds, formats, output_url, subtitles)

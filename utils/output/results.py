@@ -8,7 +8,7 @@ from utils.asr.records import Transcript
 from utils.errors import WorkerError
 from utils.output import subtitles
 from utils.preparation import PreparedItem
-from utils.validation import JobRequest
+from utils.validation import JobRequest, SubtitleOptions
 
 
 @dataclass
@@ -51,7 +51,11 @@ def timestamp_kinds_needed(kinds: frozenset[str], formats: frozenset[str]) -> fr
 
 
 def transcript_fields(
-    transcript: Transcript, duration: float, kinds: frozenset[str], formats: frozenset[str]
+    transcript: Transcript,
+    duration: float,
+    kinds: frozenset[str],
+    formats: frozenset[str],
+    subtitle_options: SubtitleOptions | None = None,
 ) -> dict[str, Any]:
     """The fields of one transcribed item in the formats the client asked for.
 
@@ -62,6 +66,7 @@ def transcript_fields(
         duration: The item's audio length in seconds.
         kinds: Timestamp kinds the client asked for.
         formats: Output formats the client asked for.
+        subtitle_options: How cues are shaped; None: the worker's defaults.
 
     Returns:
         The item's fields.
@@ -70,7 +75,10 @@ def transcript_fields(
     if kinds:
         fields["timestamps"] = transcript.timestamps.as_json(kinds)
     if formats & {"srt", "vtt"}:
-        cues = subtitles.shape_cues(transcript.timestamps.word)
+        shape = subtitle_options or SubtitleOptions.defaults()
+        cues = subtitles.shape_cues(
+            transcript.timestamps.word, shape.max_line_chars, shape.max_lines, shape.max_cue_seconds
+        )
         if "srt" in formats:
             fields["srt"] = subtitles.to_srt(cues)
         if "vtt" in formats:
@@ -167,7 +175,7 @@ def build_result(
                 # A late-starting sound track: times follow the container, as a player shows them.
                 transcript = dataclasses.replace(transcript, timestamps=transcript.timestamps.shifted(offset))
             kinds, formats = request.timestamp_kinds, request.output_formats
-            fields = transcript_fields(transcript, item.seconds, kinds, formats)
+            fields = transcript_fields(transcript, item.seconds, kinds, formats, request.subtitles)
             entry = {"success": True, **fields, "meta": item_meta(transcript, offset)}
         if request.items[index].id is not None:
             entry["id"] = request.items[index].id
