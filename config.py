@@ -241,6 +241,8 @@ JOB_DIR_PREFIX = "parakeet-job-"
 
 # --- Volume --------------------------------------------------------------------------------------
 VOLUME_ROOT = _path("RUNPOD_VOLUME_PATH", Path("/runpod-volume"))
+# RunPod's host-side model cache, a Hugging Face hub cache; looked in first for a hub model.
+RUNPOD_MODEL_CACHE_DIR = _path("RUNPOD_MODEL_CACHE_DIR", Path("/runpod-volume/huggingface-cache"))
 
 # --- Subtitles ---------------------------------------------------------------------------------
 # Common streaming-service limits (e.g. Netflix's timed-text guide): 42 characters a line, two lines,

@@ -14,6 +14,7 @@ from typing import Any
 
 import config
 from utils.errors import ModelLoadError
+from utils.volume import model as volume_model
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class LoadedModel:
     default_chunking_factor: int
     # One encoder frame in seconds (window stride times subsampling: 80 ms for Parakeet).
     frame_seconds: float
+    # Where the weights came from: "file", "runpod_cache" or "hub" (HF_HOME on the volume, or a download).
+    source: str = "file"
 
 
 _load_lock = threading.Lock()
@@ -79,12 +82,29 @@ def _compute_dtype(target: str, precision: str) -> str:
     return "float32"
 
 
+def model_source(name_or_path: str) -> tuple[str, Path | None]:
+    """Where a model will be loaded from.
+
+    Args:
+        name_or_path: `config.PARAKEET_MODEL`.
+
+    Returns:
+        ("file", None) for a `.nemo` path; ("runpod_cache", file) when RunPod's model cache holds a
+        hub model; else ("hub", None): `from_pretrained` (HF_HOME on the volume, then a download).
+    """
+    if name_or_path.endswith(".nemo") or Path(name_or_path).exists():
+        return "file", None
+    cached = volume_model.runpod_cached_file(name_or_path)
+    return ("runpod_cache", cached) if cached is not None else ("hub", None)
+
+
 def load_model(name_or_path: str) -> Any:
     """Loads a Parakeet model the way users run it: a hub name or a `.nemo` file.
 
     Args:
-        name_or_path: A Hugging Face model name (e.g. `nvidia/parakeet-tdt-0.6b-v3`, fetched with
-            `from_pretrained` into `HF_HOME`) or a path to a `.nemo` file (`restore_from`).
+        name_or_path: A Hugging Face model name (e.g. `nvidia/parakeet-tdt-0.6b-v3`: from RunPod's
+            model cache when it holds it, else `from_pretrained` into `HF_HOME`) or a path to a
+            `.nemo` file (`restore_from`).
 
     Returns:
         The NeMo ASR model in eval mode on the configured device.
@@ -95,9 +115,11 @@ def load_model(name_or_path: str) -> Any:
     import nemo.collections.asr as nemo_asr
 
     target = device()
-    is_path = name_or_path.endswith(".nemo") or Path(name_or_path).exists()
+    source, cached = model_source(name_or_path)
     try:
-        if is_path:
+        if cached is not None:
+            model = nemo_asr.models.ASRModel.restore_from(str(cached), map_location=target)
+        elif source == "file":
             if not Path(name_or_path).is_file():
                 # The path is the operator's; it goes to the log, not to the client.
                 log.error("PARAKEET_MODEL file %s does not exist", name_or_path)
@@ -132,8 +154,9 @@ def loaded() -> LoadedModel:
                 name=config.PARAKEET_MODEL,
                 default_chunking_factor=model.encoder.pre_encode.subsampling_conv_chunking_factor,
                 frame_seconds=model.cfg.preprocessor.window_stride * model.encoder.subsampling_factor,
+                source=model_source(config.PARAKEET_MODEL)[0],
             )
-            log.info("model %s loaded on %s", _loaded.name, model.device)
+            log.info("model %s loaded on %s from %s", _loaded.name, model.device, _loaded.source)
         return _loaded
 
 
@@ -153,11 +176,12 @@ def model_info() -> dict[str, str]:
     """Describes the loaded model for a result's `meta` block.
 
     Returns:
-        `{"model", "device", "precision"}`.
+        `{"model", "model_source", "device", "precision"}`.
     """
     current = loaded()
     return {
         "model": current.name,
+        "model_source": current.source,
         "device": str(current.model.device),
         "precision": compute_dtype(current.model.device.type),
     }

@@ -1,10 +1,17 @@
-"""Fetching the model weights into HF_HOME on the volume, once for every worker."""
+"""Where the model weights come from: RunPod's model cache, else HF_HOME on the volume (fetched once
+for every worker).
+
+RunPod can cache a Hugging Face model on its hosts for an endpoint (its "model" setting); the files
+then lie under `RUNPOD_MODEL_CACHE_DIR` as a hub cache (`hub/models--org--name/snapshots/<rev>/`,
+the revision in `refs/main`). A model found there is loaded from that file, with no download.
+"""
 
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import config
 from utils.volume.locking import now_iso, once_on_volume, replace_json
 from utils.volume.processes import RESULT_PREFIX, run_streamed, step_failed
 from utils.volume.settings import MODELS_DIR, Environment, Reporter, Settings, log
@@ -27,6 +34,31 @@ def is_hub_name(model: str) -> bool:
     return model.count("/") == 1 and not model.endswith(".nemo") and not os.path.exists(model)
 
 
+def runpod_cached_file(model: str) -> Path | None:
+    """The `.nemo` file of a hub model in RunPod's model cache, if the cache holds it.
+
+    Args:
+        model: A hub name, `org/name`.
+
+    Returns:
+        The file in the snapshot `refs/main` names (`<name>.nemo`, else the snapshot's only `.nemo`),
+        or None.
+    """
+    repo = config.RUNPOD_MODEL_CACHE_DIR / "hub" / f"models--{model.replace('/', '--')}"
+    try:
+        revision = (repo / "refs" / "main").read_text().strip()
+        snapshot = repo / "snapshots" / revision
+        if not revision or "/" in revision or not snapshot.is_dir():
+            return None
+        exact = snapshot / f"{model.rsplit('/', 1)[1]}.nemo"
+        if exact.is_file():
+            return exact
+        found = [path for path in snapshot.glob("*.nemo") if path.is_file()]
+    except OSError:
+        return None
+    return found[0] if len(found) == 1 else None
+
+
 def model_marker(root: Path, model: str) -> Path:
     """Returns the file that records where a fetched model lies."""
     return root / MODELS_DIR / (model.replace("/", "--") + ".json")
@@ -43,6 +75,8 @@ def model_ready(marker: Path) -> bool:
 def ensure_model(settings: Settings, env: Environment, progress: Callable[[str], None] | None = None) -> None:
     """Fetches the model weights into HF_HOME on the volume when PARAKEET_MODEL is a hub name.
 
+    Nothing is fetched when RunPod's model cache holds the model.
+
     Runs the environment's interpreter with huggingface_hub, so this process needs neither.
 
     Args:
@@ -53,7 +87,7 @@ def ensure_model(settings: Settings, env: Environment, progress: Callable[[str],
     Raises:
         BootstrapError: The download failed.
     """
-    if not is_hub_name(settings.model):
+    if not is_hub_name(settings.model) or runpod_cached_file(settings.model) is not None:
         return
     marker = model_marker(settings.root, settings.model)
     if model_ready(marker):
