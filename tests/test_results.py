@@ -50,9 +50,14 @@ def test_a_batch_keeps_input_order_ids_and_per_item_errors() -> None:
     assert result["meta"] == META
 
 
-def test_subtitles_need_words_even_when_the_client_asked_for_none() -> None:
-    assert results.timestamp_kinds_needed(frozenset(), frozenset({"srt"})) == {"word"}
-    assert results.timestamp_kinds_needed(frozenset({"segment"}), frozenset({"json"})) == {"segment"}
+def test_subtitles_and_confidence_need_words_even_when_the_client_asked_for_none() -> None:
+    def needed(**fields: object) -> frozenset[str]:
+        return results.timestamp_kinds_needed(parse_input({"audio_url": "s3://b/k", **fields}))
+
+    assert needed(output_format="srt") == {"word"}
+    assert needed(timestamps=["segment"]) == {"segment"}
+    assert needed(confidence=True) == {"word", "confidence"}
+    assert needed() == frozenset()
 
 
 def test_fallbacks_and_windows_appear_in_the_item_meta() -> None:

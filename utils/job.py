@@ -108,7 +108,7 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
 
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
-        kinds = results.timestamp_kinds_needed(request.timestamp_kinds, request.output_formats)
+        kinds = results.timestamp_kinds_needed(request)
         transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress)
         del ready
         for item in prepared:

@@ -14,7 +14,7 @@ from utils.errors import InvalidInputError, PayloadTooLargeError
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
 ALLOWED_FIELDS = frozenset(
-    {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url", "subtitle_options"}
+    {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url", "subtitle_options", "confidence"}
 )
 ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
 OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
@@ -60,6 +60,7 @@ class JobRequest:
     output_formats: frozenset[str]
     output_url: str | None = None
     subtitles: SubtitleOptions | None = None
+    confidence: bool = False
 
 
 def _type_name(value: Any) -> str:
@@ -314,4 +315,11 @@ def parse_input(job_input: Any) -> JobRequest:
         if not formats & {"srt", "vtt"}:
             raise InvalidInputError('subtitle_options shape "srt" and "vtt" output; add one to output_format')
         subtitles = parse_subtitle_options(job_input["subtitle_options"])
-    return JobRequest(items, is_batch, kinds, formats, output_url, subtitles)
+    confidence = job_input.get("confidence", False)
+    if not isinstance(confidence, bool):
+        raise InvalidInputError(f"confidence must be true or false, got {_type_name(confidence)}")
+    if confidence and "json" not in formats:
+        raise InvalidInputError(
+            'confidence is returned in the "json" output format; add "json" to output_format'
+        )
+    return JobRequest(items, is_batch, kinds, formats, output_url, subtitles, confidence)

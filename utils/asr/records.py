@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 TIMESTAMP_KINDS = ("word", "segment", "char")
+# Not a timestamp kind, but asked for the same way: per-word confidence (words are computed with it).
+CONFIDENCE = "confidence"
 # A sentence ends at one of these, before any closing quote or bracket: segments and subtitle cues
 # both break there.
 SENTENCE_END = (".", "?", "!", "…")
@@ -33,6 +35,8 @@ class Word:
     word: str
     start: float
     end: float
+    # In [0, 1], when asked for (None: not computed).
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Segment:
     text: str
     start: float
     end: float
+    # The mean of its words' confidence, when computed.
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class Timestamps:
         Returns:
             `{kind: [{"word"|"text"|"char", "start", "end"}, ...]}`, kinds in sorted order.
         """
-        return {kind: [asdict(item) for item in getattr(self, kind)] for kind in sorted(kinds)}
+        return {kind: [_plain(item) for item in getattr(self, kind)] for kind in sorted(kinds)}
 
     def shifted(self, seconds: float) -> "Timestamps":
         """The same timestamps, `seconds` later (rounded to milliseconds).
@@ -107,6 +113,29 @@ class Transcript:
     batch: int = 1
 
 
+def _plain(item: Any) -> dict[str, Any]:
+    """A record as the output contract's item: `confidence` only where it was computed."""
+    fields = asdict(item)
+    if fields.get("confidence", 0.0) is None:
+        del fields["confidence"]
+    return fields
+
+
+def mean_confidence(words: list[Word]) -> float | None:
+    """The mean confidence of words, or None when there are none or any lacks one.
+
+    Args:
+        words: Words with or without confidence.
+
+    Returns:
+        The mean, rounded to 3 places, or None.
+    """
+    values = [word.confidence for word in words]
+    if not values or None in values:
+        return None
+    return round(sum(values) / len(values), 3)
+
+
 def segments_of(words: list[Word]) -> list[Segment]:
     """Groups words into sentence segments (a segment ends at a word that ends a sentence).
 
@@ -130,4 +159,4 @@ def segments_of(words: list[Word]) -> list[Segment]:
 
 def _segment(words: list[Word]) -> Segment:
     """One segment from its words."""
-    return Segment(" ".join(w.word for w in words), words[0].start, words[-1].end)
+    return Segment(" ".join(w.word for w in words), words[0].start, words[-1].end, mean_confidence(words))

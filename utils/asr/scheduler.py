@@ -29,7 +29,7 @@ import config
 from utils.asr import plans, transcribe
 from utils.asr.batching import batches
 from utils.asr.plans import LOCAL, WINDOWED
-from utils.asr.records import Timestamps, Transcript
+from utils.asr.records import CONFIDENCE, Timestamps, Transcript
 from utils.asr.windows import Window
 from utils.deadline import Deadline
 from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscriptError
@@ -66,6 +66,8 @@ class _Request:
         return (
             self.plan == other.plan != WINDOWED
             and bool(self.kinds) == bool(other.kinds)
+            # Confidence changes the decoder for the whole call.
+            and (CONFIDENCE in self.kinds) == (CONFIDENCE in other.kinds)
             and not self.alone
             and not other.alone
         )
@@ -189,7 +191,7 @@ class Scheduler:
         inner = transcribe.window_kinds(request.kinds)
         (hypothesis,) = transcribe.run_call([request.audio[window.start : window.end]], LOCAL, inner)
         offset = window.start / config.SAMPLE_RATE
-        request.parts.append(transcribe.timestamps_of(hypothesis.timestamp, inner, offset))
+        request.parts.append(transcribe.timestamps_of(hypothesis, inner, offset))
         _report(request, f"window {number + 1}/{len(request.windows)} done")
         if len(request.parts) < len(request.windows):
             self._requeue(request, fresh=True)

@@ -6,6 +6,7 @@ into typed transcripts. Windowed items are cut into overlapping windows whose wo
 pauses (`utils.asr.windows`).
 """
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,9 +14,18 @@ from typing import Any
 import numpy as np
 
 import config
-from utils.asr import attention, model, plans, windows
+from utils.asr import attention, confidence, model, plans, windows
 from utils.asr.plans import FULL, WINDOWED
-from utils.asr.records import Char, Segment, Timestamps, Transcript, Word, segments_of
+from utils.asr.records import (
+    CONFIDENCE,
+    TIMESTAMP_KINDS,
+    Char,
+    Segment,
+    Timestamps,
+    Transcript,
+    Word,
+    segments_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +37,43 @@ def _seconds(value: Any, offset: float) -> float:
     return round(float(value) + offset, 3)
 
 
-def timestamps_of(raw: dict[str, list[dict[str, Any]]], kinds: frozenset[str], offset: float) -> Timestamps:
-    """Turns NeMo's timestamp dicts into typed records, shifted by `offset` seconds.
+def _word_confidences(hypothesis: Any, words: int) -> list[float | None]:
+    """The hypothesis's word confidences, or Nones where NeMo's count disagrees with the words'."""
+    found = getattr(hypothesis, "word_confidence", None) or []
+    if len(found) != words:
+        # NeMo can return a different count for Parakeet v3 (it groups tokens its own way): the item
+        # keeps its words, without confidence.
+        log.warning("%d word confidences for %d words; returning the words without them", len(found), words)
+        return [None] * words
+    return [round(min(max(float(value), 0.0), 1.0), 3) for value in found]
+
+
+def timestamps_of(hypothesis: Any, kinds: frozenset[str], offset: float) -> Timestamps:
+    """Turns a hypothesis's timestamp dicts (and word confidences) into typed records, shifted by `offset`.
 
     Args:
-        raw: `Hypothesis.timestamp` (`word`, `segment`, `char` lists of dicts).
-        kinds: The kinds to convert.
+        hypothesis: One NeMo Hypothesis (`timestamp`: `word`, `segment`, `char` lists of dicts).
+        kinds: The kinds to convert, and CONFIDENCE for word confidences.
         offset: Seconds added to every time (a window's start).
 
     Returns:
-        The converted kinds; the others stay None.
+        The converted kinds; the others stay None. With CONFIDENCE, segments are rebuilt from the
+        words, so that each carries its words' mean confidence.
     """
+    raw = hypothesis.timestamp
     found = Timestamps()
     if "word" in kinds:
+        items = raw.get("word", [])
+        confidences = (
+            _word_confidences(hypothesis, len(items)) if CONFIDENCE in kinds else [None] * len(items)
+        )
         found.word = [
-            Word(str(i["word"]), _seconds(i["start"], offset), _seconds(i["end"], offset))
-            for i in raw.get("word", [])
+            Word(str(i["word"]), _seconds(i["start"], offset), _seconds(i["end"], offset), confidence)
+            for i, confidence in zip(items, confidences, strict=True)
         ]
-    if "segment" in kinds:
+    if "segment" in kinds and CONFIDENCE in kinds and found.word is not None:
+        found.segment = segments_of(found.word)
+    elif "segment" in kinds:
         found.segment = [
             Segment(str(i["segment"]), _seconds(i["start"], offset), _seconds(i["end"], offset))
             for i in raw.get("segment", [])
@@ -83,18 +112,19 @@ def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> 
 
     current = model.loaded()
     attention.set_attention(current.model, plan, current.default_chunking_factor)
+    scoring = confidence.scoring(current.model) if CONFIDENCE in kinds else contextlib.nullcontext()
     autocast = torch.autocast(
         current.model.device.type,
         dtype=torch.bfloat16,
         enabled=model.compute_dtype(current.model.device.type) == "bfloat16",
     )
     try:
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast, scoring:
             # timestamps is always passed: None would keep whatever the previous call asked for.
             return current.model.transcribe(
                 [_padded(samples) for samples in audios],
                 batch_size=len(audios),
-                timestamps=bool(kinds),
+                timestamps=bool(kinds & {*TIMESTAMP_KINDS, CONFIDENCE}),
                 verbose=False,
             )
     finally:
@@ -116,7 +146,7 @@ def transcript_of(hypothesis: Any, plan: str, kinds: frozenset[str]) -> Transcri
     Returns:
         The transcript.
     """
-    timestamps = timestamps_of(hypothesis.timestamp, kinds, 0.0) if kinds else Timestamps()
+    timestamps = timestamps_of(hypothesis, kinds, 0.0) if kinds else Timestamps()
     return Transcript(text=hypothesis.text.strip(), attention=plan, timestamps=timestamps)
 
 

@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from utils.asr.records import Transcript
+from utils.asr.records import CONFIDENCE, Transcript, mean_confidence
 from utils.errors import WorkerError
 from utils.output import subtitles
 from utils.preparation import PreparedItem
@@ -37,17 +37,22 @@ class Timings:
         )
 
 
-def timestamp_kinds_needed(kinds: frozenset[str], formats: frozenset[str]) -> frozenset[str]:
-    """The timestamp kinds the model must produce: what the client asked for, plus words for subtitles.
+def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
+    """The kinds the model must produce: what the client asked for, plus words for subtitles and
+    words with confidence for `confidence`.
 
     Args:
-        kinds: Kinds the client asked for.
-        formats: Output formats the client asked for.
+        request: The validated job.
 
     Returns:
-        The kinds to compute.
+        The kinds to compute (timestamp kinds, and CONFIDENCE).
     """
-    return kinds | {"word"} if formats & {"srt", "vtt"} else kinds
+    kinds = request.timestamp_kinds
+    if request.output_formats & {"srt", "vtt"}:
+        kinds |= {"word"}
+    if request.confidence:
+        kinds |= {"word", CONFIDENCE}
+    return kinds
 
 
 def transcript_fields(
@@ -56,6 +61,7 @@ def transcript_fields(
     kinds: frozenset[str],
     formats: frozenset[str],
     subtitle_options: SubtitleOptions | None = None,
+    confidence: bool = False,
 ) -> dict[str, Any]:
     """The fields of one transcribed item in the formats the client asked for.
 
@@ -67,11 +73,14 @@ def transcript_fields(
         kinds: Timestamp kinds the client asked for.
         formats: Output formats the client asked for.
         subtitle_options: How cues are shaped; None: the worker's defaults.
+        confidence: Whether to add the item's `confidence` (the mean of its words'; None without words).
 
     Returns:
         The item's fields.
     """
     fields: dict[str, Any] = {"text": transcript.text, "duration": round(duration, 3)}
+    if confidence:
+        fields["confidence"] = mean_confidence(transcript.timestamps.word or [])
     if kinds:
         fields["timestamps"] = transcript.timestamps.as_json(kinds)
     if formats & {"srt", "vtt"}:
@@ -175,7 +184,9 @@ def build_result(
                 # A late-starting sound track: times follow the container, as a player shows them.
                 transcript = dataclasses.replace(transcript, timestamps=transcript.timestamps.shifted(offset))
             kinds, formats = request.timestamp_kinds, request.output_formats
-            fields = transcript_fields(transcript, item.seconds, kinds, formats, request.subtitles)
+            fields = transcript_fields(
+                transcript, item.seconds, kinds, formats, request.subtitles, request.confidence
+            )
             entry = {"success": True, **fields, "meta": item_meta(transcript, offset)}
         if request.items[index].id is not None:
             entry["id"] = request.items[index].id
