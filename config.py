@@ -250,6 +250,11 @@ RUNPOD_MODEL_CACHE_DIR = _path("RUNPOD_MODEL_CACHE_DIR", Path("/runpod-volume/hu
 SUBTITLE_MAX_LINE_CHARS = _int("SUBTITLE_MAX_LINE_CHARS", 42)
 SUBTITLE_MAX_LINES = _int("SUBTITLE_MAX_LINES", 2)
 SUBTITLE_MAX_CUE_SECONDS = _float("SUBTITLE_MAX_CUE_SECONDS", 7.0)
+# Hotwords: at most this many phrases of at most this many characters; the boost per matched token.
+MAX_HOTWORDS = 100
+MAX_HOTWORD_CHARS = 64
+HOTWORD_WEIGHT = 2.0
+HOTWORD_WEIGHT_BOUNDS = (0.1, 10.0)
 # What a job's subtitle_options may ask for (inclusive).
 SUBTITLE_LINE_CHARS_BOUNDS = (10, 200)
 SUBTITLE_LINES_BOUNDS = (1, 5)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from utils import inflight, job_dirs, preparation, sources, validation, volume
+from utils.asr import decoding
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
 from utils.asr.scheduler import scheduler
@@ -27,7 +28,11 @@ Progress = Callable[[str], None]
 
 
 def transcribe_ready(
-    ready: dict[int, np.ndarray], kinds: frozenset[str], deadline: Deadline, progress: Progress
+    ready: dict[int, np.ndarray],
+    kinds: frozenset[str],
+    deadline: Deadline,
+    progress: Progress,
+    boost: decoding.Boost | None = None,
 ) -> tuple[dict[int, Transcript], dict[str, str], float]:
     """Transcribes the items that have samples, building the volume environment first if needed.
 
@@ -36,6 +41,7 @@ def transcribe_ready(
         kinds: Timestamp kinds to compute.
         deadline: The job's deadline (and cancellation), checked before each model call.
         progress: Receives short progress messages.
+        boost: The job's hotwords, or None.
 
     Returns:
         Transcripts by item index, the model description for `meta`, and the seconds spent transcribing
@@ -45,8 +51,10 @@ def transcribe_ready(
         return {}, {}, 0.0
     volume.ensure_environment(progress)
     model = asr_model.model_info()  # loads the model on a worker's first job
+    if boost is not None:
+        decoding.check_spelling(asr_model.get_model(), boost)
     started = time.perf_counter()
-    futures = [scheduler.submit(samples, kinds, deadline, progress) for samples in ready.values()]
+    futures = [scheduler.submit(samples, kinds, deadline, progress, boost) for samples in ready.values()]
     transcripts: dict[int, Transcript] = {}
     try:
         for index, future in zip(ready, futures, strict=True):
@@ -109,7 +117,8 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
         kinds = results.timestamp_kinds_needed(request)
-        transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress)
+        boost = decoding.Boost(request.hotwords, request.hotword_weight) if request.hotwords else None
+        transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress, boost)
         del ready
         for item in prepared:
             item.samples = None  # the reservation ends here; so does the audio

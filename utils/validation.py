@@ -14,7 +14,8 @@ from utils.errors import InvalidInputError, PayloadTooLargeError
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
 ALLOWED_FIELDS = frozenset(
-    {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url", "subtitle_options", "confidence"}
+    {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url"}
+    | {"subtitle_options", "confidence", "hotwords", "hotword_weight"}
 )
 ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
 OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
@@ -61,6 +62,9 @@ class JobRequest:
     output_url: str | None = None
     subtitles: SubtitleOptions | None = None
     confidence: bool = False
+    # Phrases to favour while decoding (whitespace collapsed), and the boost per matched token.
+    hotwords: tuple[str, ...] = ()
+    hotword_weight: float = 0.0
 
 
 def _type_name(value: Any) -> str:
@@ -163,6 +167,40 @@ def parse_subtitle_options(value: Any) -> SubtitleOptions:
         for key, default in vars(defaults).items()
     }
     return SubtitleOptions(**chosen)
+
+
+def parse_hotwords(value: Any) -> tuple[str, ...]:
+    """Validates `hotwords`: a list of 1 to `MAX_HOTWORDS` phrases of at most `MAX_HOTWORD_CHARS`.
+
+    Args:
+        value: The field's value.
+
+    Returns:
+        The phrases, whitespace collapsed, duplicates dropped, in order.
+
+    Raises:
+        InvalidInputError: Not a list, empty, too many, or a phrase that is not text, blank or too long.
+    """
+    if not isinstance(value, list):
+        raise InvalidInputError(f"hotwords must be a list of phrases, got {_type_name(value)}")
+    if not 1 <= len(value) <= config.MAX_HOTWORDS:
+        raise InvalidInputError(f"hotwords must hold 1 to {config.MAX_HOTWORDS} phrases, got {len(value)}")
+    phrases: list[str] = []
+    for index, phrase in enumerate(value):
+        if not isinstance(phrase, str):
+            raise InvalidInputError(f"hotwords[{index}] must be a string, got {_type_name(phrase)}")
+        if not _is_text(phrase):
+            raise InvalidInputError(f"hotwords[{index}] must be valid Unicode text")
+        collapsed = " ".join(phrase.split())
+        if not collapsed:
+            raise InvalidInputError(f"hotwords[{index}] is blank")
+        if len(collapsed) > config.MAX_HOTWORD_CHARS:
+            raise InvalidInputError(
+                f"hotwords[{index}] is {len(collapsed)} characters; at most {config.MAX_HOTWORD_CHARS}"
+            )
+        if collapsed not in phrases:
+            phrases.append(collapsed)
+    return tuple(phrases)
 
 
 def _parse_base64(value: Any, field: str) -> str:
@@ -322,4 +360,16 @@ def parse_input(job_input: Any) -> JobRequest:
         raise InvalidInputError(
             'confidence is returned in the "json" output format; add "json" to output_format'
         )
-    return JobRequest(items, is_batch, kinds, formats, output_url, subtitles, confidence)
+    hotwords = parse_hotwords(job_input["hotwords"]) if "hotwords" in job_input else ()
+    weight = 0.0
+    if "hotword_weight" in job_input:
+        if not hotwords:
+            raise InvalidInputError("hotword_weight needs hotwords")
+        weight = _bounded_number(
+            job_input["hotword_weight"], "hotword_weight", config.HOTWORD_WEIGHT_BOUNDS, False
+        )
+    elif hotwords:
+        weight = config.HOTWORD_WEIGHT
+    return JobRequest(
+        items, is_batch, kinds, formats, output_url, subtitles, confidence, hotwords, float(weight)
+    )

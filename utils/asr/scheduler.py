@@ -28,6 +28,7 @@ import numpy as np
 import config
 from utils.asr import plans, transcribe
 from utils.asr.batching import batches
+from utils.asr.decoding import Boost
 from utils.asr.plans import LOCAL, WINDOWED
 from utils.asr.records import CONFIDENCE, Timestamps, Transcript
 from utils.asr.windows import Window
@@ -55,6 +56,8 @@ class _Request:
     alone: bool = False
     windows: list[Window] = field(default_factory=list)
     parts: list[Timestamps] = field(default_factory=list)
+    # The job's hotwords: items share a call only with items boosted the same way.
+    boost: Boost | None = None
 
     @property
     def seconds(self) -> float:
@@ -68,6 +71,7 @@ class _Request:
             and bool(self.kinds) == bool(other.kinds)
             # Confidence changes the decoder for the whole call.
             and (CONFIDENCE in self.kinds) == (CONFIDENCE in other.kinds)
+            and self.boost == other.boost
             and not self.alone
             and not other.alone
         )
@@ -82,21 +86,27 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def submit(
-        self, audio: np.ndarray, kinds: frozenset[str], deadline: Deadline, progress: Progress
+        self,
+        audio: np.ndarray,
+        kinds: frozenset[str],
+        deadline: Deadline,
+        progress: Progress,
+        boost: Boost | None = None,
     ) -> "Future[Transcript]":
         """Queues one item for the model.
 
         Args:
             audio: 16 kHz mono float32 samples.
-            kinds: Timestamp kinds the item needs.
+            kinds: Timestamp kinds the item needs (and CONFIDENCE).
             deadline: The item's job deadline (also its cancellation).
             progress: Receives window progress messages (from the scheduler's thread).
+            boost: The job's hotwords, or None.
 
         Returns:
             The future of the item's transcript; it raises what stopped the item.
         """
         plan = transcribe.plan_of(audio.size / config.SAMPLE_RATE)
-        request = _Request(audio, kinds, deadline, progress, Future(), plan, time.monotonic())
+        request = _Request(audio, kinds, deadline, progress, Future(), plan, time.monotonic(), boost=boost)
         if plan == WINDOWED:
             request.windows = transcribe.window_plan(audio.size, transcribe.fallback_window_seconds([]))
         with self._condition:
@@ -174,7 +184,7 @@ class Scheduler:
             if first.plan == WINDOWED:
                 self._run_window(first)
                 return
-            hypotheses = transcribe.run_call([r.audio for r in call], first.plan, kinds)
+            hypotheses = transcribe.run_call([r.audio for r in call], first.plan, kinds, first.boost)
         except Exception as error:  # noqa: BLE001  (every failure is sorted out per item below)
             self._failed_call(call, error)
             return
@@ -189,7 +199,9 @@ class Scheduler:
         number = len(request.parts)
         window = request.windows[number]
         inner = transcribe.window_kinds(request.kinds)
-        (hypothesis,) = transcribe.run_call([request.audio[window.start : window.end]], LOCAL, inner)
+        (hypothesis,) = transcribe.run_call(
+            [request.audio[window.start : window.end]], LOCAL, inner, request.boost
+        )
         offset = window.start / config.SAMPLE_RATE
         request.parts.append(transcribe.timestamps_of(hypothesis, inner, offset))
         _report(request, f"window {number + 1}/{len(request.windows)} done")

@@ -6,7 +6,6 @@ into typed transcripts. Windowed items are cut into overlapping windows whose wo
 pauses (`utils.asr.windows`).
 """
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import config
-from utils.asr import attention, confidence, model, plans, windows
+from utils.asr import attention, decoding, model, plans, windows
 from utils.asr.plans import FULL, WINDOWED
 from utils.asr.records import (
     CONFIDENCE,
@@ -95,7 +94,9 @@ def _padded(samples: np.ndarray) -> np.ndarray:
     return np.pad(samples, (0, missing)) if missing > 0 else samples
 
 
-def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> list[Any]:
+def run_call(
+    audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str], boost: decoding.Boost | None = None
+) -> list[Any]:
     """One model call over a batch in the attention mode of `plan`; the model ends in full attention.
 
     Only the scheduler's thread calls this, so calls (and the mode switches inside) never overlap.
@@ -103,7 +104,8 @@ def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> 
     Args:
         audios: The batch's samples.
         plan: FULL or LOCAL.
-        kinds: Timestamp kinds wanted (any: the call computes timestamps).
+        kinds: Timestamp kinds wanted (any: the call computes timestamps), and CONFIDENCE.
+        boost: Hotwords for every item of the call, or None.
 
     Returns:
         NeMo's hypotheses, one per audio.
@@ -112,14 +114,13 @@ def run_call(audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str]) -> 
 
     current = model.loaded()
     attention.set_attention(current.model, plan, current.default_chunking_factor)
-    scoring = confidence.scoring(current.model) if CONFIDENCE in kinds else contextlib.nullcontext()
     autocast = torch.autocast(
         current.model.device.type,
         dtype=torch.bfloat16,
         enabled=model.compute_dtype(current.model.device.type) == "bfloat16",
     )
     try:
-        with torch.inference_mode(), autocast, scoring:
+        with torch.inference_mode(), autocast, decoding.options(current.model, CONFIDENCE in kinds, boost):
             # timestamps is always passed: None would keep whatever the previous call asked for.
             return current.model.transcribe(
                 [_padded(samples) for samples in audios],
