@@ -76,7 +76,7 @@ def main() -> None:
         import bench_gpu_rtfx
 
         started = time.perf_counter()
-        model = bench_gpu_rtfx.build_model("cpu")
+        model = bench_gpu_rtfx.build_model("cpu", Path(scratch))
         nemo_file = Path(scratch) / "parakeet-tdt-0.6b-v3-random.nemo"
         model.save_to(str(nemo_file))
         del model

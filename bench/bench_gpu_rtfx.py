@@ -152,11 +152,13 @@ def set_speech_like_emission(model: Any) -> None:
         output.bias[duration] += EMISSION_BIAS_SHIFT
 
 
-def build_model(device: str) -> Any:
+def build_model(device: str, workdir: Path | None = None) -> Any:
     """Builds Parakeet-TDT-0.6B-v3's architecture with random weights and a fresh 8192-piece tokenizer.
 
     Args:
         device: "cuda" or "cpu".
+        workdir: Where the tokenizer is trained and kept (a model to be saved with `save_to` needs its
+            files); None: a temporary directory removed once the model is built.
 
     Returns:
         The `EncDecRNNTBPEModel` in eval mode on `device`, in fp32, with `set_speech_like_emission`.
@@ -165,7 +167,7 @@ def build_model(device: str) -> Any:
 
     # The tokenizer is loaded into the model when it is built, so its directory can go right after.
     with tempfile.TemporaryDirectory(prefix="bench-gpu-rtfx-") as tmp:
-        tokenizer_dir = Path(tmp) / "tokenizer"
+        tokenizer_dir = Path(workdir or tmp) / "tokenizer"
         train_tokenizer(pseudo_text(SEED), tokenizer_dir, VOCAB_SIZE)
         cfg = OmegaConf.merge(OmegaConf.create(model_config(tokenizer_dir)), FULL_SIZE_CONFIG)
         torch.manual_seed(SEED)
