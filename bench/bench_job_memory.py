@@ -16,12 +16,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import wave
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.media import one_hertz_wav
 
 CHILD = """
 import json, resource, sys
@@ -51,16 +51,6 @@ print(json.dumps({
     "child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
 }))
 """
-
-
-def one_hertz_wav(path: Path, hours: float) -> Path:
-    """A 16-bit WAV at a declared 1 Hz: one sample per second of audio."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(1)
-        out.writeframes((np.arange(int(hours * 3600)) % 64 * 100).astype("<i2").tobytes())
-    return path
 
 
 def main() -> None:

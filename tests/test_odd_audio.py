@@ -3,7 +3,6 @@ low sample rates. Every file is made here with espeak-ng and ffmpeg."""
 
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 import config
 import handler
-from tests.support.media import b64, speech
+from tests.support.media import b64, one_hertz_wav, speech
 from utils import audio
 
 WORDS = "four one seven"
@@ -110,16 +109,6 @@ def test_times_follow_the_container_when_the_sound_starts_late(
         assert moved["start"] - original["start"] == pytest.approx(10.0, abs=0.1)
     assert late["srt"].splitlines()[1].startswith("00:00:10,")
     assert "audio_start_seconds" not in alone["meta"]
-
-
-def one_hertz_wav(path: Path, hours: float) -> Path:
-    """A 16-bit WAV whose header declares a 1 Hz sample rate: a few kB that decode to hours."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(1)
-        out.writeframes((np.arange(int(hours * 3600)) % 64 * 100).astype("<i2").tobytes())
-    return path
 
 
 def test_a_one_hertz_header_does_not_make_ffmpeg_hold_gigabytes(tmp_path: Path) -> None:

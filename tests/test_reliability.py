@@ -3,7 +3,6 @@
 import os
 import subprocess
 import tempfile
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 import config
 import handler
-from tests.support.media import b64, speech
+from tests.support.media import b64, one_hertz_wav, speech
 from tests.support.worker import job_queue, start_worker_loop, stop_worker
 from utils import inflight, job_dirs
 from utils.asr import attention
@@ -112,22 +111,12 @@ def test_host_memory_running_out_falls_back_then_fails_as_out_of_memory(
     assert handler.handler(job)["text"] == WORDS
 
 
-def one_hertz_wav(path: Path, declared_hours: float) -> Path:
-    """A small WAV whose header declares a 1 Hz sample rate: a few kB that decode to hours."""
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(1)
-        out.writeframes(np.zeros(int(declared_hours * 3600), dtype="<i2").tobytes())
-    return path
-
-
 def test_a_job_over_its_audio_limit_is_refused_without_decoding_it_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
 ) -> None:
     monkeypatch.setattr(config, "MAX_JOB_AUDIO_SECONDS", 3600.0)
     monkeypatch.setattr(inflight.budget, "peak", 0.0)  # reset; the budget is process-wide
-    clip = one_hertz_wav(tmp_path / "tiny.wav", declared_hours=12)
+    clip = one_hertz_wav(tmp_path / "tiny.wav", hours=12)
     assert clip.stat().st_size < 100_000
     result = handler.handler({"id": "bomb", "input": {"audios": [{"audio_base64": b64(clip)}] * 4}})
     assert result == {

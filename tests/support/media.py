@@ -2,6 +2,7 @@
 
 import base64
 import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,13 @@ def encode(samples: np.ndarray, path: Path, *ffmpeg_args: str) -> Path:
 def b64(path: Path) -> str:
     """A file's bytes as base64 text."""
     return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def one_hertz_wav(path: Path, hours: float) -> Path:
+    """A 16-bit WAV whose header declares a 1 Hz sample rate: a few kB that decode to hours."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(1)
+        out.writeframes((np.arange(int(hours * 3600)) % 64 * 100).astype("<i2").tobytes())
+    return path
