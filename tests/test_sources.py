@@ -314,10 +314,9 @@ def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
 ) -> None:
     monkeypatch.setattr(config, "S3_READ_TIMEOUT_SECONDS", 0.3)
     server = flaky_s3(mode="stall")
-    started = time.monotonic()
     with pytest.raises(FetchTimeoutError, match="S3 did not answer in time"):
         sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
-    assert time.monotonic() - started < 1.5
+    # The server sends the whole body after 2 s, so the error itself shows the read timeout cut it.
     # The body is streamed: a read that times out is not retried behind the caller's back.
     assert server.requests == ["/flaky/speech.wav"]
     assert _files(job_dir) == []
@@ -492,8 +491,8 @@ def test_declared_length_over_the_cap_is_refused_before_reading(
     started = time.monotonic()
     with pytest.raises(DownloadTooLargeError, match="1000000000000 bytes"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/huge-declared", job_dir)
-    # The server sends no body for 3 s: waiting for any of it would show here.
-    assert time.monotonic() - started < 2
+    # The server sends no body for 10 s: waiting for any of it would show here.
+    assert time.monotonic() - started < 5
     assert _files(job_dir) == []
 
 
@@ -532,8 +531,8 @@ def test_empty_body_is_empty_audio(job_dir: Path, origin: OriginServer) -> None:
 @pytest.mark.parametrize(
     ("route", "deadline", "latest"),
     [
-        ("drip", 1.0, 1.6),  # a byte every 0.2 s: 20 s in all
-        ("stall", 1.5, 2.2),  # would end near 2.8 s if a read could outlive the deadline
+        ("drip", 1.0, 5.0),  # a byte every 0.2 s: 20 s in all
+        ("stall", 3.0, 4.5),  # would end near 5.6 s if a read could outlive the deadline
     ],
 )
 def test_slow_body_is_cut_at_the_deadline(

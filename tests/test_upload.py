@@ -363,7 +363,8 @@ def test_server_that_stops_reading_is_cut_after_the_connect_timeout(
         sources.upload(
             f"http://uploads.test:{put_target.port}/stall", bytes(32 * 1024 * 1024), "application/json"
         )
-    assert time.monotonic() - started < 1.5
+    # The server would hold the connection for 10 s.
+    assert time.monotonic() - started < 5
 
 
 def test_upload_is_cut_at_the_deadline(put_target: _PutServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,7 +377,8 @@ def test_upload_is_cut_at_the_deadline(put_target: _PutServer, monkeypatch: pyte
         sources.upload(
             f"http://uploads.test:{put_target.port}/trickle", bytes(32 * 1024 * 1024), "application/json"
         )
-    assert 0.9 < time.monotonic() - started < 1.6
+    # At the server's pace the body would take about 50 s.
+    assert 0.9 < time.monotonic() - started < 5
 
 
 # --- refused before any connection ------------------------------------------------------------------

@@ -100,19 +100,19 @@ class _OriginHandler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
     def route_stall(self, path: str, query: dict[str, list[str]]) -> None:
-        # One byte at 1.3 s, the next only at 4.3 s: a read that waited its full initial timeout
-        # (1.5 s) instead of the time left would end near 2.8 s, well after a 1.5 s deadline.
+        # One byte at 2.6 s, the next only at 8.6 s: a read that waited its full initial timeout
+        # (3 s) instead of the time left would end near 5.6 s, well after a 3 s deadline.
         self.send_raw("HTTP/1.1 200 OK\nContent-Length: 2\n")
-        time.sleep(1.3)
+        time.sleep(2.6)
         self.wfile.write(b"x")
         self.wfile.flush()
-        time.sleep(3)
+        time.sleep(6)
         self.wfile.write(b"x")
 
     def route_huge_declared(self, path: str, query: dict[str, list[str]]) -> None:
-        # Says a terabyte, then sends nothing for 3 s: refusing must not wait for the body.
+        # Says a terabyte, then sends nothing for 10 s: refusing must not wait for the body.
         self.send_raw("HTTP/1.1 200 OK\nContent-Length: 1000000000000\n")
-        time.sleep(3)
+        time.sleep(10)
 
     def route_lying_length(self, path: str, query: dict[str, list[str]]) -> None:
         self.send_raw("HTTP/1.1 200 OK\nContent-Length: 10\n", b"y" * 5000)
