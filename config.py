@@ -106,6 +106,21 @@ PARAKEET_MODEL = _str("PARAKEET_MODEL", "nvidia/parakeet-tdt-0.6b-v3")
 DEVICE = _choice("PARAKEET_DEVICE", "auto", ("auto", "cuda", "cpu"))
 BUNDLED_TEST_MODEL = REPO_ROOT / "tests" / "fixtures" / "parakeet-tdt-digits.nemo"
 
+# --- Speakers ----------------------------------------------------------------------------------
+# The diarizer (NeMo Sortformer): a hub name or a .nemo path, loaded like the ASR model, on the first job
+# that asks for `diarize` unless PRELOAD_DIARIZER loads it at start.
+DIARIZER_MODEL = _str("DIARIZER_MODEL", "nvidia/diar_streaming_sortformer_4spk-v2.1")
+PRELOAD_DIARIZER = _bool("PRELOAD_DIARIZER", False)
+BUNDLED_TEST_DIARIZER = REPO_ROOT / "tests" / "fixtures" / "sortformer-digits.nemo"
+# Sortformer's output has four speaker slots; a job's max_speakers is 1 to this.
+MAX_SPEAKERS = 4
+# A speaker is active in an output frame whose probability is at least this.
+SPEAKER_ACTIVITY_THRESHOLD = _float("SPEAKER_ACTIVITY_THRESHOLD", 0.5)
+# Audio longer than this is diarized in the model's streaming mode (bounded memory).
+DIARIZER_STREAMING_ABOVE_SECONDS = _float("DIARIZER_STREAMING_ABOVE_SECONDS", 90.0)
+# channels: "separate" transcribes at most this many channels of the first audio stream.
+MAX_SEPARATE_CHANNELS = 8
+
 # --- Attention by duration -------------------------------------------------------
 # Full attention is quadratic in length; 24 min fits an 80 GB GPU. Local attention is linear.
 FULL_ATTENTION_MAX_SECONDS = _float("FULL_ATTENTION_MAX_SECONDS", 24 * 60)

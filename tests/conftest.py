@@ -16,8 +16,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 # Before config is imported: every test (and every worker subprocess a test starts) uses the bundled
-# model, and nothing may try the Hugging Face hub.
+# models, and nothing may try the Hugging Face hub.
 os.environ["PARAKEET_MODEL"] = str(REPO_ROOT / "tests" / "fixtures" / "parakeet-tdt-digits.nemo")
+os.environ["DIARIZER_MODEL"] = str(REPO_ROOT / "tests" / "fixtures" / "sortformer-digits.nemo")
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import config  # after the variables above: config reads them at import

@@ -10,23 +10,10 @@ import pytest
 
 import config
 import handler
-from tests.support.media import b64, one_hertz_wav, speech
+from tests.support.media import b64, channels_file, one_hertz_wav, speech
 from utils import audio
 
 WORDS = "four one seven"
-
-
-def channels_file(tracks: list[np.ndarray], path: Path, *ffmpeg_args: str) -> Path:
-    """Interleaves equal-length 16 kHz tracks into one multichannel file encoded by ffmpeg."""
-    raw = path.with_suffix(".f32")
-    raw.write_bytes(np.stack(tracks, axis=1).astype("<f4").tobytes())
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(config.SAMPLE_RATE)]
-        + ["-ac", str(len(tracks)), "-i", str(raw), *ffmpeg_args, str(path)],
-        check=True,
-    )
-    raw.unlink()
-    return path
 
 
 def transcribe(path: Path, **fields: object) -> dict:

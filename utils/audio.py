@@ -1,4 +1,5 @@
-"""Decodes an audio (or audio-in-video) file to 16 kHz mono float32 with the ffmpeg binary.
+"""Decodes an audio (or audio-in-video) file to 16 kHz mono float32 with the ffmpeg binary (or to one
+array per channel, for transcripts per channel).
 
 ffmpeg writes raw float32 PCM to a pipe, which was the fastest path measured (in-process decoders were
 10-30 % slower), into a growing buffer that becomes the sample array without a copy: no temporary WAV,
@@ -40,6 +41,7 @@ from utils.errors import (
     AudioTooLongError,
     EmptyAudioError,
     NoAudioStreamError,
+    TooManyChannelsError,
 )
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,20 @@ class StreamInfo:
 
     @property
     def mixed_here(self) -> bool:
-        """Whether ffmpeg hands over every channel, for `_mix` to mix."""
+        """Whether ffmpeg hands over every channel, for `_mix` to mix (or to keep apart)."""
         return self.channels is not None and 1 < self.channels <= config.MIX_MAX_CHANNELS
+
+    def check_separable(self) -> None:
+        """Refuses a stream with more channels than are transcribed separately.
+
+        Raises:
+            TooManyChannelsError: More than `config.MAX_SEPARATE_CHANNELS` channels.
+        """
+        if self.channels is not None and self.channels > config.MAX_SEPARATE_CHANNELS:
+            raise TooManyChannelsError(
+                f'channels "separate" takes audio of at most {config.MAX_SEPARATE_CHANNELS} channels; '
+                f'this audio has {self.channels}. Send channels "mix" for one transcript of all of them'
+            )
 
 
 def _filters(stream: StreamInfo) -> list[str]:
@@ -216,19 +230,24 @@ def _classify_failure(stderr_tail: str) -> AudioDecodeError:
     )
 
 
-def decode(path: Path, limit_seconds: float | None = None, stream: StreamInfo | None = None) -> np.ndarray:
-    """Decodes a media file to mono float32 samples at `config.SAMPLE_RATE`.
+def decode(
+    path: Path, limit_seconds: float | None = None, stream: StreamInfo | None = None, separate: bool = False
+) -> np.ndarray:
+    """Decodes a media file to mono float32 samples at `config.SAMPLE_RATE`, or to one row per channel.
 
     Args:
         path: The file, inside the job's temporary directory.
         limit_seconds: Decode only about this much (up to a second more, which tells the caller the
             audio goes on); None decodes all of it, up to `config.MAX_AUDIO_SECONDS`.
         stream: The file's `probe`, when the caller has it (else it is probed here).
+        separate: Keep the channels apart instead of mixing them.
 
     Returns:
-        Mono float32 samples, nominally in [-1, 1] (resampling can overshoot slightly).
+        Float32 samples, nominally in [-1, 1] (resampling can overshoot slightly): mono, or with
+        `separate` shaped (channels, samples), one row for mono audio.
 
     Raises:
+        TooManyChannelsError: `separate` on audio of more than `config.MAX_SEPARATE_CHANNELS` channels.
         EmptyAudioError: The file has no bytes or decodes to no samples.
         NoAudioStreamError: The file is media without an audio stream.
         AudioDecodeError: ffmpeg cannot read it as audio.
@@ -241,6 +260,8 @@ def decode(path: Path, limit_seconds: float | None = None, stream: StreamInfo | 
         config.MAX_AUDIO_SECONDS if limit_seconds is None else min(limit_seconds, config.MAX_AUDIO_SECONDS)
     )
     stream = probe(path) if stream is None else stream
+    if separate:
+        stream.check_separable()
     command = ffmpeg_command(path, limit, stream)
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -266,8 +287,8 @@ def decode(path: Path, limit_seconds: float | None = None, stream: StreamInfo | 
     timer = threading.Timer(cap_to_job(config.FFMPEG_TIMEOUT_SECONDS), kill_on_timeout)
     timer.start()
     # A large bytearray grows in place (realloc of an mmap'd block), so this costs ~1x the audio.
-    pcm = bytearray()
     channels = stream.channels if stream.mixed_here else 1
+    pcm = [bytearray() for _ in range(channels if separate else 1)]
     frame_bytes = channels * _BYTES_PER_SAMPLE
     job = deadline.current()
     # A cancelled job kills its ffmpeg at once (the job's deadline then reports the cancellation).
@@ -276,10 +297,15 @@ def decode(path: Path, limit_seconds: float | None = None, stream: StreamInfo | 
         with cancellation:
             while chunk := process.stdout.read(_READ_FRAMES * frame_bytes):
                 if channels == 1:
-                    pcm += chunk
+                    pcm[0] += chunk
+                    continue
+                frames = np.frombuffer(chunk, dtype="<f4", count=len(chunk) // frame_bytes * channels)
+                frames = frames.reshape(-1, channels)
+                if separate:
+                    for channel, kept in enumerate(pcm):
+                        kept += frames[:, channel].tobytes()
                 else:
-                    frames = np.frombuffer(chunk, dtype="<f4", count=len(chunk) // frame_bytes * channels)
-                    pcm += _mix(frames.reshape(-1, channels)).tobytes()
+                    pcm[0] += _mix(frames).tobytes()
             return_code = process.wait()
     finally:
         timer.cancel()
@@ -295,11 +321,13 @@ def decode(path: Path, limit_seconds: float | None = None, stream: StreamInfo | 
     if return_code != 0:
         log.warning("ffmpeg exited with %s: %s", return_code, " | ".join(stderr_tail))
         raise _classify_failure("\n".join(stderr_tail))
-    samples = np.frombuffer(pcm, dtype="<f4", count=len(pcm) // _BYTES_PER_SAMPLE)
+    rows = [np.frombuffer(kept, dtype="<f4", count=len(kept) // _BYTES_PER_SAMPLE) for kept in pcm]
+    samples = np.stack(rows) if separate else rows[0]
+    del rows, pcm
     if samples.size == 0:
         raise EmptyAudioError("the audio decodes to no samples")
-    _silence_non_finite(samples)
-    duration = samples.size / config.SAMPLE_RATE
+    _silence_non_finite(samples.reshape(-1))
+    duration = samples.shape[-1] / config.SAMPLE_RATE
     if duration > config.MAX_AUDIO_SECONDS and limit_seconds is None:
         raise AudioTooLongError(
             f"the audio is longer than the {config.MAX_AUDIO_SECONDS:g} s limit "

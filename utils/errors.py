@@ -165,3 +165,15 @@ class UnreliableTranscriptError(WorkerError):
     """The model's output for an item is not speech (a physically impossible word rate)."""
 
     error_type = "unreliable_transcript"
+
+
+class TooManyChannelsError(AudioDecodeError):
+    """`channels: "separate"` on audio with more channels than the worker transcribes separately."""
+
+    error_type = "too_many_channels"
+
+
+class DiarizationError(WorkerError):
+    """The diarizer failed on an item's audio (other than by running out of memory)."""
+
+    error_type = "diarization_failed"

@@ -8,11 +8,13 @@ import importlib.util
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import config
 from utils import inflight, job_dirs, preparation, sources, validation, volume
 from utils.asr import decoding
 from utils.asr import model as asr_model
@@ -21,44 +23,70 @@ from utils.asr.scheduler import scheduler
 from utils.deadline import Deadline
 from utils.errors import WorkerError
 from utils.output import delivery, results
+from utils.speakers import channels, diarizer, pipeline
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
 
+def _rows(samples: np.ndarray) -> list[np.ndarray]:
+    """An item's mono arrays: one per channel kept apart, or the mix."""
+    return list(samples) if samples.ndim == 2 else [samples]
+
+
 def transcribe_ready(
-    ready: dict[int, np.ndarray],
-    kinds: frozenset[str],
-    deadline: Deadline,
-    progress: Progress,
-    boost: decoding.Boost | None = None,
+    ready: dict[int, np.ndarray], request: validation.JobRequest, deadline: Deadline, progress: Progress
 ) -> tuple[dict[int, Transcript], dict[str, str], float]:
-    """Transcribes the items that have samples, building the volume environment first if needed.
+    """Transcribes (and diarizes, when asked) the items that have samples, building the volume
+    environment first if needed.
+
+    Every channel kept apart is an item of its own for the scheduler; diarizer runs queue beside them.
 
     Args:
-        ready: Samples by item index.
-        kinds: Timestamp kinds to compute.
+        ready: Samples by item index: mono, or one row per channel for `channels: "separate"`.
+        request: The validated job (timestamp kinds, hotwords, speakers, channels).
         deadline: The job's deadline (and cancellation), checked before each model call.
         progress: Receives short progress messages.
-        boost: The job's hotwords, or None.
 
     Returns:
         Transcripts by item index, the model description for `meta`, and the seconds spent transcribing
-        (the model load of a worker's first job excluded).
+        (the model loads of a worker's first job excluded).
     """
     if not ready:
         return {}, {}, 0.0
     volume.ensure_environment(progress)
     model = asr_model.model_info()  # loads the model on a worker's first job
+    boost = decoding.Boost(request.hotwords, request.hotword_weight) if request.hotwords else None
     if boost is not None:
         decoding.check_spelling(asr_model.get_model(), boost)
+    if request.diarize:
+        model = {**model, **diarizer.info()}  # loads the diarizer on its first job
+    kinds = results.timestamp_kinds_needed(request)
     started = time.perf_counter()
-    futures = [scheduler.submit(samples, kinds, deadline, progress, boost) for samples in ready.values()]
+    rows = {index: _rows(samples) for index, samples in ready.items()}
+    asr = {
+        index: [scheduler.submit(row, kinds, deadline, progress, boost) for row in rows[index]]
+        for index in rows
+    }
+    speakers = {
+        index: pipeline.submit_diarization(rows[index], deadline) for index in rows if request.diarize
+    }
+    del rows
+    futures: list[Future[Any]] = [future for item in (*asr.values(), *speakers.values()) for future in item]
     transcripts: dict[int, Transcript] = {}
+    separate = request.channels == "separate"
     try:
-        for index, future in zip(ready, futures, strict=True):
-            transcripts[index] = future.result()
+        for index, channel_futures in asr.items():
+            parts = [future.result() for future in channel_futures]
+            if request.diarize:
+                parts = [
+                    pipeline.with_speakers(
+                        part, activity.result(), request.max_speakers, channel if separate else None
+                    )
+                    for channel, (part, activity) in enumerate(zip(parts, speakers[index], strict=True))
+                ]
+            transcripts[index] = channels.merge_channels(parts) if separate else parts[0]
             progress(f"{len(transcripts)}/{len(ready)} items transcribed")
     finally:
         for future in futures:
@@ -67,7 +95,8 @@ def transcribe_ready(
 
 
 def preload() -> bool:
-    """Loads the model at worker start when torch and NeMo are already at hand.
+    """Loads the model (and the diarizer, with `PRELOAD_DIARIZER`) at worker start when torch and NeMo
+    are already at hand.
 
     With NeMo importable or the volume environment published, the first job then pays no import and
     no load. When the environment must still be built, the first job builds it (with progress).
@@ -81,9 +110,11 @@ def preload() -> bool:
     try:
         volume.ensure_environment()
         asr_model.loaded()
+        if config.PRELOAD_DIARIZER:
+            diarizer.loaded()
     except WorkerError as error:
         # The first job tries again and reports the failure to its client.
-        log.error("preloading the model failed: %s", error)
+        log.error("preloading the models failed: %s", error)
         return False
     return True
 
@@ -116,9 +147,7 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
 
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
-        kinds = results.timestamp_kinds_needed(request)
-        boost = decoding.Boost(request.hotwords, request.hotword_weight) if request.hotwords else None
-        transcripts, model, timings.transcribe = transcribe_ready(ready, kinds, deadline, progress, boost)
+        transcripts, model, timings.transcribe = transcribe_ready(ready, request, deadline, progress)
         del ready
         for item in prepared:
             item.samples = None  # the reservation ends here; so does the audio

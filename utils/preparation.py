@@ -38,12 +38,24 @@ class PreparedItem:
     probed_seconds: float | None = None
     # The stream's layout from its headers: shapes the decode; its start offset shifts the times.
     stream: audio.StreamInfo = field(default_factory=audio.StreamInfo)
+    # Whether its channels are kept apart (`channels: "separate"`): samples then have one row each.
+    separate: bool = False
     samples: np.ndarray | None = None
     # The decoded length; kept when the samples are dropped after transcription.
     seconds: float = 0.0
     error: WorkerError | None = None
     fetch_seconds: float = 0.0
     convert_seconds: float = 0.0
+
+    @property
+    def copies(self) -> int:
+        """How many channels' worth of audio it holds in memory (each separate channel counts)."""
+        return (self.stream.channels or 1) if self.separate else 1
+
+    @property
+    def held_seconds(self) -> float:
+        """Seconds of decoded samples it holds, every channel counted."""
+        return 0.0 if self.samples is None else self.samples.size / config.SAMPLE_RATE
 
 
 def _lengths(items: list[PreparedItem]) -> tuple[float, float]:
@@ -53,11 +65,11 @@ def _lengths(items: list[PreparedItem]) -> tuple[float, float]:
         if item.error is not None or item.path is None:
             continue
         if item.guessed_seconds is not None:
-            uncertain += item.guessed_seconds
+            uncertain += item.guessed_seconds * item.copies
         elif item.probed_seconds is not None:
-            certain += min(item.probed_seconds, config.MAX_AUDIO_SECONDS)
+            certain += min(item.probed_seconds, config.MAX_AUDIO_SECONDS) * item.copies
         else:
-            uncertain += config.MAX_AUDIO_SECONDS
+            uncertain += config.MAX_AUDIO_SECONDS * item.copies
     return certain, uncertain
 
 
@@ -101,13 +113,14 @@ def guess_seconds(size_bytes: int) -> float | None:
     return guess if guess <= config.DECODE_GUESS_MAX_SECONDS else None
 
 
-def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedItem:
+def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline, separate: bool = False) -> PreparedItem:
     """Fetches one item's audio into `item_dir`; a large file's length is read from its headers.
 
     Args:
         item: The validated item.
         item_dir: A directory to create inside the job's temporary directory.
         deadline: The job's deadline; the download gets no more than its time left.
+        separate: Its channels are to be kept apart (they are counted, and bounded, from here on).
 
     Returns:
         The item with its file, guessed or probed length and fetch time.
@@ -121,6 +134,8 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedI
         started = time.perf_counter()
         path = sources.fetch(item.source_field, item.source, item_dir)
         stream = audio.probe(path)
+        if separate:
+            stream.check_separable()
         guessed = guess_seconds(path.stat().st_size)
     return PreparedItem(
         path=path,
@@ -128,6 +143,7 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline) -> PreparedI
         # A small file's header is not trusted for its reservation: it is decoded up to its guess.
         probed_seconds=stream.seconds if guessed is None else None,
         stream=stream,
+        separate=separate,
         fetch_seconds=time.perf_counter() - started,
     )
 
@@ -153,8 +169,8 @@ def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
     limit = None if guess is None else min(guess, config.MAX_INFLIGHT_AUDIO_SECONDS, config.MAX_AUDIO_SECONDS)
     with deadline.applied():
         deadline.check()
-        samples = audio.decode(prepared.path, limit, prepared.stream)
-        seconds = samples.size / config.SAMPLE_RATE
+        samples = audio.decode(prepared.path, limit, prepared.stream, prepared.separate)
+        seconds = samples.shape[-1] / config.SAMPLE_RATE
         prepared.convert_seconds += time.perf_counter() - started
         if limit is not None and seconds > limit:
             log.info("the audio goes on past its guessed %.0f s; reserving by its headers", guess)
@@ -206,7 +222,8 @@ def fetch_items(request: JobRequest, job_dir: Path, deadline: Deadline) -> list[
     items = [PreparedItem() for _ in request.items]
 
     def fetch(index: int) -> None:
-        items[index] = fetch_item(request.items[index], job_dir / f"item-{index}", deadline)
+        separate = request.channels == "separate"
+        items[index] = fetch_item(request.items[index], job_dir / f"item-{index}", deadline, separate)
 
     _each(request, fetch, lambda index, error: setattr(items[index], "error", error))
     return items
@@ -242,10 +259,10 @@ def decode_items(
     _each(request, decode, failed)
     if any(item.error is None and item.path is not None for item in items):
         # Some audio went on past its guess: reserve again for what it really is, then decode it all.
-        decoded = sum(item.seconds for item in items if item.samples is not None)
+        decoded = sum(item.held_seconds for item in items)
         _check_job_length(decoded + _lengths(items)[0])
         reservation.acquire(decoded + planned_seconds(items))
         _each(request, decode, failed)
-    decoded = sum(item.seconds for item in items if item.samples is not None)
+    decoded = sum(item.held_seconds for item in items)
     reservation.settle(decoded)
     _check_job_length(decoded)

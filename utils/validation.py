@@ -16,9 +16,12 @@ SOURCE_FIELDS = ("audio_base64", "audio_url")
 ALLOWED_FIELDS = frozenset(
     {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url"}
     | {"subtitle_options", "confidence", "hotwords", "hotword_weight"}
+    | {"diarize", "max_speakers", "channels"}
 )
 ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
 OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
+# "mix": one transcript of all channels mixed; "separate": one per channel, merged in time order.
+CHANNEL_MODES = ("mix", "separate")
 # `timestamps: true` means the two kinds most clients want.
 DEFAULT_TIMESTAMP_KINDS = frozenset({"word", "segment"})
 _DATA_URI_PREFIX = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
@@ -65,6 +68,10 @@ class JobRequest:
     # Phrases to favour while decoding (whitespace collapsed), and the boost per matched token.
     hotwords: tuple[str, ...] = ()
     hotword_weight: float = 0.0
+    diarize: bool = False
+    # At most this many speakers (None: as many as the diarizer finds).
+    max_speakers: int | None = None
+    channels: str = "mix"
 
 
 def _type_name(value: Any) -> str:
@@ -201,6 +208,41 @@ def parse_hotwords(value: Any) -> tuple[str, ...]:
         if collapsed not in phrases:
             phrases.append(collapsed)
     return tuple(phrases)
+
+
+def _parse_bool(job_input: dict[str, Any], field: str) -> bool:
+    """Validates an optional true/false field (absent: false)."""
+    value = job_input.get(field, False)
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{field} must be true or false, got {_type_name(value)}")
+    return value
+
+
+def parse_speakers(job_input: dict[str, Any]) -> tuple[bool, int | None, str]:
+    """Validates `diarize`, `max_speakers` and `channels`.
+
+    Args:
+        job_input: The job's input object.
+
+    Returns:
+        Whether to diarize, the speaker limit (None: none) and the channel mode.
+
+    Raises:
+        InvalidInputError: A wrong type or value, or `max_speakers` without `diarize`.
+    """
+    diarize = _parse_bool(job_input, "diarize")
+    max_speakers = None
+    if "max_speakers" in job_input:
+        if not diarize:
+            raise InvalidInputError("max_speakers needs diarize: true")
+        bounds = (1, config.MAX_SPEAKERS)
+        max_speakers = int(_bounded_number(job_input["max_speakers"], "max_speakers", bounds, True))
+    channels = job_input.get("channels", "mix")
+    if not isinstance(channels, str) or channels not in CHANNEL_MODES:
+        shown = repr(_shorten(channels, config.MAX_ECHOED_NAME_CHARS)) if isinstance(channels, str) else None
+        allowed = ", ".join(map(repr, CHANNEL_MODES))
+        raise InvalidInputError(f"channels must be one of {allowed}, got {shown or _type_name(channels)}")
+    return diarize, max_speakers, channels
 
 
 def _parse_base64(value: Any, field: str) -> str:
@@ -353,9 +395,7 @@ def parse_input(job_input: Any) -> JobRequest:
         if not formats & {"srt", "vtt"}:
             raise InvalidInputError('subtitle_options shape "srt" and "vtt" output; add one to output_format')
         subtitles = parse_subtitle_options(job_input["subtitle_options"])
-    confidence = job_input.get("confidence", False)
-    if not isinstance(confidence, bool):
-        raise InvalidInputError(f"confidence must be true or false, got {_type_name(confidence)}")
+    confidence = _parse_bool(job_input, "confidence")
     if confidence and "json" not in formats:
         raise InvalidInputError(
             'confidence is returned in the "json" output format; add "json" to output_format'
@@ -370,6 +410,18 @@ def parse_input(job_input: Any) -> JobRequest:
         )
     elif hotwords:
         weight = config.HOTWORD_WEIGHT
+    diarize, max_speakers, channels = parse_speakers(job_input)
     return JobRequest(
-        items, is_batch, kinds, formats, output_url, subtitles, confidence, hotwords, float(weight)
+        items,
+        is_batch,
+        kinds,
+        formats,
+        output_url,
+        subtitles,
+        confidence,
+        hotwords,
+        float(weight),
+        diarize,
+        max_speakers,
+        channels,
     )

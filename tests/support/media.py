@@ -45,3 +45,16 @@ def one_hertz_wav(path: Path, hours: float) -> Path:
         out.setframerate(1)
         out.writeframes((np.arange(int(hours * 3600)) % 64 * 100).astype("<i2").tobytes())
     return path
+
+
+def channels_file(tracks: list[np.ndarray], path: Path, *ffmpeg_args: str) -> Path:
+    """Interleaves equal-length 16 kHz tracks into one multichannel file encoded by ffmpeg."""
+    raw = path.with_suffix(".f32")
+    raw.write_bytes(np.stack(tracks, axis=1).astype("<f4").tobytes())
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(RATE)]
+        + ["-ac", str(len(tracks)), "-i", str(raw), *ffmpeg_args, str(path)],
+        check=True,
+    )
+    raw.unlink()
+    return path

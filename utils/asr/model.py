@@ -114,24 +114,43 @@ def load_model(name_or_path: str) -> Any:
     """
     import nemo.collections.asr as nemo_asr
 
+    return load_nemo(name_or_path, nemo_asr.models.ASRModel, "PARAKEET_MODEL")
+
+
+def load_nemo(name_or_path: str, model_class: Any, variable: str) -> Any:
+    """Loads a NeMo model from RunPod's model cache, a `.nemo` file or the hub, in eval mode.
+
+    Args:
+        name_or_path: A hub name or a `.nemo` path (see `model_source`).
+        model_class: The NeMo class whose `restore_from`/`from_pretrained` to use.
+        variable: The setting that named it, for messages.
+
+    Returns:
+        The model on the configured device.
+
+    Raises:
+        ModelLoadError: The file is missing or the model cannot be restored or downloaded.
+    """
     target = device()
     source, cached = model_source(name_or_path)
     try:
         if cached is not None:
-            model = nemo_asr.models.ASRModel.restore_from(str(cached), map_location=target)
+            model = model_class.restore_from(str(cached), map_location=target)
         elif source == "file":
             if not Path(name_or_path).is_file():
                 # The path is the operator's; it goes to the log, not to the client.
-                log.error("PARAKEET_MODEL file %s does not exist", name_or_path)
-                raise ModelLoadError("the PARAKEET_MODEL file does not exist on this worker")
-            model = nemo_asr.models.ASRModel.restore_from(name_or_path, map_location=target)
+                log.error("%s file %s does not exist", variable, name_or_path)
+                raise ModelLoadError(f"the {variable} file does not exist on this worker")
+            model = model_class.restore_from(name_or_path, map_location=target)
         else:
-            model = nemo_asr.models.ASRModel.from_pretrained(model_name=name_or_path, map_location=target)
+            model = model_class.from_pretrained(model_name=name_or_path, map_location=target)
     except ModelLoadError:
         raise
     except Exception as exc:
         log.exception("loading model %s failed", name_or_path)
-        raise ModelLoadError(f"could not load the model ({type(exc).__name__}); see the worker log") from exc
+        raise ModelLoadError(
+            f"could not load the {variable} model ({type(exc).__name__}); see the worker log"
+        ) from exc
     model.eval()
     return model
 

@@ -37,6 +37,9 @@ class Word:
     end: float
     # In [0, 1], when asked for (None: not computed).
     confidence: float | None = None
+    # "S1"… from the diarizer, and the 0-based channel of a per-channel transcript (None: not asked).
+    speaker: str | None = None
+    channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Segment:
     end: float
     # The mean of its words' confidence, when computed.
     confidence: float | None = None
+    speaker: str | None = None
+    channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,25 @@ class Char:
     char: str
     start: float
     end: float
+    channel: int | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerTime:
+    """One speaker of an item and how long the diarizer found them speaking."""
+
+    speaker: str
+    seconds: float
+    # The channel they spoke on, for per-channel transcripts (None: the mix).
+    channel: int | None = None
+
+    def as_json(self) -> dict[str, str | float | int]:
+        """The output contract's `{"speaker", "seconds", "channel"?}`.
+
+        Returns:
+            The plain item.
+        """
+        return _plain(self)
 
 
 @dataclass
@@ -111,13 +135,21 @@ class Transcript:
     windows: int = 1
     # How many items shared the model call that produced it (1 for windows and lone items).
     batch: int = 1
+    # The item's speakers when it was diarized (None: not asked).
+    speakers: list[SpeakerTime] | None = None
+    # How many channels were transcribed apart (None: the mix).
+    channels: int | None = None
+
+
+_OPTIONAL_FIELDS = ("confidence", "speaker", "channel")
 
 
 def _plain(item: Any) -> dict[str, Any]:
-    """A record as the output contract's item: `confidence` only where it was computed."""
+    """A record as the output contract's item: `confidence`, `speaker`, `channel` only where computed."""
     fields = asdict(item)
-    if fields.get("confidence", 0.0) is None:
-        del fields["confidence"]
+    for name in _OPTIONAL_FIELDS:
+        if name in fields and fields[name] is None:
+            del fields[name]
     return fields
 
 
@@ -137,17 +169,22 @@ def mean_confidence(words: list[Word]) -> float | None:
 
 
 def segments_of(words: list[Word]) -> list[Segment]:
-    """Groups words into sentence segments (a segment ends at a word that ends a sentence).
+    """Groups words into sentence segments: a segment ends at a word that ends a sentence, and where
+    the speaker or the channel changes.
 
     Args:
         words: Words in spoken order.
 
     Returns:
-        One segment per sentence; a trailing unfinished sentence is a segment too.
+        One segment per sentence (or per speaker's part of one); a trailing unfinished sentence is a
+        segment too.
     """
     segments: list[Segment] = []
     current: list[Word] = []
     for word in words:
+        if current and (word.speaker, word.channel) != (current[-1].speaker, current[-1].channel):
+            segments.append(_segment(current))
+            current = []
         current.append(word)
         if ends_sentence(word.word):
             segments.append(_segment(current))
@@ -159,4 +196,6 @@ def segments_of(words: list[Word]) -> list[Segment]:
 
 def _segment(words: list[Word]) -> Segment:
     """One segment from its words."""
-    return Segment(" ".join(w.word for w in words), words[0].start, words[-1].end, mean_confidence(words))
+    text = " ".join(w.word for w in words)
+    first = words[0]
+    return Segment(text, first.start, words[-1].end, mean_confidence(words), first.speaker, first.channel)

@@ -12,6 +12,8 @@ there), and runs one model call at a time:
   (full → local → windows of `FALLBACK_WINDOW_SECONDS`). Any other failure of a batch also retries
   its items alone, so one job's bad item never fails another job's items.
 - An item whose job was cancelled, or whose deadline passed, is dropped before its next call.
+- Other work on the device (the diarizer) queues as a task (`run_task`) and takes its turn like an
+  item, alone.
 
 Every call ends with the model in full attention (`transcribe.run_call`).
 """
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -77,12 +80,29 @@ class _Request:
         )
 
 
+@dataclass(eq=False)
+class _Task:
+    """Other work for the device, run alone on the scheduler's thread in its turn."""
+
+    work: Callable[[], Any]
+    deadline: Deadline
+    future: "Future[Any]"
+    ready_at: float
+    seconds: float = 0.0
+    alone: bool = True
+    plan: str = "task"
+
+    def joins(self, other: Any) -> bool:
+        """A task shares its turn with nothing."""
+        return False
+
+
 class Scheduler:
     """The model's queue and the thread that works it."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._pending: list[_Request] = []
+        self._pending: list[_Request | _Task] = []
         self._thread: threading.Thread | None = None
 
     def submit(
@@ -109,13 +129,31 @@ class Scheduler:
         request = _Request(audio, kinds, deadline, progress, Future(), plan, time.monotonic(), boost=boost)
         if plan == WINDOWED:
             request.windows = transcribe.window_plan(audio.size, transcribe.fallback_window_seconds([]))
+        self._enqueue(request)
+        return request.future
+
+    def run_task(self, work: Callable[[], Any], deadline: Deadline) -> "Future[Any]":
+        """Queues other work for the device (the diarizer), to run alone on the scheduler's thread.
+
+        Args:
+            work: What to run; its result or exception goes to the future.
+            deadline: The job's deadline (also its cancellation): a task whose job stopped is dropped.
+
+        Returns:
+            The future of the work's result.
+        """
+        task = _Task(work, deadline, Future(), time.monotonic())
+        self._enqueue(task)
+        return task.future
+
+    def _enqueue(self, entry: "_Request | _Task") -> None:
+        """Adds an item or task to the queue, starting the thread if it is not running."""
         with self._condition:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="asr-scheduler", daemon=True)
                 self._thread.start()
-            self._pending.append(request)
+            self._pending.append(entry)
             self._condition.notify()
-        return request.future
 
     def _work(self) -> None:
         """The scheduler thread: forever, the next model call."""
@@ -128,7 +166,7 @@ class Scheduler:
                 for request in call:
                     _fail(request, error)
 
-    def _next_call(self) -> list[_Request]:
+    def _next_call(self) -> "list[_Request | _Task]":
         """Waits for work and picks the items of the next model call (removing them from the queue)."""
         with self._condition:
             while True:
@@ -156,7 +194,7 @@ class Scheduler:
                 self._pending.remove(request)
                 _fail(request, request.deadline.error())
 
-    def _choose(self) -> list[_Request]:
+    def _choose(self) -> "list[_Request | _Task]":
         """The oldest item and the items that share its call."""
         first = min(self._pending, key=lambda r: r.ready_at)
         if first.plan == WINDOWED or first.alone:
@@ -176,9 +214,18 @@ class Scheduler:
             self._pending.append(request)
             self._condition.notify()
 
-    def _run(self, call: list[_Request]) -> None:
-        """Runs one model call and settles or requeues each of its items."""
+    def _run(self, call: "list[_Request] | list[_Task]") -> None:
+        """Runs one model call (or task) and settles or requeues each of its items."""
         first = call[0]
+        if isinstance(first, _Task):
+            try:
+                result = first.work()
+            except Exception as error:  # noqa: BLE001  (the task's job gets it)
+                _fail(first, error)
+            else:
+                if not first.future.done():
+                    first.future.set_result(result)
+            return
         kinds = frozenset().union(*(r.kinds for r in call))
         try:
             if first.plan == WINDOWED:
@@ -269,7 +316,7 @@ def _settle(request: _Request, transcript: Transcript) -> None:
         request.future.set_result(transcript)
 
 
-def _fail(request: _Request, error: BaseException) -> None:
+def _fail(request: "_Request | _Task", error: BaseException) -> None:
     """Hands an item the error that stopped it (unless its job stopped waiting)."""
     if not request.future.done():
         request.future.set_exception(error)

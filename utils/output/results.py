@@ -38,8 +38,9 @@ class Timings:
 
 
 def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
-    """The kinds the model must produce: what the client asked for, plus words for subtitles and
-    words with confidence for `confidence`.
+    """The kinds the model must produce: what the client asked for, plus words for subtitles, words
+    with confidence for `confidence`, words for `diarize`, and words and segments for channels kept
+    apart (they are merged in time order).
 
     Args:
         request: The validated job.
@@ -52,6 +53,10 @@ def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
         kinds |= {"word"}
     if request.confidence:
         kinds |= {"word", CONFIDENCE}
+    if request.diarize:
+        kinds |= {"word"}
+    if request.channels == "separate":
+        kinds |= {"word", "segment"}
     return kinds
 
 
@@ -76,11 +81,13 @@ def transcript_fields(
         confidence: Whether to add the item's `confidence` (the mean of its words'; None without words).
 
     Returns:
-        The item's fields.
+        The item's fields (`speakers` when it was diarized).
     """
     fields: dict[str, Any] = {"text": transcript.text, "duration": round(duration, 3)}
     if confidence:
         fields["confidence"] = mean_confidence(transcript.timestamps.word or [])
+    if transcript.speakers is not None:
+        fields["speakers"] = [speaker.as_json() for speaker in transcript.speakers]
     if kinds:
         fields["timestamps"] = transcript.timestamps.as_json(kinds)
     if formats & {"srt", "vtt"}:
@@ -96,18 +103,20 @@ def transcript_fields(
 
 
 def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any]:
-    """How one item was transcribed: attention plan, windows, fallbacks taken.
+    """How one item was transcribed: attention plan, windows, fallbacks taken, channels kept apart.
 
     Args:
         transcript: The item's transcript.
         audio_start: Seconds after the container's start at which its audio stream begins.
 
     Returns:
-        `{"attention", "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?}`: `batch` counts
-        the items (of any job) that shared its model call; `audio_start_seconds` (when not 0) is how
-        much every time was shifted to follow the container's timeline.
+        `{"attention", "channels"?, "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?}`:
+        `batch` counts the items (of any job) that shared its model call; `audio_start_seconds` (when
+        not 0) is how much every time was shifted to follow the container's timeline.
     """
     meta: dict[str, Any] = {"attention": transcript.attention}
+    if transcript.channels is not None:
+        meta["channels"] = transcript.channels
     if audio_start > 0:
         meta["audio_start_seconds"] = audio_start
     if transcript.windows > 1:

@@ -9,8 +9,14 @@ Pure text work: no audio, no model. Cue shaping rules, in priority order:
    A single word always gets a cue (and a line) of its own, however long: words are never split.
 3. Lines are balanced: the narrowest width that needs no more lines than greedy wrapping at
    `max_line_chars`, so two lines come out of similar length instead of a full line and a stub.
+
+A cue never spans two speakers (or channels): words labelled by the diarizer (`S1`) or by their channel
+(`ch0`, or `ch0 S1` for both) start a new cue where the label changes. SRT writes the label before
+the cue's text (`S1: …`), counted in the first line's width; WebVTT writes it as a voice tag
+(`<v S1>…`).
 """
 
+import dataclasses
 import html
 from dataclasses import dataclass
 
@@ -22,11 +28,26 @@ _CLAUSE_END = (",", ";", ":")
 
 @dataclass(frozen=True)
 class Cue:
-    """One subtitle cue: seconds on screen and the lines it shows."""
+    """One subtitle cue: seconds on screen, the lines it shows, and who speaks them (None: unlabelled)."""
 
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str | None = None
+
+
+def speaker_label(word: Word) -> str | None:
+    """The label a word's cue shows: its speaker, its channel (`ch0`), both (`ch0 S1`), or None.
+
+    Args:
+        word: A timed word.
+
+    Returns:
+        The label, or None when the word has neither.
+    """
+    channel = None if word.channel is None else f"ch{word.channel}"
+    parts = [part for part in (channel, word.speaker) if part is not None]
+    return " ".join(parts) or None
 
 
 def _wrap(words: list[str], width: int) -> list[str]:
@@ -44,6 +65,21 @@ def _balanced(words: list[str], width: int) -> tuple[str, ...]:
     """Wraps `words` in as few lines as greedy wrapping at `width`, with the shortest longest line."""
     count = len(_wrap(words, width))
     return next(tuple(lines) for w in range(1, width + 1) if len(lines := _wrap(words, w)) <= count)
+
+
+def _label_prefix(label: str | None) -> list[str]:
+    """The pseudo-word an SRT label takes in the first line (`S1:`), for the width rules."""
+    return [] if label is None else [f"{label}:"]
+
+
+def _lines(words: list[str], width: int, label: str | None) -> tuple[str, ...]:
+    """A cue's balanced lines, room left for its label in the first one; the label is not in them."""
+    if label is None:
+        return _balanced(words, width)
+    prefix = f"{label}:"
+    lines = list(_balanced([prefix, *words], width))
+    lines[0] = lines[0][len(prefix) :].lstrip()
+    return tuple(line for line in lines if line)
 
 
 def shape_cues(
@@ -79,17 +115,20 @@ def shape_cues(
 
     def fits(group: list[Word]) -> bool:
         duration = group[-1].end - group[0].start
-        return (
-            duration <= max_cue_seconds and len(_wrap([w.word for w in group], max_line_chars)) <= max_lines
-        )
+        shown = [*_label_prefix(speaker_label(group[0])), *(w.word for w in group)]
+        return duration <= max_cue_seconds and len(_wrap(shown, max_line_chars)) <= max_lines
 
     groups: list[list[Word]] = []
     current: list[Word] = []
     for item in words:
-        word = Word(" ".join(item.word.split()), item.start, item.end)
+        word = dataclasses.replace(item, word=" ".join(item.word.split()))
         if not word.word:
             continue
-        if current and (ends_sentence(current[-1].word) or word.start - current[-1].end >= pause_seconds):
+        if current and (
+            ends_sentence(current[-1].word)
+            or word.start - current[-1].end >= pause_seconds
+            or speaker_label(word) != speaker_label(current[-1])
+        ):
             groups.append(current)
             current = []
         if current and not fits([*current, word]):
@@ -114,7 +153,9 @@ def shape_cues(
         start, end = group[0].start, group[-1].end
         if i + 1 < len(groups):
             end = min(end, groups[i + 1][0].start)
-        cues.append(Cue(start, max(start, end), _balanced([w.word for w in group], max_line_chars)))
+        label = speaker_label(group[0])
+        lines = _lines([w.word for w in group], max_line_chars, label)
+        cues.append(Cue(start, max(start, end), lines, label))
     return cues
 
 
@@ -134,12 +175,18 @@ def to_srt(cues: list[Cue]) -> str:
         cues: Cues from `shape_cues`.
 
     Returns:
-        Numbered blocks separated by a blank line; "" for no cues. An arrow "-->" inside text, which
-        would read as a timing line, becomes "->".
+        Numbered blocks separated by a blank line, a labelled cue's text after `S1: `; "" for no cues.
+        An arrow "-->" inside text, which would read as a timing line, becomes "->".
     """
+
+    def text(cue: Cue) -> list[str]:
+        if cue.speaker is None:
+            return list(cue.lines)
+        return [f"{cue.speaker}: {cue.lines[0]}", *cue.lines[1:]]
+
     return "".join(
         f"{i}\n{_timestamp(cue.start, ',')} --> {_timestamp(cue.end, ',')}\n"
-        + "".join(f"{line.replace('-->', '->')}\n" for line in cue.lines)
+        + "".join(f"{line.replace('-->', '->')}\n" for line in text(cue))
         + "\n"
         for i, cue in enumerate(cues, start=1)
     )
@@ -153,11 +200,19 @@ def to_vtt(cues: list[Cue]) -> str:
 
     Returns:
         The `WEBVTT` header and one block per cue, text escaped per the spec (`&amp;`, `&lt;`,
-        `&gt;`, which also keeps "-->" out of cue text); just the header for no cues.
+        `&gt;`, which also keeps "-->" out of cue text), a labelled cue opening with its voice tag
+        (`<v S1>`); just the header for no cues.
     """
+
+    def text(cue: Cue) -> list[str]:
+        lines = [html.escape(line, quote=False) for line in cue.lines]
+        if cue.speaker is not None:
+            lines[0] = f"<v {html.escape(cue.speaker, quote=False)}>{lines[0]}"
+        return lines
+
     blocks = "".join(
         f"\n{_timestamp(cue.start, '.')} --> {_timestamp(cue.end, '.')}\n"
-        + "".join(f"{html.escape(line, quote=False)}\n" for line in cue.lines)
+        + "".join(f"{line}\n" for line in text(cue))
         for cue in cues
     )
     return f"WEBVTT\n{blocks}"

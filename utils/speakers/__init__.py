@@ -1,0 +1,1 @@
+"""Who spoke when: the Sortformer diarizer, words labelled with speakers, transcripts per channel."""
