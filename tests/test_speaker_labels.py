@@ -1,9 +1,14 @@
 """Words labelled from speaker activity, segments split at speaker changes, labelled cues (pure)."""
 
+import threading
+
 import numpy as np
 import pytest
 
 from utils.asr.records import SpeakerTime, Word, segments_of
+from utils.asr.scheduler import scheduler
+from utils.deadline import Deadline
+from utils.errors import JobTimeoutError
 from utils.output import subtitles
 from utils.speakers.assign import label_words
 from utils.speakers.diarizer import SpeakerActivity
@@ -107,3 +112,17 @@ def test_channel_and_speaker_labels() -> None:
     assert subtitles.speaker_label(Word("one", 0, 1, speaker="S2", channel=1)) == "ch1 S2"
     assert subtitles.speaker_label(Word("one", 0, 1, channel=0)) == "ch0"
     assert subtitles.speaker_label(Word("one", 0, 1)) is None
+
+
+def test_device_tasks_run_on_the_scheduler_thread_and_leave_with_their_job() -> None:
+    ran = scheduler.run_task(lambda: threading.current_thread().name, Deadline(60)).result(timeout=30)
+    assert ran == "asr-scheduler"
+    failing = scheduler.run_task(lambda: 1 / 0, Deadline(60))
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=30)
+    # The thread lives on for the next job's work.
+    assert scheduler.run_task(lambda: "next", Deadline(60)).result(timeout=30) == "next"
+    # A task whose job ran out of time is dropped, never run.
+    late = scheduler.run_task(lambda: pytest.fail("ran"), Deadline(0))
+    with pytest.raises(JobTimeoutError, match="did not finish within 0 s"):
+        late.result(timeout=30)

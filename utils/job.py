@@ -72,7 +72,6 @@ def transcribe_ready(
     speakers = {
         index: pipeline.submit_diarization(rows[index], deadline) for index in rows if request.diarize
     }
-    del rows
     futures: list[Future[Any]] = [future for item in (*asr.values(), *speakers.values()) for future in item]
     transcripts: dict[int, Transcript] = {}
     separate = request.channels == "separate"
