@@ -9,6 +9,7 @@ import config
 import handler
 from tests.support.media import b64, encode, speech
 from utils.asr import model as asr_model
+from utils.speakers import diarizer
 from utils.volume import model as volume_model
 
 HUB_NAME = "nvidia/parakeet-tdt-0.6b-v3"
@@ -16,12 +17,14 @@ BUNDLED = Path(os.environ["PARAKEET_MODEL"])
 REVISION = "6d590f77001d318fb17a0b5bf7ee329a91b52598"
 
 
-def runpod_cache(root: Path, name: str = HUB_NAME, file_name: str | None = None) -> Path:
-    """Lays the bundled model out as RunPod caches a hub model: blob, snapshot link, refs/main."""
+def runpod_cache(
+    root: Path, name: str = HUB_NAME, file_name: str | None = None, source: Path = BUNDLED
+) -> Path:
+    """Lays a bundled model out as RunPod caches a hub model: blob, snapshot link, refs/main."""
     repo = root / "hub" / f"models--{name.replace('/', '--')}"
     (repo / "blobs").mkdir(parents=True)
     blob = repo / "blobs" / "0123abcd"
-    blob.write_bytes(BUNDLED.read_bytes())
+    blob.write_bytes(source.read_bytes())
     snapshot = repo / "snapshots" / REVISION
     snapshot.mkdir(parents=True)
     (snapshot / (file_name or f"{name.rsplit('/', 1)[1]}.nemo")).symlink_to(blob)
@@ -51,6 +54,23 @@ def test_a_hub_model_in_runpods_cache_loads_from_there_with_no_network(
     assert result["meta"]["model"] == HUB_NAME
     assert result["meta"]["model_source"] == "runpod_cache"
     assert not (tmp_path / "empty-hf-home").exists()
+
+
+def test_the_diarizer_loads_from_runpods_cache_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
+) -> None:
+    name = "nvidia/diar_streaming_sortformer_4spk-v2.1"
+    cache = runpod_cache(tmp_path / "cache", name, source=Path(os.environ["DIARIZER_MODEL"]))
+    monkeypatch.setattr(config, "RUNPOD_MODEL_CACHE_DIR", cache)
+    monkeypatch.setattr(config, "DIARIZER_MODEL", name)
+    monkeypatch.setattr(diarizer, "_loaded", None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clip = encode(speech("four one seven"), tmp_path / "clip.flac")
+    result = handler.handler({"id": "cached", "input": {"audio_base64": b64(clip), "diarize": True}})
+    assert result["success"] is True, result
+    assert result["meta"]["diarizer"] == name
+    assert result["meta"]["diarizer_source"] == "runpod_cache"
+    assert [s["speaker"] for s in result["speakers"]] == ["S1"]
 
 
 def test_cache_lookup_follows_refs_main_and_refuses_what_is_not_there(

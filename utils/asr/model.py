@@ -86,7 +86,7 @@ def model_source(name_or_path: str) -> tuple[str, Path | None]:
     """Where a model will be loaded from.
 
     Args:
-        name_or_path: `config.PARAKEET_MODEL`.
+        name_or_path: A model setting's value (`PARAKEET_MODEL`, `DIARIZER_MODEL`).
 
     Returns:
         ("file", None) for a `.nemo` path; ("runpod_cache", file) when RunPod's model cache holds a
