@@ -21,7 +21,6 @@ import base64
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,30 +35,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 def noise_clip(path: Path, seconds: float) -> Path:
     """Writes `seconds` of quiet noise as 32 kbit/s Opus (random weights make any input 'speech')."""
-    from tools import synth
+    from tests.support.media import encode
 
     rng = np.random.default_rng(0)
-    wav, opus = path.with_suffix(".wav"), path.with_suffix(".opus")
-    synth.write_wav(wav, (0.05 * rng.standard_normal(int(seconds * 16_000))).astype(np.float32))
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-y",
-            "-loglevel",
-            "error",
-            "-i",
-            str(wav),
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "32k",
-            str(opus),
-        ],
-        check=True,
-    )
-    wav.unlink()
-    return opus
+    noise = (0.05 * rng.standard_normal(int(seconds * 16_000))).astype(np.float32)
+    return encode(noise, path.with_suffix(".opus"), "-c:a", "libopus", "-b:a", "32k")
 
 
 def peak_mb() -> float:

@@ -45,6 +45,7 @@ from omegaconf import OmegaConf
 
 from tools.synth import DIGIT_WORDS, SAMPLE_RATE, synthesize, trim_silence
 from tools.train_test_model import check_voices_exist, voice_split
+from tools.training import fastconformer_encoder, package_version, warmup_cosine
 
 FRAME_SECONDS = 0.08  # Sortformer's output frame: 10 ms features subsampled 8 times
 NUM_SPEAKERS = 4
@@ -250,30 +251,7 @@ def model_config(streaming: bool) -> dict[str, Any]:
             "subsampling_factor": 8,
             **STREAMING,
         },
-        "encoder": {
-            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
-            "feat_in": N_MELS,
-            "feat_out": -1,
-            "n_layers": 3,
-            "d_model": D_MODEL,
-            "subsampling": "dw_striding",
-            "subsampling_factor": 8,
-            "subsampling_conv_channels": 32,
-            "causal_downsampling": False,
-            "ff_expansion_factor": 4,
-            "self_attention_model": "rel_pos",
-            "n_heads": 4,
-            "att_context_size": [-1, -1],
-            "xscaling": True,
-            "untie_biases": True,
-            "pos_emb_max_len": 5000,
-            "conv_kernel_size": 9,
-            "conv_norm_type": "batch_norm",
-            "dropout": 0.1,
-            "dropout_pre_encoder": 0.1,
-            "dropout_emb": 0.0,
-            "dropout_att": 0.1,
-        },
+        "encoder": fastconformer_encoder(N_MELS, D_MODEL, layers=3, conv_channels=32),
         "transformer_encoder": {
             "_target_": "nemo.collections.asr.modules.transformer.transformer_encoders.TransformerEncoder",
             "num_layers": 2,
@@ -400,13 +378,7 @@ def train(
     warmup = min(200, steps // 10)
     optimizer = torch.optim.AdamW(model.parameters(), lr=PEAK_LR, betas=(0.9, 0.98), weight_decay=1e-3)
 
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return MIN_LR / PEAK_LR + (1 - MIN_LR / PEAK_LR) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scheduler = warmup_cosine(optimizer, PEAK_LR, MIN_LR, warmup, steps)
     model.train()
     started = time.monotonic()
     losses: list[float] = []
@@ -523,13 +495,6 @@ def long_conversation(
     return Conversation(np.concatenate([p.samples for p in parts]), turns, [speakers[s] for s in order])
 
 
-def _version(package: str) -> str:
-    """Returns an installed package's version."""
-    from importlib.metadata import version
-
-    return version(package)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Reads the command line.
 
@@ -639,7 +604,7 @@ def main(argv: list[str]) -> int:
             "der_offline": round(der_long_offline, 4),
         },
         "nemo_bytes": args.out.stat().st_size,
-        "versions": {"nemo_toolkit": _version("nemo_toolkit"), "torch": torch.__version__},
+        "versions": {"nemo_toolkit": package_version("nemo_toolkit"), "torch": torch.__version__},
     }
     card_path = args.out.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -43,6 +43,7 @@ from omegaconf import OmegaConf
 
 from tools.cpu_tdt_loss import CpuTDTLoss
 from tools.synth import DIGIT_WORDS, SAMPLE_RATE, synthesize, trim_silence
+from tools.training import fastconformer_encoder, package_version, warmup_cosine
 
 # espeak-ng's own English voices (`espeak-ng --voices=en`); the mb-* ones need MBROLA and are left out.
 VOICES = (
@@ -273,30 +274,7 @@ def model_config(tokenizer_dir: Path) -> dict[str, Any]:
             "freq_width": 12,
             "time_width": 0.05,
         },
-        "encoder": {
-            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
-            "feat_in": N_MELS,
-            "feat_out": -1,
-            "n_layers": 2,
-            "d_model": D_MODEL,
-            "subsampling": "dw_striding",
-            "subsampling_factor": 8,
-            "subsampling_conv_channels": 64,
-            "causal_downsampling": False,
-            "ff_expansion_factor": 4,
-            "self_attention_model": "rel_pos",
-            "n_heads": 4,
-            "att_context_size": [-1, -1],
-            "xscaling": True,
-            "untie_biases": True,
-            "pos_emb_max_len": 5000,
-            "conv_kernel_size": 9,
-            "conv_norm_type": "batch_norm",
-            "dropout": 0.1,
-            "dropout_pre_encoder": 0.1,
-            "dropout_emb": 0.0,
-            "dropout_att": 0.1,
-        },
+        "encoder": fastconformer_encoder(N_MELS, D_MODEL, layers=2, conv_channels=64),
         "decoder": {
             "_target_": "nemo.collections.asr.modules.RNNTDecoder",
             "normalization_mode": None,
@@ -410,13 +388,7 @@ def train(
     warmup = min(300, total_steps // 10)
     optimizer = torch.optim.AdamW(model.parameters(), lr=PEAK_LR, betas=(0.9, 0.98), weight_decay=1e-3)
 
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return MIN_LR / PEAK_LR + (1 - MIN_LR / PEAK_LR) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scheduler = warmup_cosine(optimizer, PEAK_LR, MIN_LR, warmup, total_steps)
     model.train()
     started = time.monotonic()
     step = 0
@@ -481,13 +453,6 @@ def held_out_wer(model_path: Path, corpus: list[Utterance]) -> tuple[float, list
         if ref != hyp
     ]
     return word_error_rate(texts, references), errors
-
-
-def _version(package: str) -> str:
-    """Returns an installed package's version."""
-    from importlib.metadata import version
-
-    return version(package)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -603,7 +568,7 @@ def main(argv: list[str]) -> int:
             "held_out_wer": round(wer, 4),
             "held_out_errors": errors,
             "nemo_bytes": args.out.stat().st_size,
-            "versions": {"nemo_toolkit": _version("nemo_toolkit"), "torch": torch.__version__},
+            "versions": {"nemo_toolkit": package_version("nemo_toolkit"), "torch": torch.__version__},
         }
         card_path = args.out.with_suffix(".json")
         card_path.write_text(json.dumps(card, indent=2) + "\n")
