@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 
-def fastconformer_encoder(features: int, d_model: int, layers: int, conv_channels: int) -> dict[str, Any]:
+def fastconformer_encoder(
+    features: int, d_model: int, layers: int, conv_channels: int, dropout: float = 0.1
+) -> dict[str, Any]:
     """The config of a small FastConformer encoder: `dw_striding` x8, `rel_pos` attention, full context.
 
     Args:
@@ -16,6 +18,7 @@ def fastconformer_encoder(features: int, d_model: int, layers: int, conv_channel
         d_model: Model width.
         layers: Conformer layers.
         conv_channels: Channels of the subsampling convolutions.
+        dropout: Of the layers, before the encoder and of the attention scores.
 
     Returns:
         The `encoder` section of a NeMo model config.
@@ -39,10 +42,10 @@ def fastconformer_encoder(features: int, d_model: int, layers: int, conv_channel
         "pos_emb_max_len": 5000,
         "conv_kernel_size": 9,
         "conv_norm_type": "batch_norm",
-        "dropout": 0.1,
-        "dropout_pre_encoder": 0.1,
+        "dropout": dropout,
+        "dropout_pre_encoder": dropout,
         "dropout_emb": 0.0,
-        "dropout_att": 0.1,
+        "dropout_att": dropout,
     }
 
 
@@ -63,12 +66,28 @@ def warmup_cosine(
     """
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
         progress = (step - warmup) / max(1, total_steps - warmup)
-        return min_lr / peak_lr + (1 - min_lr / peak_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+        return warmup_cosine_factor(step, warmup, progress, min_lr / peak_lr)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def warmup_cosine_factor(step: int, warmup: int, progress: float, floor: float) -> float:
+    """The share of the peak learning rate at `step`: linear warm-up, then cosine decay by `progress`.
+
+    Args:
+        step: Optimizer steps taken.
+        warmup: Warm-up steps (at least 1).
+        progress: How far past warm-up training is, 0 to 1 (by steps, or by wall-clock time).
+        floor: The share at the end (minimum / peak learning rate).
+
+    Returns:
+        The factor to multiply the peak learning rate by.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(max(progress, 0.0), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def package_version(package: str) -> str:
