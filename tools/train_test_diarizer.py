@@ -4,7 +4,7 @@ The model is the family of `nvidia/diar_streaming_sortformer_4spk-v2.1`, shrunk:
 `SortformerEncLabelModel` with a FastConformer encoder (`dw_striding` x8, 80 ms frames), a Transformer
 encoder, four speaker outputs (sigmoids) and the streaming parameters (speaker cache and FIFO) that the
 worker uses for long audio. It learns from conversations synthesized with espeak-ng: 1 to 3 speakers,
-each a voice + variant + pitch, taking turns (6 to 16 when several talk) of 1 to 7 digit words with
+each a voice + variant + pitch, taking turns (3 to 16 when several talk) of 1 to 7 digit words with
 pauses and some overlap, the exact turn boundaries known. The loss is NeMo's own: BCE against
 arrival-time-sorted (ATS) and permutation-invariant (PIL) targets, as
 `SortformerEncLabelModel.training_step` computes it.
@@ -17,14 +17,16 @@ and in streaming mode, and writes it with the command, seeds and corpus to a JSO
 Training starts with a short speaker-identification stage for the encoder (which training voice says
 a clip), then trains the whole model on conversations, keeping a side loss on which training voice says
 each frame. The learning rate follows a cosine over whichever runs out first, `--steps` or
-`--max-minutes`. The committed fixture took two runs of 20 minutes on 2 CPU cores, the second
-continuing the first (`--init`), from the repository root:
+`--max-minutes`. The committed fixture took three runs of 20 minutes on 2 CPU cores, each continuing
+the last (`--init`), the first two on long conversations only, from the repository root:
 
-    .venv/bin/python -m tools.train_test_diarizer --out first.nemo
-    .venv/bin/python -m tools.train_test_diarizer --init first.nemo \
+    .venv/bin/python -m tools.train_test_diarizer --out first.nemo --turns 6 16
+    .venv/bin/python -m tools.train_test_diarizer --init first.nemo --out second.nemo --turns 6 16
+    .venv/bin/python -m tools.train_test_diarizer --init second.nemo \
         --out tests/fixtures/sortformer-digits.nemo
 
-Its card records both runs and their held-out DER.
+Its card records the three runs and their held-out DER. One 20-minute run does not reach the 10 %
+held-out DER we aimed for (18 % after the first); the card says so.
 
 Every random choice follows `--seed`; weights are not bit-identical across machines (CPU kernels and
 thread counts differ). Requires espeak-ng on PATH.
@@ -56,8 +58,9 @@ D_MODEL = 64
 CLIPS_PER_SPEAKER = 8
 TURN_WORDS = (1, 7)
 SPEAKERS_PER_CONVERSATION = ((1, 0.1), (2, 0.45), (3, 0.45))  # (count, share)
-# Long enough that speakers come back several times: each return is a lesson in who is who.
-TURNS_PER_CONVERSATION = (6, 16)
+# Short exchanges and long ones where speakers come back many times (each return is a lesson in who
+# is who): trained on only one kind, the model does poorly on the other.
+TURNS_PER_CONVERSATION = (3, 16)
 PAUSE_SECONDS = (0.15, 0.9)
 OVERLAP_FRACTION = 0.15
 OVERLAP_SECONDS = (0.2, 0.6)
@@ -167,12 +170,15 @@ def draw_cast(rng: random.Random, speakers: list[Speaker], count: int) -> list[S
     return draw_cast(rng, speakers, count - 1) if count > 1 else rng.sample(speakers, 1)
 
 
-def make_conversation(rng: random.Random, pools: dict[Speaker, list[np.ndarray]]) -> Conversation:
+def make_conversation(
+    rng: random.Random, pools: dict[Speaker, list[np.ndarray]], turns: tuple[int, int]
+) -> Conversation:
     """Composes one conversation from the clip pools: turns, pauses, some overlap, noise.
 
     Args:
         rng: Source of every random choice.
         pools: Clips by speaker.
+        turns: The range of its number of turns when several speak.
 
     Returns:
         The conversation with its exact turns; speaker indices follow the order of first appearance.
@@ -181,7 +187,7 @@ def make_conversation(rng: random.Random, pools: dict[Speaker, list[np.ndarray]]
     count = rng.choices(counts, shares)[0]
     cast = draw_cast(rng, list(pools), count)
     count = len(cast)
-    n_turns = rng.randint(*TURNS_PER_CONVERSATION) if count > 1 else rng.randint(1, 3)
+    n_turns = rng.randint(*turns) if count > 1 else rng.randint(1, 3)
     order = list(range(count))  # every speaker speaks at least once
     while len(order) < n_turns:
         order.append(rng.choice([s for s in range(count) if s != order[-1]] or [0]))
@@ -361,7 +367,7 @@ class SpeakerIdHead(torch.nn.Module):
 
 
 def conversation_batch(
-    rng: random.Random, pools: dict[Speaker, list[np.ndarray]], batch_size: int
+    rng: random.Random, pools: dict[Speaker, list[np.ndarray]], batch_size: int, turns: tuple[int, int]
 ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """Composes a batch of training conversations with their diarization and speaker-ID targets.
 
@@ -369,11 +375,12 @@ def conversation_batch(
         rng: Source of the conversations.
         pools: Training clips by speaker.
         batch_size: Conversations.
+        turns: The range of their number of turns.
 
     Returns:
         `batch_of`'s tensors and the `(batch, frames)` speaker-ID labels.
     """
-    conversations = [make_conversation(rng, pools) for _ in range(batch_size)]
+    conversations = [make_conversation(rng, pools, turns) for _ in range(batch_size)]
     batch = batch_of(conversations)
     index = {speaker: number for number, speaker in enumerate(pools)}
     labels = torch.full(batch[2].shape[:2], -100, dtype=torch.long)
@@ -445,6 +452,7 @@ def train(
     pools: dict[Speaker, list[np.ndarray]],
     steps: int,
     batch_size: int,
+    turns: tuple[int, int],
     max_minutes: float,
     seed: int,
 ) -> dict[str, Any]:
@@ -459,6 +467,7 @@ def train(
         pools: Training clips by speaker.
         steps: Optimizer steps at most.
         batch_size: Conversations per step.
+        turns: The range of the conversations' number of turns.
         max_minutes: Training stops once it has run this long.
         seed: Seed of the conversations.
 
@@ -481,7 +490,7 @@ def train(
         progress = max((step - warmup) / max(1, steps - warmup), elapsed / max_minutes)
         for group in optimizer.param_groups:
             group["lr"] = PEAK_LR * warmup_cosine_factor(step, warmup, progress, MIN_LR / PEAK_LR)
-        (signal, lengths, targets, target_lengths), labels = conversation_batch(rng, pools, batch_size)
+        (signal, lengths, targets, target_lengths), labels = conversation_batch(rng, pools, batch_size, turns)
         frames, frame_lengths = encode(model, signal, lengths)
         preds = model.forward_infer(frames, frame_lengths)
         targets = targets[:, : preds.shape[1]]
@@ -574,13 +583,13 @@ def held_out_der(model_path: Path, conversations: list[Conversation], streaming:
 
 
 def long_conversation(
-    rng: random.Random, pools: dict[Speaker, list[np.ndarray]], seconds: float
+    rng: random.Random, pools: dict[Speaker, list[np.ndarray]], seconds: float, turns: tuple[int, int]
 ) -> Conversation:
     """Joins conversations among the same cast until `seconds`, for the streaming measurement."""
     cast = {speaker: pools[speaker] for speaker in draw_cast(rng, list(pools), 3)}
     parts: list[Conversation] = []
     while sum(p.seconds for p in parts) < seconds:
-        parts.append(make_conversation(rng, cast))
+        parts.append(make_conversation(rng, cast, turns))
     turns, offset, speakers = [], 0.0, list(cast)
     for part in parts:
         for speaker, start, end in part.turns:
@@ -610,6 +619,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pretrain-steps", type=int, default=800, help="speaker-ID steps for the encoder")
     parser.add_argument("--steps", type=int, default=5000, help="at most; --max-minutes usually ends it")
     parser.add_argument("--batch-size", type=int, default=6, help="conversations per step")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        nargs=2,
+        default=list(TURNS_PER_CONVERSATION),
+        metavar=("MIN", "MAX"),
+        help="turns of a conversation of several speakers, for training and the held-out set",
+    )
     parser.add_argument("--max-minutes", type=float, default=20.0, help="stop training early past this")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     return parser.parse_args(argv)
@@ -637,8 +654,9 @@ def main(argv: list[str]) -> int:
     rng = random.Random(args.seed)
     train_pools = synthesize_clips(rng, make_speakers(rng, train_voices, args.train_speakers))
     held_out_pools = synthesize_clips(rng, make_speakers(rng, held_out_voices, args.held_out_speakers))
-    held_out = [make_conversation(rng, held_out_pools) for _ in range(args.held_out_conversations)]
-    long_held_out = long_conversation(rng, held_out_pools, 240.0)
+    turns = tuple(args.turns)
+    held_out = [make_conversation(rng, held_out_pools, turns) for _ in range(args.held_out_conversations)]
+    long_held_out = long_conversation(rng, held_out_pools, 240.0, turns)
     synth_minutes = round((time.monotonic() - started) / 60, 2)
     print(f"speakers synthesized in {synth_minutes:.1f} min", flush=True)
 
@@ -653,7 +671,7 @@ def main(argv: list[str]) -> int:
     pretrain_steps = 0 if args.init is not None else args.pretrain_steps
     pretraining = pretrain_encoder(model, head, train_pools, pretrain_steps, args.seed)
     budget = args.max_minutes - pretraining["wall_minutes"]
-    training = train(model, head, train_pools, args.steps, args.batch_size, budget, args.seed)
+    training = train(model, head, train_pools, args.steps, args.batch_size, turns, budget, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save_to(str(args.out))
     der = held_out_der(args.out, held_out, streaming=False)
@@ -680,7 +698,7 @@ def main(argv: list[str]) -> int:
             "synthesizer": "espeak-ng",
             "words_per_turn": list(TURN_WORDS),
             "speakers_per_conversation": [list(pair) for pair in SPEAKERS_PER_CONVERSATION],
-            "turns_per_conversation": list(TURNS_PER_CONVERSATION),
+            "turns_per_conversation": list(turns),
             "pause_seconds": list(PAUSE_SECONDS),
             "overlap_fraction": OVERLAP_FRACTION,
             "train_speakers": len(train_pools),

@@ -4,7 +4,9 @@ The voices are voice+variant pairs that neither bundled model heard in training 
 out the same pairs), each with a pitch of its own.
 """
 
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,22 +28,27 @@ class Turn:
 
 
 def conversation(
-    turns: list[tuple[int, str]], pause: float = 0.7, overlap: float = 0.0, lead: float = 0.4
+    turns: list[tuple[int, str]],
+    pause: float = 0.7,
+    overlap: float = 0.0,
+    lead: float = 0.4,
+    voices: tuple[tuple[str, int], ...] = VOICES,
 ) -> tuple[np.ndarray, list[Turn]]:
-    """Speaks `turns` one after another (index into `VOICES`, digit words).
+    """Speaks `turns` one after another (index into `voices`, digit words).
 
     Args:
         turns: `(speaker, words)` in order.
         pause: Silence between turns.
         overlap: Instead of a pause, each turn starts this long before the previous one ends.
         lead: Silence before the first turn and after the last.
+        voices: `(espeak-ng voice, pitch)` of each speaker.
 
     Returns:
         16 kHz float32 samples and the turns with their exact times.
     """
     clips = []
     for speaker, words in turns:
-        voice, pitch = VOICES[speaker]
+        voice, pitch = voices[speaker]
         clip = synth.trim_silence(synth.synthesize(words, voice=voice, pitch=pitch))
         clips.append(0.7 * clip / float(np.abs(clip).max()))
     step = -overlap if overlap else pause
@@ -56,3 +63,30 @@ def conversation(
         samples[first : first + clip.size] += clip
         timed.append(Turn(speaker, words, start, start + clip.size / RATE))
     return samples, timed
+
+
+def true_speaker(word: dict[str, Any], turns: list[Turn]) -> int:
+    """The speaker whose turn holds most of a result's word."""
+    overlaps = [max(0.0, min(word["end"], t.end) - max(word["start"], t.start)) for t in turns]
+    return turns[int(np.argmax(overlaps))].speaker
+
+
+def word_accuracy(words: list[dict[str, Any]], turns: list[Turn]) -> float:
+    """The share of a result's words whose speaker is right under the best mapping of names to speakers.
+
+    Args:
+        words: The result's `timestamps.word` items, each with its `speaker`.
+        turns: The truth.
+
+    Returns:
+        From 0 to 1; 0 when there are no words.
+    """
+    if not words:
+        return 0.0
+    names = sorted({w["speaker"] for w in words})
+    speakers = sorted({t.speaker for t in turns})
+    best = 0
+    for order in itertools.permutations(speakers, min(len(names), len(speakers))):
+        mapping = dict(zip(names, order, strict=False))
+        best = max(best, sum(mapping.get(w["speaker"]) == true_speaker(w, turns) for w in words))
+    return best / len(words)
