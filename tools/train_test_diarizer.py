@@ -590,14 +590,15 @@ def long_conversation(
     parts: list[Conversation] = []
     while sum(p.seconds for p in parts) < seconds:
         parts.append(make_conversation(rng, cast, turns))
-    turns, offset, speakers = [], 0.0, list(cast)
+    timed: list[tuple[int, float, float]] = []
+    offset, speakers = 0.0, list(cast)
     for part in parts:
         for speaker, start, end in part.turns:
-            turns.append((speakers.index(part.speakers[speaker]), start + offset, end + offset))
+            timed.append((speakers.index(part.speakers[speaker]), start + offset, end + offset))
         offset += part.seconds
-    order = list(dict.fromkeys(speaker for speaker, _, _ in turns))
-    turns = [(order.index(speaker), start, end) for speaker, start, end in turns]
-    return Conversation(np.concatenate([p.samples for p in parts]), turns, [speakers[s] for s in order])
+    order = list(dict.fromkeys(speaker for speaker, _, _ in timed))
+    timed = [(order.index(speaker), start, end) for speaker, start, end in timed]
+    return Conversation(np.concatenate([p.samples for p in parts]), timed, [speakers[s] for s in order])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
