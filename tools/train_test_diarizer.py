@@ -324,7 +324,7 @@ def speaker_id_labels(conversation: Conversation, frames: int, index: dict[Speak
     activity = frame_targets(conversation, frames)
     labels = np.full(frames, -100, np.int64)
     alone = activity.sum(axis=1) == 1
-    classes = np.array([index[speaker] for speaker in conversation.speakers] + [-100] * NUM_SPEAKERS)
+    classes = np.array([index[speaker] for speaker in conversation.speakers])
     labels[alone] = classes[activity[alone].argmax(axis=1)]
     return labels
 
