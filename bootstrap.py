@@ -11,8 +11,10 @@ the image know. Stdlib only: it runs before the environment exists.
 
 import sys
 
+from utils.logs import configure_logging
 from utils.volume import *
 from utils.volume import main
 
 if __name__ == "__main__":
+    configure_logging()
     sys.exit(main())

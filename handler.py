@@ -25,6 +25,7 @@ from utils import fitness, job_dirs
 from utils import job as job_pipeline
 from utils.deadline import Deadline
 from utils.errors import GpuFailureError, InternalError, WorkerError
+from utils.logs import configure_logging
 from utils.output import results
 
 log = logging.getLogger("parakeet.handler")
@@ -117,13 +118,6 @@ def concurrency(current: int) -> int:
         `config.MAX_CONCURRENCY`.
     """
     return config.MAX_CONCURRENCY
-
-
-def configure_logging() -> None:
-    """Logs at INFO; the HTTP and S3 libraries never below INFO, as their DEBUG lines quote presigned URLs."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("urllib3", "botocore", "boto3", "s3transfer"):
-        logging.getLogger(name).setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

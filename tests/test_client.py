@@ -27,7 +27,7 @@ from tests.support import worker
 from tests.support.serving import serving
 from tools import synth
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = config.REPO_ROOT
 SAMPLE = REPO_ROOT / "tests" / "fixtures" / "sample-digits.ogg"
 SAMPLE_WORDS = "seven three nine two zero five"
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

@@ -10,7 +10,7 @@ import numpy as np
 import config
 from tools import synth
 
-VOICE = "en-us"  # a training voice: these tests check the pipeline, test_bundled_model the model
+VOICE = "en-us"  # a training voice: these tests check the pipeline, tests/asr/test_model.py the model
 RATE = config.SAMPLE_RATE
 
 

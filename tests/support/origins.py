@@ -1,13 +1,16 @@
-"""Local servers for the source tests: an origin that misbehaves on purpose, a TLS origin with its own CA,
-and a tiny S3 endpoint for what moto cannot do. All listen on 127.0.0.1 only.
+"""Local servers and fixtures for the source tests: the job directory, a PUT target that records what the
+worker sends, an origin that misbehaves on purpose, a TLS origin with its own CA, and a tiny S3 endpoint
+for what moto cannot do. All listen on 127.0.0.1 only.
 """
 
+import json
 import socket
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +32,151 @@ pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
 
 AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4
 SECRET = "S3CR3T-SIGNATURE-0123456789"
+
+
+# --- what the worker writes, and the job directory it writes into -------------------------------
+
+# A result as the worker uploads it to an output_url.
+UPLOAD_BODY = json.dumps({"success": True, "text": "grüße, 12 34"}, ensure_ascii=False).encode()
+# The two entry points that judge an output_url; the same bad URL must fail both alike.
+OUTPUT_URL_CHECKS = {
+    "upload": lambda url: sources.upload(url, UPLOAD_BODY, "application/json"),
+    "check_output_url": sources.check_output_url,
+}
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Iterator[Path]:
+    """A job directory inside tmp_path; on teardown, asserts nothing was written beside it."""
+    directory = tmp_path / "job"
+    directory.mkdir()
+    yield directory
+    assert [entry.name for entry in tmp_path.iterdir()] == ["job"]
+
+
+def files_in(directory: Path) -> list[Path]:
+    """Returns the files in `directory`."""
+    return sorted(directory.iterdir())
+
+
+_SERVER_LOGGERS = ("werkzeug", "moto")
+
+
+def worker_log(caplog: pytest.LogCaptureFixture) -> str:
+    """Returns the log lines of everything but the test servers."""
+    return "\n".join(
+        record.getMessage() for record in caplog.records if not record.name.startswith(_SERVER_LOGGERS)
+    )
+
+
+def capture_worker_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Captures the worker's own DEBUG lines and every library's INFO lines."""
+    caplog.set_level("INFO")
+    caplog.set_level("DEBUG", logger="utils")
+
+
+# --- a local PUT target -----------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """One request as the PUT target saw it (header names lowercased)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class _PutHandler(BaseHTTPRequestHandler):
+    """Answers PUTs by path: /ok, /status/<code>, /redirect, /slow, /stall."""
+
+    protocol_version = "HTTP/1.1"
+    server: "PutTarget"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keeps the test output quiet."""
+
+    def do_PUT(self) -> None:
+        """Records the request, reads the body as the route says, answers."""
+        route = urlsplit(self.path).path.strip("/").split("/")[0]
+        length = int(self.headers.get("Content-Length", "0"))
+        try:
+            if route == "stall":
+                # Reads nothing: the worker's sends block once the socket buffers are full.
+                body = b""
+                self.server.release.wait(10)
+            elif route == "slow":
+                # 256 KiB every 25 ms (about 10 MiB/s), never pausing for long.
+                received = bytearray()
+                while chunk := self.rfile.read(min(256 * 1024, length - len(received))):
+                    received += chunk
+                    time.sleep(0.025)
+                body = bytes(received)
+            elif route == "trickle":
+                # 64 KiB every 100 ms: steady, but far too slow for the body.
+                while not self.server.release.is_set() and (chunk := self.rfile.read(min(64 * 1024, length))):
+                    length -= len(chunk)
+                    time.sleep(0.1)
+                body = b""
+            else:
+                body = self.rfile.read(length)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return
+        self.server.received.append(
+            Received("PUT", self.path, {name.lower(): value for name, value in self.headers.items()}, body)
+        )
+        if route == "redirect":
+            self._answer(307, {"Location": "/ok"})
+        elif route == "status":
+            self._answer(int(self.path.rsplit("/", 1)[1].partition("?")[0]))
+        else:
+            self._answer(200)
+
+    def _answer(self, status: int, headers: dict[str, str] | None = None) -> None:
+        """Sends an empty response."""
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class PutTarget(ThreadingHTTPServer):
+    """The PUT target, with what it received; a small receive buffer so that not reading shows."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _PutHandler, bind_and_activate=False)
+        # Set before listen, so accepted sockets inherit it (and the kernel does not grow it).
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        self.server_bind()
+        self.server_activate()
+        self.received: list[Received] = []
+        self.release = threading.Event()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stays quiet about clients hanging up (tests abort uploads on purpose)."""
+
+    @property
+    def port(self) -> int:
+        """The port the target listens on."""
+        return self.server_address[1]
+
+
+@pytest.fixture
+def put_target(fake_dns: FakeDns, local_urls: None) -> Iterator[PutTarget]:
+    """A PUT target reachable as http://uploads.test:<port>/ with http and loopback admitted."""
+    server = PutTarget()
+    # A short poll interval: shutdown() waits up to one interval, once per test.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    fake_dns.names["uploads.test"] = ["127.0.0.1"]
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
 
 
 # --- a local origin server -----------------------------------------------------------------------

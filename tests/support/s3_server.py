@@ -70,6 +70,51 @@ class LocalS3:
             "get_object", Params={"Bucket": bucket or self.bucket, "Key": key}, ExpiresIn=expires_in
         )
 
+    def presigned_put(self, key: str, bucket: str | None = None, expires_in: int = 600) -> str:
+        """Returns a real presigned PUT URL for an object, signing Content-Type: application/json.
+
+        Args:
+            key: The object key.
+            bucket: The bucket (default: the fixture's bucket).
+            expires_in: Seconds of validity.
+
+        Returns:
+            The presigned URL.
+        """
+        return presigned_put_url(self.client, bucket or self.bucket, key, expires_in)
+
+    def stored(self, key: str, bucket: str | None = None) -> tuple[bytes, str]:
+        """Returns an object's bytes and Content-Type.
+
+        Args:
+            key: The object key.
+            bucket: The bucket (default: the fixture's bucket).
+
+        Returns:
+            (body, content type).
+        """
+        response = self.client.get_object(Bucket=bucket or self.bucket, Key=key)
+        return response["Body"].read(), response["ContentType"]
+
+
+def presigned_put_url(client: Any, bucket: str, key: str, expires_in: int = 600) -> str:
+    """Returns a presigned PUT URL from `client` that signs Content-Type: application/json.
+
+    Args:
+        client: The boto3 S3 client that signs.
+        bucket: The bucket.
+        key: The object key.
+        expires_in: Seconds of validity.
+
+    Returns:
+        The presigned URL.
+    """
+    return client.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket, "Key": key, "ContentType": "application/json"},
+        ExpiresIn=expires_in,
+    )
+
 
 def _test_client(endpoint_url: str) -> Any:
     """Builds the tests' own S3 client (path-style, no proxies from the environment)."""

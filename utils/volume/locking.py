@@ -148,9 +148,13 @@ def volume_log(root: Path) -> Iterator[None]:
         logging.Formatter(f"%(asctime)s %(levelname)s {socket.gethostname()}[%(process)d] %(message)s")
     )
     log.addHandler(handler)
+    # The volume log records every build in full, whatever the program's own logging lets through.
+    level = log.level
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
         yield
     finally:
+        log.setLevel(level)
         log.removeHandler(handler)
         handler.close()
 

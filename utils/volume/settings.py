@@ -41,21 +41,6 @@ RESULT_PREFIX = "BOOTSTRAP_RESULT "
 LOCK_POLL_SECONDS = 1.0
 
 
-def _setup_logging() -> None:
-    """Sends the bootstrap log to stdout on its own (it runs before the handler configures anything)."""
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s bootstrap[%(process)d] %(message)s")
-        )
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-
-
-_setup_logging()
-
-
 @dataclass(frozen=True)
 class Installer:
     """A package installer: `kind` decides the arguments, `command` is how to start it."""

@@ -8,12 +8,13 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+import config
+
+REPO_ROOT = config.REPO_ROOT
 HUB = json.loads((REPO_ROOT / ".runpod" / "hub.json").read_text())
 HUB_TESTS = json.loads((REPO_ROOT / ".runpod" / "tests.json").read_text())
 HUB_ENV = {item["key"]: item["input"] for item in HUB["config"]["env"]}

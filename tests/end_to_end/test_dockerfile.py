@@ -16,7 +16,7 @@ import pytest
 
 import config
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = config.REPO_ROOT
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 SAMPLE = REPO_ROOT / "tests" / "fixtures" / "sample-digits.ogg"

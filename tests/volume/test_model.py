@@ -1,4 +1,5 @@
-"""Where the model comes from: RunPod's model cache (a Hugging Face hub cache on the host) first."""
+"""Model weights (`utils.volume.model`): a hub model fetched into HF_HOME once, a .nemo fetching nothing,
+and RunPod's model cache looked in first, for the ASR model and the diarizer alike."""
 
 import os
 from pathlib import Path
@@ -8,12 +9,51 @@ import pytest
 import config
 import handler
 from tests.support.media import b64, encode, speech
+from tests.support.volume_env import (
+    make_settings,
+    refuse_processes,
+    write_requirements,
+)
+from utils import volume as volume_env
 from utils.asr import model as asr_model
 from utils.speakers import diarizer
 from utils.volume import model as volume_model
+from utils.volume import settings as layout
+
+
+def test_a_hub_model_is_fetched_into_hf_home_once(
+    volume: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch, isolated_process: None
+) -> None:
+    settings = make_settings(
+        volume,
+        write_requirements(volume, wheelhouse, "huggingface_hub==0.0.1"),
+        model="nvidia/parakeet-tdt-0.6b-v3",
+    )
+
+    volume_env.ensure_environment(settings=settings)
+
+    cached = settings.hf_home / "hub" / "models--nvidia--parakeet-tdt-0.6b-v3" / "snapshots" / "test"
+    assert (cached / "parakeet-tdt-0.6b-v3.nemo").read_bytes() == b"weights of nvidia/parakeet-tdt-0.6b-v3"
+    assert os.environ["HF_HOME"] == str(settings.hf_home)
+    refuse_processes(monkeypatch)
+    volume_env.ensure_model(settings, volume_env.find_ready(settings))
+
+
+def test_a_nemo_file_model_fetches_nothing(volume: Path, wheelhouse: Path, isolated_process: None) -> None:
+    settings = make_settings(volume, write_requirements(volume, wheelhouse))
+
+    volume_env.ensure_environment(settings=settings)
+
+    assert not settings.hf_home.exists()
+    assert not (settings.root / layout.MODELS_DIR).exists()
+
 
 HUB_NAME = "nvidia/parakeet-tdt-0.6b-v3"
+
+
 BUNDLED = Path(os.environ["PARAKEET_MODEL"])
+
+
 REVISION = "6d590f77001d318fb17a0b5bf7ee329a91b52598"
 
 

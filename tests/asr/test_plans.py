@@ -1,11 +1,10 @@
-"""utils/asr/plans.py and batching.py: plan choice by length and GPU memory, and batch grouping (pure)."""
+"""Attention plans by length and free memory (`utils.asr.plans`), and their fallbacks."""
 
 import pytest
 
 import config
 from utils.asr import model as asr_model
 from utils.asr import plans
-from utils.asr.batching import batches
 
 FRAME_SECONDS = 0.08  # Parakeet's encoder frame: 10 ms window stride x 8 subsampling
 
@@ -37,18 +36,6 @@ def test_fallbacks_go_down_the_plans_and_end() -> None:
     assert plans.next_plan(plans.FULL) == plans.LOCAL
     assert plans.next_plan(plans.LOCAL) == plans.WINDOWED
     assert plans.next_plan(plans.WINDOWED) is None
-
-
-def test_batches_are_bounded_in_count_and_total_audio(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config, "BATCH_SIZE", 3)
-    monkeypatch.setattr(config, "BATCH_MAX_AUDIO_SECONDS", 100)
-    durations = [5, 5, 5, 5, 30, 40, 90]
-    grouped = batches(list(range(len(durations))), durations)
-    assert [i for batch in grouped for i in batch] == list(range(len(durations)))
-    assert all(len(batch) <= 3 for batch in grouped)
-    # Padding makes a batch cost its longest item times its size.
-    assert all(max(durations[i] for i in batch) * len(batch) <= 100 for batch in grouped if len(batch) > 1)
-    assert grouped == [[0, 1, 2], [3, 4], [5], [6]]
 
 
 def test_a_cpu_worker_weighs_full_attention_against_the_hosts_available_memory() -> None:

@@ -1,37 +1,38 @@
-"""Audio sources (utils/sources/) against real servers on 127.0.0.1.
+"""https (and, for local tests, http) downloads and uploads (`utils.sources.https`): presigned S3 URLs
+against moto, and local origins that misbehave on purpose: pinned addresses, statuses, redirects, size
+and time limits, TLS checks, and the exact PUT request a presigned URL signs."""
 
-- moto's S3 server (tests/s3_server.py) with real presigned URLs and s3:// reads;
-- a stdlib http.server origin for redirects, limits and misbehaving servers, plain and with TLS (a
-  throwaway CA made here, trusted through SSL_CERT_FILE);
-- a tiny S3-speaking server for what moto cannot do (answering 500 first, streaming without a length).
-
-Name resolution is faked for every test (`fake_dns`): names resolve only to what a test installs, IP
-literals resolve to themselves, and nothing reaches a real resolver. `loopback_only` fails any test that
-tries to open a connection to a non-loopback address. Every test's `job_dir` fixture checks on teardown
-that nothing was written next to the job directory.
-"""
-
-import base64
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 import config
 from tests.support.fake_dns import FakeDns
-from tests.support.origins import AUDIO, SECRET, FlakyS3Server, OriginServer
-from tests.support.s3_server import LocalS3
+from tests.support.origins import (
+    AUDIO,
+    SECRET,
+    UPLOAD_BODY,
+    OriginServer,
+    PutTarget,
+    Received,
+    capture_worker_logs,
+    files_in,
+    worker_log,
+)
+from tests.support.s3_server import ACCESS_KEY, REGION, SECRET_KEY, LocalS3, _test_client, presigned_put_url
 from utils import sources
 from utils.errors import (
     DownloadTooLargeError,
     EmptyAudioError,
     FetchError,
     FetchTimeoutError,
-    InvalidInputError,
     SourceAccessDeniedError,
     SourceNotFoundError,
     UrlRejectedError,
@@ -43,107 +44,9 @@ pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
 # --- fixtures: job directory, DNS ----------------------------------------------------------------
 
 
-@pytest.fixture
-def job_dir(tmp_path: Path) -> Iterator[Path]:
-    """A job directory inside tmp_path; on teardown, asserts nothing was written beside it."""
-    directory = tmp_path / "job"
-    directory.mkdir()
-    yield directory
-    assert [entry.name for entry in tmp_path.iterdir()] == ["job"]
-
-
-def _files(directory: Path) -> list[Path]:
-    """Returns the files in `directory`."""
-    return sorted(directory.iterdir())
-
-
 def _our_log(caplog: pytest.LogCaptureFixture) -> str:
     """Returns the worker's own log lines (urllib3's and botocore's DEBUG logs quote whole requests)."""
     return "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("utils."))
-
-
-# --- base64 ----------------------------------------------------------------------------------------
-
-
-def test_base64_is_decoded_into_a_new_file_in_the_job_dir(job_dir: Path) -> None:
-    first = sources.fetch("audio_base64", base64.b64encode(AUDIO).decode(), job_dir)
-    second = sources.fetch("audio_base64", base64.b64encode(b"other").decode(), job_dir)
-    assert first.parent == job_dir
-    assert second.parent == job_dir
-    assert first != second
-    assert first.read_bytes() == AUDIO
-    assert second.read_bytes() == b"other"
-
-
-def test_base64_wrapped_in_lines_and_spaces_is_accepted(job_dir: Path) -> None:
-    encoded = base64.encodebytes(AUDIO).decode()  # MIME style: 76 columns, "\n" line ends
-    assert "\n" in encoded
-    messy = " " + encoded.replace("\n", "\r\n\t") + " "
-    assert sources.fetch("audio_base64", messy, job_dir).read_bytes() == AUDIO
-
-
-def test_url_safe_base64_is_refused_with_what_to_send_instead(job_dir: Path) -> None:
-    encoded = base64.urlsafe_b64encode(bytes([0xFB, 0xFF, 0xBF]) * 4).decode()
-    assert "-" in encoded or "_" in encoded
-    with pytest.raises(InvalidInputError) as caught:
-        sources.fetch("audio_base64", encoded, job_dir)
-    assert str(caught.value).startswith("audio_base64 is URL-safe base64 ('-' and '_'); send standard base64")
-    assert _files(job_dir) == []
-
-
-@pytest.mark.parametrize(
-    "encoded",
-    ["UklGRg$=", "UklGR", "UklGRg=", "UklG-+==", "ÄÖÜß", "UklGRg==UklGRg=="],
-)
-def test_invalid_base64_is_refused(job_dir: Path, encoded: str) -> None:
-    with pytest.raises(InvalidInputError, match="^audio_base64 is not valid base64: ") as caught:
-        sources.fetch("audio_base64", encoded, job_dir)
-    assert "\n" not in str(caught.value)
-    assert _files(job_dir) == []
-
-
-@pytest.mark.parametrize("encoded", ["", " \r\n"])
-def test_base64_of_nothing_is_empty_audio(job_dir: Path, encoded: str) -> None:
-    with pytest.raises(EmptyAudioError):
-        sources.fetch("audio_base64", encoded, job_dir)
-    assert _files(job_dir) == []
-
-
-# --- schemes ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("file:///etc/passwd", "scheme 'file' is not allowed"),
-        ("FILE:///etc/passwd", "scheme 'file' is not allowed"),
-        ("ftp://audio.test/a.wav", "scheme 'ftp' is not allowed"),
-        ("gopher://audio.test:70/_GET", "scheme 'gopher' is not allowed"),
-        ("data:audio/wav;base64,UklGRg==", "scheme 'data' is not allowed"),
-        ("jar:https://audio.test/a.jar!/a.wav", "scheme 'jar' is not allowed"),
-        ("http://audio.test/a.wav", "scheme 'http' is not allowed"),
-        ("audio.test/a.wav", "has no scheme"),
-        ("//audio.test/a.wav", "has no scheme"),
-        ("/etc/passwd", "has no scheme"),
-    ],
-)
-def test_unsupported_urls_are_rejected_without_any_lookup(
-    job_dir: Path, fake_dns: FakeDns, url: str, message: str
-) -> None:
-    with pytest.raises(UrlRejectedError, match=message):
-        sources.fetch("audio_url", url, job_dir)
-    assert fake_dns.lookups == []
-    assert _files(job_dir) == []
-
-
-def test_private_addresses_are_refused_by_default(
-    job_dir: Path, origin: OriginServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "ALLOW_PRIVATE_ADDRESSES", False)
-    with pytest.raises(UrlRejectedError, match=r"non-public address \(loopback\)"):
-        sources.fetch("audio_url", f"http://audio.test:{origin.port}/audio.wav", job_dir)
-    assert origin.requests == []
-    assert _files(job_dir) == []
 
 
 # --- presigned URLs and s3:// against moto ---------------------------------------------------------
@@ -152,7 +55,7 @@ def test_private_addresses_are_refused_by_default(
 def test_presigned_url_downloads_the_object(job_dir: Path, local_s3: LocalS3) -> None:
     local_s3.put("speech/clip.wav", AUDIO)
     path = sources.fetch("audio_url", local_s3.presigned_get("speech/clip.wav"), job_dir)
-    assert _files(job_dir) == [path]
+    assert files_in(job_dir) == [path]
     assert path.suffix == ".wav"
     assert path.read_bytes() == AUDIO
 
@@ -171,7 +74,7 @@ def test_presigned_url_of_a_missing_object_is_not_found_and_hides_the_signature(
     assert "speech/missing.wav" in ours
     assert signature not in ours
     assert "X-Amz" not in ours
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_presigned_url_denied_by_the_bucket_is_access_denied(
@@ -179,147 +82,7 @@ def test_presigned_url_denied_by_the_bucket_is_access_denied(
 ) -> None:
     with pytest.raises(SourceAccessDeniedError, match="HTTP 403"):
         sources.fetch("audio_url", local_s3.presigned_get("secret.wav", bucket=denied_bucket), job_dir)
-    assert _files(job_dir) == []
-
-
-def test_s3_uri_is_read_with_the_worker_credentials(job_dir: Path, local_s3: LocalS3) -> None:
-    url = local_s3.put("speech/clip.flac", AUDIO)
-    path = sources.fetch("audio_url", url, job_dir)
-    assert _files(job_dir) == [path]
-    assert path.suffix == ".flac"
-    assert path.read_bytes() == AUDIO
-
-
-def test_s3_key_is_taken_literally(job_dir: Path, local_s3: LocalS3) -> None:
-    local_s3.put("odd name?v=1#2.wav", AUDIO)
-    assert (
-        sources.fetch("audio_url", f"s3://{local_s3.bucket}/odd name?v=1#2.wav", job_dir).read_bytes()
-        == AUDIO
-    )
-
-
-def test_s3_uri_without_bucket_uses_the_default_bucket(job_dir: Path, local_s3: LocalS3) -> None:
-    local_s3.put("default/clip.wav", AUDIO)
-    assert sources.fetch("audio_url", "s3:///default/clip.wav", job_dir).read_bytes() == AUDIO
-
-
-@pytest.mark.parametrize("where", ["missing key", "missing bucket"])
-def test_s3_uri_of_a_missing_object_is_not_found(job_dir: Path, local_s3: LocalS3, where: str) -> None:
-    url = (
-        f"s3://{local_s3.bucket}/nothing/here.wav" if where == "missing key" else "s3://no-such-bucket/a.wav"
-    )
-    with pytest.raises(SourceNotFoundError, match=r"NoSuch(Key|Bucket)"):
-        sources.fetch("audio_url", url, job_dir)
-    assert _files(job_dir) == []
-
-
-def test_s3_uri_denied_by_the_bucket_is_access_denied(
-    job_dir: Path, local_s3: LocalS3, denied_bucket: str
-) -> None:
-    with pytest.raises(SourceAccessDeniedError, match=f"s3://{denied_bucket}/secret.wav was denied"):
-        sources.fetch("audio_url", f"s3://{denied_bucket}/secret.wav", job_dir)
-    assert _files(job_dir) == []
-
-
-def test_s3_object_over_the_cap_is_refused_by_its_length(
-    job_dir: Path, local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", len(AUDIO) - 1)
-    url = local_s3.put("speech/big.wav", AUDIO)
-    with pytest.raises(DownloadTooLargeError, match=f"{len(AUDIO)} bytes; the limit is {len(AUDIO) - 1}"):
-        sources.fetch("audio_url", url, job_dir)
-    assert _files(job_dir) == []
-
-
-def test_empty_s3_object_is_empty_audio(job_dir: Path, local_s3: LocalS3) -> None:
-    url = local_s3.put("speech/empty.wav", b"")
-    with pytest.raises(EmptyAudioError):
-        sources.fetch("audio_url", url, job_dir)
-    assert _files(job_dir) == []
-
-
-@pytest.mark.parametrize("missing", ["S3_ACCESS_KEY", "S3_SECRET_KEY"])
-def test_s3_uri_without_credentials_is_access_denied(
-    job_dir: Path, local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch, missing: str
-) -> None:
-    monkeypatch.setattr(config, missing, None)
-    with pytest.raises(SourceAccessDeniedError, match="S3_ACCESS_KEY/S3_SECRET_KEY are not configured"):
-        sources.fetch("audio_url", local_s3.put("speech/clip.wav", AUDIO), job_dir)
-    assert _files(job_dir) == []
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("s3:/parakeet-audio/key.wav", "not of the form s3://bucket/key"),
-        ("s3:parakeet-audio/key.wav", "not of the form s3://bucket/key"),
-        ("s3://", "names no bucket"),
-        ("s3://parakeet-audio", "names no object key"),
-        ("s3://parakeet-audio/", "names no object key"),
-        ("s3://a/key.wav", "bucket 'a' is not a valid S3 bucket name"),
-        ("s3://-bucket/key.wav", "is not a valid S3 bucket name"),
-        ("s3://bucket@evil.test/key.wav", "is not a valid S3 bucket name"),
-        ("s3://bucket:9000/key.wav", "is not a valid S3 bucket name"),
-        ("s3://parakeet-audio/" + "k" * 1025, "longer than 1024 bytes"),
-    ],
-)
-def test_malformed_s3_uri_is_invalid_input(
-    job_dir: Path, monkeypatch: pytest.MonkeyPatch, url: str, message: str
-) -> None:
-    monkeypatch.setattr(config, "S3_BUCKET", None)
-    with pytest.raises(InvalidInputError, match=message):
-        sources.fetch("audio_url", url, job_dir)
-    assert _files(job_dir) == []
-
-
-def test_s3_retries_a_server_error_once(job_dir: Path, flaky_s3: Callable[..., FlakyS3Server]) -> None:
-    server = flaky_s3(failures=1)
-    assert sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir).read_bytes() == AUDIO
-    assert server.requests == ["/flaky/speech.wav", "/flaky/speech.wav"]
-
-
-def test_s3_gives_up_after_one_retry(job_dir: Path, flaky_s3: Callable[..., FlakyS3Server]) -> None:
-    server = flaky_s3(failures=100)
-    with pytest.raises(FetchError, match="InternalError") as caught:
-        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
-    assert type(caught.value) is FetchError
-    assert len(server.requests) == 2
-    assert _files(job_dir) == []
-
-
-def test_s3_stream_without_length_is_capped_while_reading(
-    job_dir: Path, flaky_s3: Callable[..., FlakyS3Server], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "MAX_DOWNLOAD_BYTES", 2500)
-    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
-    flaky_s3(mode="chunked")
-    with pytest.raises(DownloadTooLargeError, match="larger than the limit of 2500 bytes"):
-        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
-    assert _files(job_dir) == []
-
-
-def test_s3_transfer_is_cut_at_the_deadline(
-    job_dir: Path, flaky_s3: Callable[..., FlakyS3Server], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 0.5)
-    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
-    flaky_s3(mode="drip")
-    with pytest.raises(FetchTimeoutError, match="did not finish within 0.5 s"):
-        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
-    assert _files(job_dir) == []
-
-
-def test_s3_read_stalling_past_the_read_timeout_is_a_timeout(
-    job_dir: Path, flaky_s3: Callable[..., FlakyS3Server], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "S3_READ_TIMEOUT_SECONDS", 0.3)
-    server = flaky_s3(mode="stall")
-    with pytest.raises(FetchTimeoutError, match="S3 did not answer in time"):
-        sources.fetch("audio_url", "s3://flaky/speech.wav", job_dir)
-    # The server sends the whole body after 2 s, so the error itself shows the read timeout cut it.
-    # The body is streamed: a read that times out is not retried behind the caller's back.
-    assert server.requests == ["/flaky/speech.wav"]
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 # --- http(s) origin: pinning, statuses, redirects ------------------------------------------------
@@ -371,7 +134,7 @@ def test_refused_connection_is_a_fetch_error(job_dir: Path, fake_dns: FakeDns, l
     fake_dns.names["audio.test"] = ["127.0.0.1"]
     with pytest.raises(FetchError, match=f"could not connect to audio.test port {free_port}"):
         sources.fetch("audio_url", f"http://audio.test:{free_port}/audio.wav", job_dir)
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_unknown_host_is_a_fetch_error(job_dir: Path, local_urls: None) -> None:
@@ -409,7 +172,7 @@ def test_http_status_maps_to_error_without_the_query(
     ours = _our_log(caplog)
     assert f"/status/{status}" in ours
     assert SECRET not in ours
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_redirects_up_to_the_limit_are_followed(job_dir: Path, origin: OriginServer) -> None:
@@ -424,7 +187,7 @@ def test_redirect_chain_over_the_limit_is_a_fetch_error(job_dir: Path, origin: O
     with pytest.raises(FetchError, match=f"redirected more than {limit} times"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/redirect/{limit + 1}", job_dir)
     assert len(origin.requests) == limit + 1
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_relative_redirect_is_resolved_against_the_current_url(job_dir: Path, origin: OriginServer) -> None:
@@ -445,7 +208,7 @@ def test_redirect_to_a_forbidden_address_is_refused_before_connecting(
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/to?location={location}", job_dir)
     assert fake_dns.lookups == ["audio.test", "evil.test"]
     assert len(origin.requests) == 1
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_redirect_to_a_host_outside_the_allowlist_is_refused(
@@ -493,7 +256,7 @@ def test_declared_length_over_the_cap_is_refused_before_reading(
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/huge-declared", job_dir)
     # The server sends no body for 10 s: waiting for any of it would show here.
     assert time.monotonic() - started < 5
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 @pytest.mark.parametrize("route", ["chunked", "close-delimited"])
@@ -504,7 +267,7 @@ def test_body_without_length_is_capped_while_streaming(
     monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 1000)
     with pytest.raises(DownloadTooLargeError, match="larger than the limit of 2500 bytes"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/{route}", job_dir)
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_lying_content_length_gets_only_the_declared_bytes(
@@ -519,13 +282,13 @@ def test_lying_content_length_gets_only_the_declared_bytes(
 def test_body_shorter_than_declared_is_a_fetch_error(job_dir: Path, origin: OriginServer) -> None:
     with pytest.raises(FetchError, match="broke off during the download"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/short-body", job_dir)
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_empty_body_is_empty_audio(job_dir: Path, origin: OriginServer) -> None:
     with pytest.raises(EmptyAudioError, match="empty body"):
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/empty", job_dir)
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 @pytest.mark.parametrize(
@@ -549,7 +312,7 @@ def test_slow_body_is_cut_at_the_deadline(
         sources.fetch("audio_url", f"http://audio.test:{origin.port}/{route}", job_dir)
     elapsed = time.monotonic() - started
     assert deadline - 0.1 < elapsed < latest
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 # --- https origin ----------------------------------------------------------------------------------
@@ -573,7 +336,7 @@ def test_https_certificate_for_another_name_is_refused(job_dir: Path, tls_origin
     with pytest.raises(FetchError, match="TLS connection to other.test failed"):
         sources.fetch("audio_url", f"https://other.test:{tls_origin.port}/audio.wav", job_dir)
     assert tls_origin.requests == []
-    assert _files(job_dir) == []
+    assert files_in(job_dir) == []
 
 
 def test_https_certificate_from_an_untrusted_ca_is_refused(
@@ -596,3 +359,164 @@ def test_https_redirect_to_plain_http_is_refused(job_dir: Path, tls_origin: Orig
     with pytest.raises(UrlRejectedError, match="scheme 'http' is not allowed"):
         sources.fetch("audio_url", f"https://audio.test:{tls_origin.port}/to?location={location}", job_dir)
     assert len(tls_origin.requests) == 1
+
+
+pytestmark = pytest.mark.usefixtures("loopback_only", "fake_dns")
+
+
+# --- a local PUT target -----------------------------------------------------------------------------
+
+
+def _presigned_signature_of(request: Received) -> str:
+    """Recomputes the SigV4 query signature from the request as received (what real S3 checks)."""
+    query = urlsplit(request.path).query
+    params = parse_qs(query)
+    signed_headers = params["X-Amz-SignedHeaders"][0].split(";")
+    unsigned_query = "&".join(pair for pair in query.split("&") if not pair.startswith("X-Amz-Signature="))
+    aws_request = AWSRequest(
+        method=request.method,
+        url=f"http://{request.headers['host']}{urlsplit(request.path).path}?{unsigned_query}",
+        headers={name: request.headers[name] for name in signed_headers},
+    )
+    aws_request.context["timestamp"] = params["X-Amz-Date"][0]
+    auth = S3SigV4QueryAuth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", REGION)
+    return auth.signature(auth.string_to_sign(aws_request, auth.canonical_request(aws_request)), aws_request)
+
+
+# --- presigned PUT against moto ----------------------------------------------------------------------
+
+
+def test_presigned_put_stores_the_exact_bytes_and_content_type(
+    local_s3: LocalS3, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture_worker_logs(caplog)
+    url = local_s3.presigned_put("results/job-1.json")
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    sources.upload(url, UPLOAD_BODY, "application/json")
+    assert local_s3.stored("results/job-1.json") == (UPLOAD_BODY, "application/json")
+    log = worker_log(caplog)
+    assert f"uploaded {len(UPLOAD_BODY)} bytes to {urlsplit(url).scheme}://{urlsplit(url).netloc}/" in log
+    assert signature not in log
+    assert "X-Amz" not in log
+
+
+def test_presigned_put_sends_exactly_the_signed_request(put_target: PutTarget) -> None:
+    # moto accepts any signature, so the signature is checked here as S3 would check it.
+    signer = _test_client(f"http://uploads.test:{put_target.port}")
+    url = presigned_put_url(signer, "results-bucket", "job 1/out.json")
+    sources.upload(url, UPLOAD_BODY, "application/json")
+    [request] = put_target.received
+    assert request.body == UPLOAD_BODY
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["content-length"] == str(len(UPLOAD_BODY))
+    assert "transfer-encoding" not in request.headers
+    assert _presigned_signature_of(request) == parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    # The check itself can fail: another Content-Type gives another signature.
+    request.headers["content-type"] = "application/json; charset=utf-8"
+    assert _presigned_signature_of(request) != parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+
+
+def test_presigned_put_denied_by_the_bucket_is_access_denied(
+    local_s3: LocalS3, denied_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    capture_worker_logs(caplog)
+    url = local_s3.presigned_put(bucket=denied_bucket, key="out.json")
+    signature = parse_qs(urlsplit(url).query)["X-Amz-Signature"][0]
+    with pytest.raises(
+        SourceAccessDeniedError, match=r"^output_url returned HTTP 403 \(access denied\)"
+    ) as caught:
+        sources.upload(url, UPLOAD_BODY, "application/json")
+    assert signature not in str(caught.value)
+    assert "X-Amz" not in str(caught.value)
+    log = worker_log(caplog)
+    assert f"/{denied_bucket}/out.json" in log
+    assert signature not in log
+
+
+# --- the PUT target: redirects, statuses, slow servers -------------------------------------------
+
+
+def test_redirect_is_not_followed(put_target: PutTarget) -> None:
+    with pytest.raises(
+        FetchError, match=r"^output_url returned HTTP 307 \(a redirect\).*do not follow"
+    ) as caught:
+        sources.upload(
+            f"http://uploads.test:{put_target.port}/redirect?X-Amz-Signature={SECRET}",
+            UPLOAD_BODY,
+            "application/json",
+        )
+    assert type(caught.value) is FetchError
+    assert [request.path for request in put_target.received] == [f"/redirect?X-Amz-Signature={SECRET}"]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        (401, SourceAccessDeniedError, r"HTTP 401 \(access denied\)"),
+        (403, SourceAccessDeniedError, r"HTTP 403 \(access denied\)"),
+        (404, FetchError, "HTTP 404 from uploads.test"),
+        (500, FetchError, "HTTP 500 from uploads.test"),
+        (304, FetchError, "HTTP 304 from uploads.test"),
+    ],
+)
+def test_error_status_maps_to_error_without_the_query(
+    put_target: PutTarget,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    error: type[Exception],
+    message: str,
+) -> None:
+    capture_worker_logs(caplog)
+    with pytest.raises(error, match=f"^output_url returned {message}") as caught:
+        sources.upload(
+            f"http://uploads.test:{put_target.port}/status/{status}?X-Amz-Signature={SECRET}",
+            UPLOAD_BODY,
+            "application/json",
+        )
+    assert type(caught.value) is error
+    assert SECRET not in str(caught.value)
+    log = worker_log(caplog)
+    assert f"/status/{status}" in log
+    assert SECRET not in log
+
+
+def test_body_is_sent_in_chunks_so_a_slow_reader_is_not_cut_by_the_connect_timeout(
+    put_target: PutTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server needs over a second for 16 MiB; one send of the whole body would have to finish
+    # within the connect timeout (0.5 s).
+    monkeypatch.setattr(config, "DOWNLOAD_CONNECT_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 256 * 1024)
+    body = bytes(range(256)) * (16 * 4096)
+    started = time.monotonic()
+    sources.upload(f"http://uploads.test:{put_target.port}/slow", body, "application/json")
+    assert time.monotonic() - started > 0.5
+    [request] = put_target.received
+    assert request.body == body
+
+
+def test_server_that_stops_reading_is_cut_after_the_connect_timeout(
+    put_target: PutTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "DOWNLOAD_CONNECT_TIMEOUT_SECONDS", 0.3)
+    started = time.monotonic()
+    with pytest.raises(FetchTimeoutError, match=r"^output_url: uploads.test stopped taking the upload"):
+        sources.upload(
+            f"http://uploads.test:{put_target.port}/stall", bytes(32 * 1024 * 1024), "application/json"
+        )
+    # The server would hold the connection for 10 s.
+    assert time.monotonic() - started < 5
+
+
+def test_upload_is_cut_at_the_deadline(put_target: PutTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "DOWNLOAD_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(config, "DOWNLOAD_CHUNK_BYTES", 64 * 1024)
+    started = time.monotonic()
+    with pytest.raises(
+        FetchTimeoutError, match=r"^output_url: the upload to uploads.test did not finish within 1 s"
+    ):
+        sources.upload(
+            f"http://uploads.test:{put_target.port}/trickle", bytes(32 * 1024 * 1024), "application/json"
+        )
+    # At the server's pace the body would take about 50 s.
+    assert 0.9 < time.monotonic() - started < 5

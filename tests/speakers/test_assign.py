@@ -1,15 +1,10 @@
-"""Words labelled from speaker activity, segments split at speaker changes, labelled cues (pure)."""
-
-import threading
+"""Words to speakers (`utils.speakers.assign`): the speaker most active during each word, named in order
+of first appearance, and segments split where the speaker changes."""
 
 import numpy as np
 import pytest
 
 from utils.asr.records import SpeakerTime, Word, segments_of
-from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
-from utils.errors import JobTimeoutError
-from utils.output import subtitles
 from utils.speakers.assign import label_words
 from utils.speakers.diarizer import SpeakerActivity
 
@@ -86,43 +81,3 @@ def test_segments_split_where_the_speaker_changes_even_mid_sentence() -> None:
         ("three.", "S2"),
         ("four", "S2"),
     ]
-
-
-def test_a_cue_never_spans_two_speakers_and_says_who_speaks() -> None:
-    spoken = [
-        Word("one", 0.0, 0.3, speaker="S1"),
-        Word("two", 0.4, 0.7, speaker="S1"),
-        Word("three", 0.8, 1.1, speaker="S2"),
-    ]
-    cues = subtitles.shape_cues(spoken)
-    assert [(cue.speaker, cue.lines) for cue in cues] == [("S1", ("one two",)), ("S2", ("three",))]
-    assert "S1: one two\n" in subtitles.to_srt(cues)
-    assert "<v S2>three\n" in subtitles.to_vtt(cues)
-
-
-def test_the_srt_label_counts_in_the_first_lines_width() -> None:
-    spoken = [Word(f"w{i:02d}", i * 0.3, i * 0.3 + 0.2, speaker="S1") for i in range(6)]
-    cues = subtitles.shape_cues(spoken, max_line_chars=12, max_lines=3)
-    srt_lines = [line for line in subtitles.to_srt(cues).splitlines() if line.startswith(("S1", "w"))]
-    assert srt_lines[0].startswith("S1: ")
-    assert all(len(line) <= 12 for line in srt_lines)
-
-
-def test_channel_and_speaker_labels() -> None:
-    assert subtitles.speaker_label(Word("one", 0, 1, speaker="S2", channel=1)) == "ch1 S2"
-    assert subtitles.speaker_label(Word("one", 0, 1, channel=0)) == "ch0"
-    assert subtitles.speaker_label(Word("one", 0, 1)) is None
-
-
-def test_device_tasks_run_on_the_scheduler_thread_and_leave_with_their_job() -> None:
-    ran = scheduler.run_task(lambda: threading.current_thread().name, Deadline(60)).result(timeout=30)
-    assert ran == "asr-scheduler"
-    failing = scheduler.run_task(lambda: 1 / 0, Deadline(60))
-    with pytest.raises(ZeroDivisionError):
-        failing.result(timeout=30)
-    # The thread lives on for the next job's work.
-    assert scheduler.run_task(lambda: "next", Deadline(60)).result(timeout=30) == "next"
-    # A task whose job ran out of time is dropped, never run.
-    late = scheduler.run_task(lambda: pytest.fail("ran"), Deadline(0))
-    with pytest.raises(JobTimeoutError, match="did not finish within 0 s"):
-        late.result(timeout=30)

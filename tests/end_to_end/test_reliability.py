@@ -1,8 +1,6 @@
 """Odd audio and exhausted memory: non-finite samples, impossible transcripts, host memory running out."""
 
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +10,7 @@ import pytest
 import config
 import handler
 from tests.support.media import b64, one_hertz_wav, speech
-from tests.support.worker import job_queue, start_worker_loop, stop_worker
-from utils import inflight, job_dirs
+from utils import inflight
 from utils.asr import attention
 from utils.asr import model as asr_model
 from utils.asr.scheduler import scheduler
@@ -139,58 +136,3 @@ def test_a_large_job_over_its_audio_limit_is_refused_before_decoding(
     result = handler.handler({"id": "two", "input": {"audios": [{"audio_base64": b64(clip)}] * 2}})
     assert result["error_type"] == "audio_too_long"
     assert "(MAX_JOB_AUDIO_SECONDS)" in result["error"]
-
-
-def test_job_directories_of_dead_processes_are_removed_at_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "TEMP_ROOT", tmp_path)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    host = job_dirs._host()
-    stale = tmp_path / f"{config.JOB_DIR_PREFIX}{host}-{dead.pid}-abc"
-    running = tmp_path / f"{config.JOB_DIR_PREFIX}{host}-{os.getpid()}-def"
-    elsewhere = tmp_path / f"{config.JOB_DIR_PREFIX}other-host-{dead.pid}-ghi"
-    unrelated = tmp_path / "someone-elses-dir"
-    for directory in (stale, running, elsewhere, unrelated):
-        directory.mkdir()
-        (directory / "source-1.mp3").write_bytes(b"x")
-    with job_dirs.job_directory() as fresh:
-        assert Path(fresh).name.startswith(f"{config.JOB_DIR_PREFIX}{host}-{os.getpid()}-")
-        assert job_dirs.remove_stale() == [stale]
-        assert Path(fresh).is_dir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        p.name for p in (running, elsewhere, unrelated)
-    )
-
-
-def test_library_temp_files_stay_in_the_workers_own_directory_and_leave_with_it(tmp_path: Path) -> None:
-    clip = tmp_path / "clip.wav"
-    float_wav(speech(WORDS), clip)
-    with job_queue([{"id": "job-1", "input": {"audio_base64": b64(clip)}}]) as queue:
-        worker = start_worker_loop(queue, tmp_path)
-        try:
-            assert queue.done.wait(timeout=120), "the worker posted no result"
-            own = [p for p in tmp_path.iterdir() if p.name.startswith(config.JOB_DIR_PREFIX)]
-            assert [p.name.split("-")[-2] for p in own] == ["process"]
-        finally:
-            output = stop_worker(worker)
-    final = [post["output"] for post in queue.posts if post.get("status") != "IN_PROGRESS"]
-    assert [result["text"] for result in final] == [WORDS], output[-3000:]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(config.JOB_DIR_PREFIX)], output[-3000:]
-
-
-def test_the_process_directory_becomes_the_temp_dir_of_libraries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config, "TEMP_ROOT", tmp_path)
-    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
-    monkeypatch.setenv("TMPDIR", os.environ.get("TMPDIR", "/tmp"))
-    own = job_dirs.use_process_directory()  # removed at exit, like a worker's
-    assert own.parent == tmp_path
-    assert own.name.startswith(f"{config.JOB_DIR_PREFIX}{job_dirs._host()}-{os.getpid()}-process-")
-    assert tempfile.gettempdir() == os.environ["TMPDIR"] == str(own)
-    # torch's compile cache is one such library output.
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    assert Path(default_cache_dir()).parent == own

@@ -1,8 +1,11 @@
-"""Subtitle cues from word timestamps, read back with real SRT and WebVTT parsers."""
+"""Subtitle cues (`utils.output.subtitles`) from word timestamps, read back with real SRT and WebVTT
+parsers: shaping, speaker and channel labels, and a job's subtitle_options through the real handler."""
 
 import html
+import io
 from datetime import timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import config
+import handler
+from tests.support.media import b64, encode, speech
 from utils.asr.records import Word
+from utils.output import subtitles
 from utils.output.subtitles import Cue, shape_cues, to_srt, to_vtt
 
 LIMITS = {"max_line_chars": 42, "max_lines": 2, "max_cue_seconds": 7.0, "pause_seconds": 0.8}
@@ -221,3 +227,112 @@ def word_lists(draw: st.DrawFn) -> list[dict[str, Any]]:
 )
 def test_invariants_hold_for_random_words(words: list[dict[str, Any]], limits: dict[str, Any]) -> None:
     check(words, shape_cues(words, **limits), limits)
+
+
+def test_a_cue_never_spans_two_speakers_and_says_who_speaks() -> None:
+    spoken = [
+        Word("one", 0.0, 0.3, speaker="S1"),
+        Word("two", 0.4, 0.7, speaker="S1"),
+        Word("three", 0.8, 1.1, speaker="S2"),
+    ]
+    cues = subtitles.shape_cues(spoken)
+    assert [(cue.speaker, cue.lines) for cue in cues] == [("S1", ("one two",)), ("S2", ("three",))]
+    assert "S1: one two\n" in subtitles.to_srt(cues)
+    assert "<v S2>three\n" in subtitles.to_vtt(cues)
+
+
+def test_the_srt_label_counts_in_the_first_lines_width() -> None:
+    spoken = [Word(f"w{i:02d}", i * 0.3, i * 0.3 + 0.2, speaker="S1") for i in range(6)]
+    cues = subtitles.shape_cues(spoken, max_line_chars=12, max_lines=3)
+    srt_lines = [line for line in subtitles.to_srt(cues).splitlines() if line.startswith(("S1", "w"))]
+    assert srt_lines[0].startswith("S1: ")
+    assert all(len(line) <= 12 for line in srt_lines)
+
+
+def test_channel_and_speaker_labels() -> None:
+    assert subtitles.speaker_label(Word("one", 0, 1, speaker="S2", channel=1)) == "ch1 S2"
+    assert subtitles.speaker_label(Word("one", 0, 1, channel=0)) == "ch0"
+    assert subtitles.speaker_label(Word("one", 0, 1)) is None
+
+
+SIXTEEN_DIGITS = "one two three four five six seven eight nine zero one two three four five six"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return encode(
+        speech(SIXTEEN_DIGITS), tmp_path_factory.mktemp("subtitled") / "digits.opus", "-c:a", "libopus"
+    )
+
+
+def subtitled(clip: Path, **fields: Any) -> dict[str, Any]:
+    job = {"id": "subs", "input": {"audio_base64": b64(clip), "output_format": ["srt", "vtt"], **fields}}
+    return handler.handler(job)
+
+
+def cue_shapes(result: dict[str, Any]) -> list[tuple[list[str], float]]:
+    """(lines, seconds) of every cue, read by both parsers, which must agree."""
+    from_srt = [(s.content.splitlines(), (s.end - s.start).total_seconds()) for s in srt.parse(result["srt"])]
+    from_vtt = [
+        (c.lines, c.end_in_seconds - c.start_in_seconds)
+        for c in webvtt.from_buffer(io.StringIO(result["vtt"]))
+    ]
+    assert [lines for lines, _ in from_srt] == [lines for lines, _ in from_vtt]
+    return from_srt
+
+
+def test_cues_obey_the_options_a_job_asks_for(clip: Path, job_root: Path) -> None:
+    default = cue_shapes(subtitled(clip))
+    narrow = cue_shapes(
+        subtitled(clip, subtitle_options={"max_line_chars": 12, "max_lines": 1, "max_cue_seconds": 1.5})
+    )
+    assert len(narrow) > len(default)
+    for lines, seconds in narrow:
+        assert len(lines) == 1
+        assert all(len(line) <= 12 for line in lines)
+        assert seconds <= 1.5
+    spoken = " ".join(line for lines, _ in narrow for line in lines)
+    assert spoken == SIXTEEN_DIGITS
+
+
+def test_absent_keys_keep_the_defaults(clip: Path, job_root: Path) -> None:
+    assert cue_shapes(subtitled(clip, subtitle_options={})) == cue_shapes(subtitled(clip))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "subtitle_options must be an object, got array"),
+        ({"max_lines": 0}, "subtitle_options.max_lines must be a whole number from 1 to 5, got 0"),
+        ({"max_lines": 2.5}, "subtitle_options.max_lines must be a whole number from 1 to 5, got number"),
+        (
+            {"max_line_chars": True},
+            "subtitle_options.max_line_chars must be a whole number from 10 to 200, got boolean",
+        ),
+        (
+            {"max_line_chars": 500},
+            "subtitle_options.max_line_chars must be a whole number from 10 to 200, got 500",
+        ),
+        (
+            {"max_cue_seconds": "7"},
+            "subtitle_options.max_cue_seconds must be a number from 0.5 to 60, got string",
+        ),
+        (
+            {"max_cue_seconds": 0.1},
+            "subtitle_options.max_cue_seconds must be a number from 0.5 to 60, got 0.1",
+        ),
+        ({"max_chars": 30}, "subtitle_options has unknown field(s) 'max_chars'"),
+    ],
+)
+def test_bad_options_are_refused_by_name(options: Any, message: str, clip: Path, job_root: Path) -> None:
+    result = subtitled(clip, subtitle_options=options)
+    assert result["success"] is False
+    assert result["error_type"] == "invalid_input"
+    assert result["error"].startswith(message), result["error"]
+
+
+def test_options_without_subtitles_are_refused(clip: Path, job_root: Path) -> None:
+    job = {"id": "x", "input": {"audio_base64": b64(clip), "subtitle_options": {"max_lines": 1}}}
+    result = handler.handler(job)
+    assert result["error_type"] == "invalid_input"
+    assert result["error"] == 'subtitle_options shape "srt" and "vtt" output; add one to output_format'
