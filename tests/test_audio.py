@@ -158,12 +158,17 @@ def test_header_only_wav_is_empty_audio(tmp_path: Path) -> None:
     "content",
     [b"this is plain text, not audio\n" * 20, bytes(range(256)) * 40, b"%PDF-1.4\n" + b"\x00" * 2000],
 )
-def test_non_audio_bytes_are_invalid_audio(tmp_path: Path, content: bytes) -> None:
+def test_non_audio_bytes_are_invalid_audio(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "input.bin"
     path.write_bytes(content)
     with pytest.raises(AudioDecodeError) as raised:
         audio.decode(path)
     assert raised.value.error_type == "invalid_audio"
+    # ffmpeg's complaint is logged, but never the job's temporary path.
+    assert "ffmpeg exited" in caplog.text
+    assert str(tmp_path) not in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -54,11 +54,28 @@ def without_nemo(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def test_environment_without_nemo_or_volume_is_unfit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_environment_without_nemo_or_volume_is_built_on_the_containers_disk(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    without_nemo(monkeypatch)
+    monkeypatch.setattr(config, "VOLUME_ROOT", tmp_path / "not-mounted")
+    monkeypatch.setattr(config, "BOOTSTRAP_ROOT", None)
+    monkeypatch.setattr(config, "CONTAINER_BOOTSTRAP_ROOT", tmp_path / "container" / "parakeet")
+    (tmp_path / "container").mkdir()
+    assert fitness.check_environment() in {
+        f"environment buildable with {kind} on the container's disk, at every cold start"
+        for kind in ("uv", "pip")
+    }
+    assert not (tmp_path / "container" / "parakeet").exists()  # a check changes nothing
+
+
+def test_environment_root_on_a_missing_mount_is_unfit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     without_nemo(monkeypatch)
     monkeypatch.setattr(config, "VOLUME_ROOT", tmp_path / "not-mounted")
     monkeypatch.setattr(config, "BOOTSTRAP_ROOT", tmp_path / "not-mounted" / "Parakeet")
-    with pytest.raises(fitness.UnfitError, match="no volume is mounted"):
+    with pytest.raises(fitness.UnfitError, match="not-mounted does not exist"):
         fitness.check_environment()
 
 

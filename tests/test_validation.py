@@ -7,6 +7,7 @@ import pytest
 import config
 from utils import validation
 from utils.errors import InvalidInputError, PayloadTooLargeError
+from utils.input_model import AudioItemInput, JobInput, SubtitleOptionsInput
 
 
 def test_base64_source_with_defaults() -> None:
@@ -157,3 +158,42 @@ def test_a_huge_unknown_field_name_is_cut_short() -> None:
         validation.parse_input({"audio_url": "s3://b/k", "y" * 1_000_000: 1})
     assert "'yyyy" in str(raised.value)
     assert len(str(raised.value)) < 400
+
+
+HUGE = 10**400  # valid JSON, and too large for a float
+
+
+@pytest.mark.parametrize(
+    ("job_input", "field"),
+    [
+        ({"output_format": "srt", "subtitle_options": {"max_lines": HUGE}}, "subtitle_options.max_lines"),
+        (
+            {"output_format": "srt", "subtitle_options": {"max_line_chars": -HUGE}},
+            "subtitle_options.max_line_chars",
+        ),
+        (
+            {"output_format": "srt", "subtitle_options": {"max_cue_seconds": HUGE}},
+            "subtitle_options.max_cue_seconds",
+        ),
+        ({"diarize": True, "max_speakers": HUGE}, "max_speakers"),
+        ({"hotwords": ["one"], "hotword_weight": HUGE}, "hotword_weight"),
+    ],
+)
+def test_numbers_of_any_size_are_refused_by_name(job_input: dict[str, Any], field: str) -> None:
+    with pytest.raises(
+        InvalidInputError, match=rf"^{field} must be a (whole )?number from .*, got a number too large"
+    ):
+        validation.parse_input({"audio_url": "s3://bucket/a.mp3", **job_input})
+
+
+def test_the_accepted_fields_are_the_input_models() -> None:
+    assert set(JobInput.model_fields) == validation.ALLOWED_FIELDS
+    assert set(AudioItemInput.model_fields) == validation.ALLOWED_ITEM_FIELDS
+    with pytest.raises(InvalidInputError, match="allowed: " + ", ".join(sorted(JobInput.model_fields))):
+        validation.parse_input({"audio_url": "s3://bucket/a.mp3", "languge": "en"})
+    with pytest.raises(
+        InvalidInputError, match="allowed: " + ", ".join(sorted(SubtitleOptionsInput.model_fields))
+    ):
+        validation.parse_input(
+            {"audio_url": "s3://bucket/a.mp3", "output_format": "srt", "subtitle_options": {"x": 1}}
+        )

@@ -272,8 +272,12 @@ def decode(
             fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=config.FFMPEG_STDERR_TAIL_LINES)
     # stderr is drained in a thread: a corrupt file can print enough to fill the pipe and stall ffmpeg.
+    # ffmpeg names its input in its messages: the job's file stays out of the log as "<input>".
+    shown_path = str(path)
     stderr_reader = threading.Thread(
-        target=lambda: stderr_tail.extend(line.decode(errors="replace").rstrip() for line in process.stderr),
+        target=lambda: stderr_tail.extend(
+            line.decode(errors="replace").rstrip().replace(shown_path, "<input>") for line in process.stderr
+        ),
         daemon=True,
     )
     stderr_reader.start()

@@ -65,7 +65,8 @@ def check_environment() -> str:
         What was found, for the start-up log.
 
     Raises:
-        UnfitError: None of these holds (no volume to build on, no installer, bad specification).
+        UnfitError: None of these holds (no installer, bad specification). Without a volume the
+            environment is built on the container's disk, at every cold start.
     """
     if importlib.util.find_spec("nemo") is not None:
         return "NeMo importable"
@@ -75,14 +76,14 @@ def check_environment() -> str:
         return "volume environment ready"
     if "error" in status:
         raise UnfitError(f"the volume environment cannot be built: {status['error']}")
-    if not config.VOLUME_ROOT.is_dir():
-        raise UnfitError(
-            f"NeMo is not installed and no volume is mounted at {config.VOLUME_ROOT} to build it on"
-        )
+    if not settings.root.parent.is_dir():
+        raise UnfitError(f"the environment cannot be built: {settings.root.parent} does not exist")
     try:
         installer = volume.find_installer(config.BOOTSTRAP_INSTALLER)
     except BootstrapError as error:
         raise UnfitError(str(error)) from error
+    if not settings.on_volume:
+        return f"environment buildable with {installer.kind} on the container's disk, at every cold start"
     return f"volume environment buildable with {installer.kind}"
 
 

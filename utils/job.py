@@ -37,7 +37,7 @@ def _rows(samples: np.ndarray) -> list[np.ndarray]:
 
 def transcribe_ready(
     ready: dict[int, np.ndarray], request: validation.JobRequest, deadline: Deadline, progress: Progress
-) -> tuple[dict[int, Transcript], dict[str, str], float]:
+) -> tuple[dict[int, Transcript], dict[str, str], float, float]:
     """Transcribes (and diarizes, when asked) the items that have samples, building the volume
     environment first if needed.
 
@@ -50,11 +50,13 @@ def transcribe_ready(
         progress: Receives short progress messages.
 
     Returns:
-        Transcripts by item index, the model description for `meta`, and the seconds spent transcribing
-        (the model loads of a worker's first job excluded).
+        Transcripts by item index, the model description for `meta`, the seconds spent making the models
+        ready (the environment and model loads of a worker's first job; about nothing later) and the
+        seconds spent transcribing.
     """
     if not ready:
-        return {}, {}, 0.0
+        return {}, {}, 0.0, 0.0
+    loading = time.perf_counter()
     volume.ensure_environment(progress)
     model = asr_model.model_info()  # loads the model on a worker's first job
     boost = decoding.Boost(request.hotwords, request.hotword_weight) if request.hotwords else None
@@ -64,6 +66,7 @@ def transcribe_ready(
         model = {**model, **diarizer.info()}  # loads the diarizer on its first job
     kinds = results.timestamp_kinds_needed(request)
     started = time.perf_counter()
+    load_seconds = started - loading
     rows = {index: _rows(samples) for index, samples in ready.items()}
     asr = {
         index: [scheduler.submit(row, kinds, deadline, progress, boost) for row in rows[index]]
@@ -90,7 +93,7 @@ def transcribe_ready(
     finally:
         for future in futures:
             future.cancel()  # the items still queued leave the queue with the job
-    return transcripts, model, time.perf_counter() - started
+    return transcripts, model, load_seconds, time.perf_counter() - started
 
 
 def preload() -> bool:
@@ -146,7 +149,9 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
 
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
-        transcripts, model, timings.transcribe = transcribe_ready(ready, request, deadline, progress)
+        transcripts, model, timings.load, timings.transcribe = transcribe_ready(
+            ready, request, deadline, progress
+        )
         del ready
         for item in prepared:
             item.samples = None  # the reservation ends here; so does the audio

@@ -1,4 +1,5 @@
-"""Checks `job["input"]` against the input contract and turns it into a `JobRequest`.
+"""Checks `job["input"]` against the input contract (declared in `utils.input_model`) and turns it into
+a `JobRequest`.
 
 Every problem raises `InvalidInputError` (or `PayloadTooLargeError`) with a message that names the
 field and what was wrong, so a client can fix its request without reading our code.
@@ -11,17 +12,18 @@ from typing import Any
 import config
 from utils.asr.records import TIMESTAMP_KINDS
 from utils.errors import InvalidInputError, PayloadTooLargeError
+from utils.input_model import (
+    CHANNEL_MODES,
+    OUTPUT_FORMATS,
+    AudioItemInput,
+    JobInput,
+    SubtitleOptionsInput,
+)
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
-ALLOWED_FIELDS = frozenset(
-    {*SOURCE_FIELDS, "audios", "timestamps", "output_format", "output_url"}
-    | {"subtitle_options", "confidence", "hotwords", "hotword_weight"}
-    | {"diarize", "max_speakers", "channels"}
-)
-ALLOWED_ITEM_FIELDS = frozenset({*SOURCE_FIELDS, "id"})
-OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
-# "mix": one transcript of all channels mixed; "separate": one per channel, merged in time order.
-CHANNEL_MODES = ("mix", "separate")
+ALLOWED_FIELDS = frozenset(JobInput.model_fields)
+ALLOWED_ITEM_FIELDS = frozenset(AudioItemInput.model_fields)
+SUBTITLE_OPTION_FIELDS = frozenset(SubtitleOptionsInput.model_fields)
 # `timestamps: true` means the two kinds most clients want.
 DEFAULT_TIMESTAMP_KINDS = frozenset({"word", "segment"})
 _DATA_URI_PREFIX = re.compile(r"^data:[\w.+/-]*(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
@@ -133,6 +135,13 @@ def parse_output_format(value: Any) -> frozenset[str]:
     return formats
 
 
+def _shown_number(value: float) -> str:
+    """A number as a message shows it (a whole number of any size, which `:g` cannot always format)."""
+    if isinstance(value, int) and not -(10**15) < value < 10**15:
+        return "a number too large to show"
+    return f"{value:g}"
+
+
 def _bounded_number(value: Any, field: str, bounds: tuple[float, float], whole: bool) -> float:
     """Validates a number within `bounds` (inclusive); `whole` asks for an integer."""
     low, high = bounds
@@ -144,7 +153,9 @@ def _bounded_number(value: Any, field: str, bounds: tuple[float, float], whole: 
     ):
         raise InvalidInputError(f"{field} must be {kind} from {low:g} to {high:g}, got {_type_name(value)}")
     if not low <= value <= high:
-        raise InvalidInputError(f"{field} must be {kind} from {low:g} to {high:g}, got {value:g}")
+        raise InvalidInputError(
+            f"{field} must be {kind} from {low:g} to {high:g}, got {_shown_number(value)}"
+        )
     return value
 
 
@@ -163,7 +174,7 @@ def parse_subtitle_options(value: Any) -> SubtitleOptions:
     if not isinstance(value, dict):
         raise InvalidInputError(f"subtitle_options must be an object, got {_type_name(value)}")
     defaults = SubtitleOptions.defaults()
-    _reject_unknown(value, frozenset(defaults.__dataclass_fields__), "subtitle_options")
+    _reject_unknown(value, SUBTITLE_OPTION_FIELDS, "subtitle_options")
     bounds = {
         "max_line_chars": (config.SUBTITLE_LINE_CHARS_BOUNDS, True),
         "max_lines": (config.SUBTITLE_LINES_BOUNDS, True),

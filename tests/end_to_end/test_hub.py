@@ -8,17 +8,20 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import config
+from tests.support.worker import job_queue, start_worker_loop, stop_worker
 
 REPO_ROOT = config.REPO_ROOT
 HUB = json.loads((REPO_ROOT / ".runpod" / "hub.json").read_text())
 HUB_TESTS = json.loads((REPO_ROOT / ".runpod" / "tests.json").read_text())
 HUB_ENV = {item["key"]: item["input"] for item in HUB["config"]["env"]}
 CONFIG_READERS = {
+    "_present",
     "_str",
     "_optional_str",
     "_int",
@@ -90,24 +93,59 @@ def test_hub_variables_are_read_by_config() -> None:
     assert sorted(item["key"] for item in HUB_TESTS["config"]["env"] if item["key"] not in read) == []
 
 
-def test_hub_defaults_are_config_defaults() -> None:
-    constants = {key: config_environment()[key] for key in HUB_ENV}
-    defaults = config_defaults(sorted(constants.values()))
-    for key, entry in HUB_ENV.items():
-        actual = defaults[constants[key]]
-        if "default" not in entry:
-            assert actual in (None, "", []), f"{key}: hub.json has no default, config.py uses {actual!r}"
-        elif entry["type"] == "number":
-            assert float(entry["default"]) == float(actual), (
-                f"{key}: hub.json {entry['default']}, config {actual}"
-            )
-        elif isinstance(actual, list):
-            # A comma-separated list variable: config holds the items.
-            assert entry["default"] == ",".join(actual), (
-                f"{key}: hub.json {entry['default']!r}, config {actual}"
-            )
+def test_declared_defaults_are_what_config_reads_with_nothing_set() -> None:
+    constants = config_environment()
+    defaults = config_defaults(sorted(set(constants.values())))
+    for name, variable in config.VARIABLES.items():
+        actual = defaults[constants[name]]
+        if variable.kind == "auto or boolean":
+            assert (variable.default, actual) == ("auto", None), name
+        elif name == "RUNPOD_WEBHOOK_POST_OUTPUT":
+            assert (variable.default, actual) == (None, False), name
+        elif isinstance(variable.default, tuple):
+            assert actual == list(variable.default), name  # read back through JSON
+        elif isinstance(variable.default, Path):
+            assert actual == str(variable.default), name
         else:
-            assert entry["default"] == actual, f"{key}: hub.json {entry['default']!r}, config {actual!r}"
+            assert actual == variable.default, (
+                f"{name}: declared {variable.default!r}, config reads {actual!r}"
+            )
+
+
+def documented_variables() -> list[str]:
+    """The variables docs/configuration.md lists, in its order."""
+    text = (REPO_ROOT / "docs" / "configuration.md").read_text()
+    return re.findall(r"^\| `([A-Z0-9_]+)`", text, flags=re.MULTILINE)
+
+
+def test_the_configuration_table_lists_exactly_what_config_reads() -> None:
+    read = set(config_environment())
+    documented = documented_variables()
+    assert len(documented) == len(set(documented)), "a variable is listed twice"
+    assert sorted(read - set(documented)) == [], "read by config.py but not in docs/configuration.md"
+    assert sorted(set(documented) - read) == [], "in docs/configuration.md but not read by config.py"
+    assert set(config.VARIABLES) == read, "every variable config.py reads is declared"
+
+
+def test_every_user_facing_variable_is_a_hub_setting() -> None:
+    assert set(HUB_ENV) == {name for name, variable in config.VARIABLES.items() if variable.hub}
+    for name, variable in config.VARIABLES.items():
+        if variable.choices or variable.kind == "boolean":
+            assert name not in HUB_ENV or "options" in HUB_ENV[name], f"{name} offers fixed values"
+
+
+def test_the_generated_reference_is_up_to_date() -> None:
+    environment = {key: value for key, value in os.environ.items() if key not in config.VARIABLES}
+    checked = subprocess.run(
+        [sys.executable, "-m", "tools.reference", "--check"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 @pytest.mark.parametrize("key", sorted(HUB_ENV))
@@ -153,3 +191,21 @@ def test_hub_test_job_is_test_input_json() -> None:
         # Milliseconds; the first job on a fresh worker builds the volume environment and fetches the model.
         assert isinstance(test["timeout"], int), test["timeout"]
         assert test["timeout"] >= 10 * 60 * 1000, test["timeout"]
+
+
+def test_the_hub_test_job_passes_on_a_worker_loop_with_no_volume(tmp_path: Path) -> None:
+    # As the Hub's test worker runs it: the SDK's worker loop, start-up checks included, and no network
+    # volume (this environment has NeMo, so nothing is built; the build without one is tested in
+    # tests/volume/test_activation.py). The bundled model stands in for the hub model.
+    [test] = HUB_TESTS["tests"]
+    assert not (tmp_path / "no-volume").exists()
+    with job_queue([{"id": "hub-test", "input": test["input"]}]) as queue:
+        worker = start_worker_loop(queue, tmp_path)
+        try:
+            assert queue.done.wait(timeout=180), "the worker posted no result"
+        finally:
+            output = stop_worker(worker)
+    [result] = [post["output"] for post in queue.posts if post.get("status") != "IN_PROGRESS"]
+    assert result["success"] is True, output[-3000:]
+    assert result["text"] == "seven three nine two zero five"
+    assert [word["word"] for word in result["timestamps"]["word"]] == result["text"].split()

@@ -17,6 +17,7 @@ class Timings:
 
     fetch: float = 0.0
     convert: float = 0.0
+    load: float = 0.0  # the environment and models made ready (a worker's first job)
     transcribe: float = 0.0
     audio: float = 0.0
 
@@ -28,7 +29,7 @@ class Timings:
             prepared: The job's items after fetching and converting.
 
         Returns:
-            The timings, with `transcribe` still zero.
+            The timings, with `load` and `transcribe` still zero.
         """
         return cls(
             fetch=sum(item.fetch_seconds for item in prepared),
@@ -145,6 +146,7 @@ def job_meta(model: dict[str, str], timings: Timings, total_seconds: float) -> d
         "processing_seconds": {
             "fetch": round(timings.fetch, 3),
             "convert": round(timings.convert, 3),
+            "load": round(timings.load, 3),
             "transcribe": round(timings.transcribe, 3),
             "total": round(total_seconds, 3),
         },

@@ -65,7 +65,14 @@ def ensure_environment(
             return _activated[settings]
         if settings.skip_if_nemo_importable and importlib.util.find_spec("nemo") is not None:
             return None
-        env = find_ready(settings) or ensure_built(settings, progress)
+        env = find_ready(settings)
+        if env is None and not settings.on_volume:
+            log.warning(
+                "no network volume is mounted: building torch and NeMo on the container's disk (%s); every "
+                "cold start of this endpoint pays for it, so attach a network volume to build once",
+                settings.root,
+            )
+        env = env or ensure_built(settings, progress)
         ensure_model(settings, env, progress)
         # NeMo's from_pretrained reads the hub cache from HF_HOME: the volume's, where the model is.
         os.environ["HF_HOME"] = str(settings.hf_home)

@@ -1,6 +1,6 @@
 """What a volume build depends on, the names of its files, and the records it hands around.
 
-Layout under `BOOTSTRAP_ROOT` (default `/runpod-volume/Parakeet`):
+Layout under the bootstrap root (`bootstrap_root()`: `/runpod-volume/Parakeet` on a volume):
 
     envs/<spec-id>/ready.json          the published pointer: names the winning build, versions, checks
     envs/<spec-id>/.lock               flock file; saves duplicate work, correctness does not need it
@@ -72,6 +72,8 @@ class Settings:
     verify_timeout: float = field(default_factory=lambda: config.BOOTSTRAP_VERIFY_TIMEOUT_SECONDS)
     model_timeout: float = field(default_factory=lambda: config.BOOTSTRAP_MODEL_TIMEOUT_SECONDS)
     skip_if_nemo_importable: bool = True
+    # False when no volume is mounted and the environment lives on the container's disk.
+    on_volume: bool = True
 
     @classmethod
     def from_config(cls) -> "Settings":
@@ -80,17 +82,36 @@ class Settings:
         Returns:
             The settings of this worker.
         """
+        root = bootstrap_root()
         return cls(
-            root=config.BOOTSTRAP_ROOT,
+            root=root,
             requirements=config.BOOTSTRAP_REQUIREMENTS,
             container_requirements=config.CONTAINER_REQUIREMENTS,
             container_paths=running_site_packages(),
             model=config.PARAKEET_MODEL,
-            hf_home=config.HF_HOME,
+            hf_home=config.HF_HOME or root / "hf",
             extra_packages=config.BOOTSTRAP_EXTRA_PACKAGES,
             installer_choice=config.BOOTSTRAP_INSTALLER,
             require_cuda=config.BOOTSTRAP_REQUIRE_CUDA,
+            on_volume=config.BOOTSTRAP_ROOT is not None or volume_mounted(),
         )
+
+
+def volume_mounted() -> bool:
+    """Whether a network volume is mounted at `config.VOLUME_ROOT`."""
+    return config.VOLUME_ROOT.is_dir()
+
+
+def bootstrap_root() -> Path:
+    """Where the environment is built: `BOOTSTRAP_ROOT` when set, else on the volume when one is mounted,
+    else on the container's own disk (`CONTAINER_BOOTSTRAP_ROOT`), which every cold start builds anew.
+
+    Returns:
+        The bootstrap root.
+    """
+    if config.BOOTSTRAP_ROOT is not None:
+        return config.BOOTSTRAP_ROOT
+    return config.VOLUME_ROOT / "Parakeet" if volume_mounted() else config.CONTAINER_BOOTSTRAP_ROOT
 
 
 @dataclass(frozen=True)
