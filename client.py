@@ -55,6 +55,8 @@ RETRY_BACKOFF_MAX_SECONDS = 30.0
 MAX_RUN_BODY_BYTES = 10 * 1024 * 1024
 # Inputs starting with these are sent as audio_url (the worker decides which schemes it accepts).
 URL_PREFIXES = ("https://", "http://", "s3://")
+# The input fields that carry the audio: the client fills them from its inputs.
+SOURCE_FIELDS = frozenset({"audio_base64", "audio_url", "audios"})
 # Job states after which /status will not change any more.
 TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 # Output fields saved as files of their own (<name>.srt, <name>.vtt) when the worker returns them.
@@ -320,6 +322,50 @@ def build_input(source: str, options: dict[str, Any]) -> dict[str, Any]:
     return job_input | options
 
 
+def job_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The input fields every job gets, from the options and `--input-json`.
+
+    Args:
+        args: The parsed command line.
+
+    Returns:
+        The fields, in the worker's names; the worker checks their values.
+
+    Raises:
+        ClientError: `--input-json` is not a JSON object, names a source field, or repeats an option.
+    """
+    options: dict[str, Any] = {}
+    if args.timestamps:
+        options["timestamps"] = True
+    if args.subtitles:
+        options["output_format"] = ["json", *sorted(set(args.subtitles))]
+    flags = {
+        "confidence": args.confidence or None,
+        "diarize": args.diarize or None,
+        "max_speakers": args.max_speakers,
+        "channels": args.channels,
+        "hotwords": args.hotword or None,
+        "hotword_weight": args.hotword_weight,
+        "output_url": args.output_url,
+    }
+    options |= {field: value for field, value in flags.items() if value is not None}
+    if args.input_json is None:
+        return options
+    try:
+        extra = json.loads(args.input_json)
+    except ValueError as error:
+        raise ClientError(f"--input-json is not valid JSON: {error}") from None
+    if not isinstance(extra, dict):
+        raise ClientError(f"--input-json must be a JSON object, got {type(extra).__name__}")
+    sources = sorted(set(extra) & SOURCE_FIELDS)
+    if sources:
+        raise ClientError(f"--input-json must not name {', '.join(sources)}: the inputs are the sources")
+    repeated = sorted(set(extra) & set(options))
+    if repeated:
+        raise ClientError(f"--input-json repeats {', '.join(repeated)}, already set by an option")
+    return options | extra
+
+
 def output_stem(source: str, out_dir: Path | None) -> Path:
     """Where an input's results go, without the suffix: `talk.mp3` → `talk` (+ .txt, .json, ...).
 
@@ -486,6 +532,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="also ask for subtitles in this format and write <name>.srt / <name>.vtt (repeatable)",
     )
+    parser.add_argument("--confidence", action="store_true", help="ask for word confidence scores")
+    parser.add_argument("--diarize", action="store_true", help="label words and segments with speakers")
+    parser.add_argument(
+        "--max-speakers", type=_positive_int, help="with --diarize: at most this many speakers"
+    )
+    parser.add_argument(
+        "--channels", choices=("mix", "separate"), help="separate: transcribe each channel on its own"
+    )
+    parser.add_argument(
+        "--hotword", action="append", default=[], metavar="PHRASE", help="a phrase to favour (repeatable)"
+    )
+    parser.add_argument("--hotword-weight", type=_positive_float, help="how strongly hotwords are favoured")
+    parser.add_argument(
+        "--output-url",
+        help="where the worker stores a result too large to return (one input only): https:// or s3://",
+    )
+    parser.add_argument(
+        "--input-json",
+        metavar="JSON",
+        help='any further input fields, as a JSON object, e.g. \'{"subtitle_options": {"max_lines": 1}}\'',
+    )
     parser.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -538,9 +605,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{stems[stem]} and {source} would both write {stem}.txt; run them separately")
         stems[stem] = source
 
-    options: dict[str, Any] = {"timestamps": True} if args.timestamps else {}
-    if args.subtitles:
-        options["output_format"] = ["json", *sorted(set(args.subtitles))]
+    try:
+        options = job_options(args)
+    except ClientError as error:
+        parser.error(str(error))
+    if "output_url" in options and len(stems) > 1:
+        parser.error("an output_url names one object: pass one input with it")
     endpoint = Endpoint(base_url, API_KEY)
     results = []
     with ThreadPoolExecutor(max_workers=min(args.concurrency, len(stems))) as pool:

@@ -451,3 +451,67 @@ def test_failure_detail_keeps_only_the_message_of_an_sdk_exception_blob() -> Non
         "hostname": "worker-7",
     }
     assert client.failure_detail({"status": "FAILED", "error": json.dumps(blob)}) == "FAILED: boom"
+
+
+def test_every_input_field_can_be_sent_through_options_or_input_json(
+    local_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audio = _speak(tmp_path / "clip.wav", "four one seven")
+    extra = {"output_format": ["json", "srt"], "subtitle_options": {"max_lines": 1, "max_line_chars": 10}}
+    code = client.main(
+        [str(audio), "--base-url", local_api, "--confidence", "--hotword", "four one", "--timestamps"]
+        + ["--input-json", json.dumps(extra)]
+    )
+    assert code == 0, capsys.readouterr().out
+    result = json.loads(audio.with_suffix(".json").read_text())
+    assert result["text"] == "four one seven"
+    assert 0.0 <= result["confidence"] <= 1.0
+    assert all("confidence" in word for word in result["timestamps"]["word"])
+    # One line of at most 10 characters per cue, as subtitle_options asked.
+    cues = audio.with_suffix(".srt").read_text().strip().split("\n\n")
+    assert [len(cue.splitlines()) for cue in cues] == [3] * len(cues)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fields"),
+    [
+        ([], {}),
+        (
+            ["--diarize", "--max-speakers", "2", "--channels", "separate"],
+            {"diarize": True, "max_speakers": 2, "channels": "separate"},
+        ),
+        (
+            ["--hotword", "Okafor", "--hotword", "Parakeet", "--hotword-weight", "3"],
+            {"hotwords": ["Okafor", "Parakeet"], "hotword_weight": 3.0},
+        ),
+        (["--output-url", "s3://results-bucket/out.json"], {"output_url": "s3://results-bucket/out.json"}),
+        (["--input-json", '{"timestamps": ["char"]}'], {"timestamps": ["char"]}),
+    ],
+)
+def test_options_become_the_workers_fields(arguments: list[str], fields: dict[str, object]) -> None:
+    args = client.build_parser().parse_args(["clip.wav", *arguments])
+    assert client.job_options(args) == fields
+
+
+@pytest.mark.parametrize(
+    ("input_json", "message"),
+    [
+        ("[1, 2]", "--input-json must be a JSON object, got list"),
+        ("{nope", "--input-json is not valid JSON"),
+        ('{"audio_url": "s3://results-bucket/a.mp3"}', "--input-json must not name audio_url"),
+        ('{"confidence": false}', "--input-json repeats confidence, already set by an option"),
+    ],
+)
+def test_a_bad_input_json_is_a_usage_error(input_json: str, message: str) -> None:
+    args = client.build_parser().parse_args(["clip.wav", "--confidence", "--input-json", input_json])
+    with pytest.raises(client.ClientError, match=message):
+        client.job_options(args)
+
+
+def test_an_output_url_takes_one_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        client.main(
+            ["a.wav", "b.wav", "--base-url", "http://127.0.0.1:9", "--output-url", "s3://bucket-x/o.json"]
+        )
+    assert exited.value.code == 2
+    assert "an output_url names one object" in capsys.readouterr().err
