@@ -6,27 +6,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import config
-from tests.support.media import b64, speech
+from tests.support.media import b64, float_wav, speech
 from tests.support.worker import job_queue, start_worker_loop, stop_worker
 from utils import job_dirs
 
 WORDS = "one two three four five six seven eight nine zero"
-
-
-def float_wav(samples: np.ndarray, path: Path) -> Path:
-    """Writes samples as a 32-bit float WAV, bit for bit (NaN and infinities included)."""
-    raw = path.with_suffix(".f32")
-    raw.write_bytes(samples.astype("<f4").tobytes())
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(config.SAMPLE_RATE)]
-        + ["-ac", "1", "-i", str(raw), "-c:a", "pcm_f32le", str(path)],
-        check=True,
-    )
-    return path
 
 
 def test_job_directories_of_dead_processes_are_removed_at_start(

@@ -134,7 +134,7 @@ def hub_entry(variable: config.Variable) -> dict[str, Any]:
     default = variable.default
     if variable.kind in ("number", "whole number"):
         entry["type"] = "number"
-        entry["default"] = _number(default)  # type: ignore[arg-type]
+        entry["default"] = _number(default)
     elif variable.kind == "boolean":
         entry["options"] = [{"label": value, "value": value} for value in ("true", "false")]
         entry["default"] = str(default).lower()
@@ -142,7 +142,7 @@ def hub_entry(variable: config.Variable) -> dict[str, Any]:
         entry["options"] = [{"label": choice, "value": choice} for choice in variable.choices]
         entry["default"] = default
     elif variable.kind == "list":
-        entry["default"] = ",".join(default)  # type: ignore[arg-type]
+        entry["default"] = ",".join(default)
     elif default is not None:
         entry["default"] = str(default)
     return {"key": variable.name, "input": entry}

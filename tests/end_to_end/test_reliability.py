@@ -1,6 +1,5 @@
 """Odd audio and exhausted memory: non-finite samples, impossible transcripts, host memory running out."""
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +8,7 @@ import pytest
 
 import config
 import handler
-from tests.support.media import b64, one_hertz_wav, speech
+from tests.support.media import b64, float_wav, one_hertz_wav, speech
 from utils import inflight
 from utils.asr import attention
 from utils.asr import model as asr_model
@@ -18,18 +17,6 @@ from utils.deadline import Deadline
 from utils.errors import UnreliableTranscriptError
 
 WORDS = "one two three four five six seven eight nine zero"
-
-
-def float_wav(samples: np.ndarray, path: Path) -> Path:
-    """Writes samples as a 32-bit float WAV, bit for bit (NaN and infinities included)."""
-    raw = path.with_suffix(".f32")
-    raw.write_bytes(samples.astype("<f4").tobytes())
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(config.SAMPLE_RATE)]
-        + ["-ac", "1", "-i", str(raw), "-c:a", "pcm_f32le", str(path)],
-        check=True,
-    )
-    return path
 
 
 def with_non_finite(samples: np.ndarray) -> np.ndarray:

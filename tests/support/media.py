@@ -37,6 +37,18 @@ def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def float_wav(samples: np.ndarray, path: Path) -> Path:
+    """Writes samples as a 32-bit float WAV, bit for bit (NaN and infinities included)."""
+    raw = path.with_suffix(".f32")
+    raw.write_bytes(samples.astype("<f4").tobytes())
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "f32le", "-ar", str(config.SAMPLE_RATE)]
+        + ["-ac", "1", "-i", str(raw), "-c:a", "pcm_f32le", str(path)],
+        check=True,
+    )
+    return path
+
+
 def one_hertz_wav(path: Path, hours: float) -> Path:
     """A 16-bit WAV whose header declares a 1 Hz sample rate: a few kB that decode to hours."""
     with wave.open(str(path), "wb") as out:
