@@ -21,13 +21,16 @@ from utils.asr import model as asr_model
 from utils.asr.records import Transcript
 from utils.asr.scheduler import scheduler
 from utils.deadline import Deadline
-from utils.errors import WorkerError
+from utils.errors import DiarizationError, GpuOutOfMemoryError, UnreliableTranscriptError, WorkerError
 from utils.output import delivery, results
 from utils.speakers import channels, diarizer, pipeline
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+# What one item's audio can make the models fail with; in a batch it fails that item alone. Anything else
+# (a GPU failure, the job's deadline or cancellation) ends the whole job.
+ITEM_FAILURES = (UnreliableTranscriptError, GpuOutOfMemoryError, DiarizationError)
 
 
 def _rows(samples: np.ndarray) -> list[np.ndarray]:
@@ -37,7 +40,7 @@ def _rows(samples: np.ndarray) -> list[np.ndarray]:
 
 def transcribe_ready(
     ready: dict[int, np.ndarray], request: validation.JobRequest, deadline: Deadline, progress: Progress
-) -> tuple[dict[int, Transcript], dict[str, str], float, float]:
+) -> tuple[dict[int, Transcript | WorkerError], dict[str, str], float, float]:
     """Transcribes (and diarizes, when asked) the items that have samples, building the volume
     environment first if needed.
 
@@ -50,9 +53,9 @@ def transcribe_ready(
         progress: Receives short progress messages.
 
     Returns:
-        Transcripts by item index, the model description for `meta`, the seconds spent making the models
-        ready (the environment and model loads of a worker's first job; about nothing later) and the
-        seconds spent transcribing.
+        Transcripts by item index (in a batch, an item's own failure instead: one of `ITEM_FAILURES`),
+        the model description for `meta`, the seconds spent making the models ready (the environment
+        and model loads of a worker's first job; about nothing later) and the seconds spent transcribing.
     """
     if not ready:
         return {}, {}, 0.0, 0.0
@@ -76,19 +79,26 @@ def transcribe_ready(
         index: pipeline.submit_diarization(rows[index], deadline) for index in rows if request.diarize
     }
     futures: list[Future[Any]] = [future for item in (*asr.values(), *speakers.values()) for future in item]
-    transcripts: dict[int, Transcript] = {}
+    transcripts: dict[int, Transcript | WorkerError] = {}
     separate = request.channels == "separate"
     try:
         for index, channel_futures in asr.items():
-            parts = [future.result() for future in channel_futures]
-            if request.diarize:
-                parts = [
-                    pipeline.with_speakers(
-                        part, activity.result(), request.max_speakers, channel if separate else None
-                    )
-                    for channel, (part, activity) in enumerate(zip(parts, speakers[index], strict=True))
-                ]
-            transcripts[index] = channels.merge_channels(parts) if separate else parts[0]
+            try:
+                parts = [future.result() for future in channel_futures]
+                if request.diarize:
+                    parts = [
+                        pipeline.with_speakers(
+                            part, activity.result(), request.max_speakers, channel if separate else None
+                        )
+                        for channel, (part, activity) in enumerate(zip(parts, speakers[index], strict=True))
+                    ]
+            except ITEM_FAILURES as error:
+                if not request.is_batch:
+                    raise
+                log.info("batch item %d failed: %s (%s)", index, error, error.error_type)
+                transcripts[index] = error
+            else:
+                transcripts[index] = channels.merge_channels(parts) if separate else parts[0]
             progress(f"{len(transcripts)}/{len(ready)} items transcribed")
     finally:
         for future in futures:
@@ -153,6 +163,10 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
             ready, request, deadline, progress
         )
         del ready
+        for index, outcome in list(transcripts.items()):
+            if isinstance(outcome, WorkerError):
+                prepared[index].error = outcome  # a batch item the models failed on: it alone fails
+                del transcripts[index]
         for item in prepared:
             item.samples = None  # the reservation ends here; so does the audio
     meta = results.job_meta(model, timings, time.perf_counter() - started)

@@ -183,3 +183,44 @@ def test_a_missing_diarizer_fails_the_job_that_asks_and_no_other(
     assert failed["error_type"] == "model_load_failed"
     assert "DIARIZER_MODEL" in failed["error"]
     assert ask(samples, tmp_path / "plain")["text"] == "seven four two"
+
+
+def test_a_diarizer_failure_fails_only_its_own_batch_item(
+    tmp_path: Path, job_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long, _ = conversation([(0, "seven four two"), (1, "eight one five")])
+    short, _ = conversation([(0, "three nine")])
+    real = diarizer.speaker_activity
+
+    def crash_on_the_short_one(loaded: Any, samples: np.ndarray) -> Any:
+        # Stands in for a diarizer crash on one file's audio, which cannot be caused on demand here.
+        if samples.size < short.size + RATE:
+            raise RuntimeError("the diarizer broke on this audio")
+        return real(loaded, samples)
+
+    monkeypatch.setattr(diarizer, "speaker_activity", crash_on_the_short_one)
+    clips = [
+        encode(samples, tmp_path / f"{name}.flac") for name, samples in (("long", long), ("short", short))
+    ]
+    job = {
+        "id": "batch",
+        "input": {
+            "audios": [{"id": path.stem, "audio_base64": b64(path)} for path in clips],
+            "diarize": True,
+        },
+    }
+    result = handler.handler(job)
+    assert result["success"] is True, result
+    assert result["failed"] == 1
+    done, broken = result["results"]
+    assert (done["id"], done["success"], done["text"]) == ("long", True, "seven four two eight one five")
+    assert done["speakers"], "the other item is diarized"
+    assert broken == {
+        "success": False,
+        "error": "the diarizer failed (RuntimeError); see the worker log",
+        "error_type": "diarization_failed",
+        "id": "short",
+    }
+    # A single file's failure is still the job's.
+    alone = ask(short, tmp_path / "alone", diarize=True)
+    assert alone["error_type"] == "diarization_failed"
