@@ -56,7 +56,7 @@ def test_bundled_sample_gives_its_words_and_meta() -> None:
     assert meta["attention"] == "full"
     assert meta["device"] == "cpu"
     assert meta["model"] == config.PARAKEET_MODEL
-    assert set(meta["processing_seconds"]) == {"fetch", "convert", "load", "transcribe", "total"}
+    assert set(meta["processing_seconds"]) == {"fetch", "convert", "load", "transcribe", "diarize", "total"}
     assert meta["audio_seconds"] == result["duration"]
 
 
@@ -340,5 +340,7 @@ def test_a_first_jobs_model_load_shows_as_load_and_the_next_job_pays_none(
     assert first["load"] > 0.05
     assert second["load"] < first["load"] / 5
     for stages in (first, second):
-        parts = stages["fetch"] + stages["convert"] + stages["load"] + stages["transcribe"]
+        parts = (
+            stages["fetch"] + stages["convert"] + stages["load"] + stages["transcribe"] + stages["diarize"]
+        )
         assert parts <= stages["total"] + 0.003

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,23 @@ def _rows(samples: np.ndarray) -> list[np.ndarray]:
     return list(samples) if samples.ndim == 2 else [samples]
 
 
+@dataclass
+class ModelStage:
+    """What the model stage of a job gives: transcripts (or, in a batch, an item's own failure: one of
+    `ITEM_FAILURES`), the model description for `meta`, and the seconds it took."""
+
+    transcripts: dict[int, Transcript | WorkerError] = field(default_factory=dict)
+    model: dict[str, str] = field(default_factory=dict)
+    # Making the models ready: the environment and model loads of a worker's first job, about 0 after.
+    load_seconds: float = 0.0
+    # The stage's wall clock after loading, less the diarizer's runs (which take turns on the device).
+    transcribe_seconds: float = 0.0
+    diarize_seconds: float = 0.0
+
+
 def transcribe_ready(
     ready: dict[int, np.ndarray], request: validation.JobRequest, deadline: Deadline, progress: Progress
-) -> tuple[dict[int, Transcript | WorkerError], dict[str, str], float, float]:
+) -> ModelStage:
     """Transcribes (and diarizes, when asked) the items that have samples, building the volume
     environment first if needed.
 
@@ -53,12 +68,10 @@ def transcribe_ready(
         progress: Receives short progress messages.
 
     Returns:
-        Transcripts by item index (in a batch, an item's own failure instead: one of `ITEM_FAILURES`),
-        the model description for `meta`, the seconds spent making the models ready (the environment
-        and model loads of a worker's first job; about nothing later) and the seconds spent transcribing.
+        Transcripts by item index, the model description and the seconds each part took.
     """
     if not ready:
-        return {}, {}, 0.0, 0.0
+        return ModelStage()
     loading = time.perf_counter()
     volume.ensure_environment(progress)
     model = asr_model.model_info()  # loads the model on a worker's first job
@@ -69,7 +82,6 @@ def transcribe_ready(
         model = {**model, **diarizer.info()}  # loads the diarizer on its first job
     kinds = results.timestamp_kinds_needed(request)
     started = time.perf_counter()
-    load_seconds = started - loading
     rows = {index: _rows(samples) for index, samples in ready.items()}
     asr = {
         index: [scheduler.submit(row, kinds, deadline, progress, boost) for row in rows[index]]
@@ -79,18 +91,21 @@ def transcribe_ready(
         index: pipeline.submit_diarization(rows[index], deadline) for index in rows if request.diarize
     }
     futures: list[Future[Any]] = [future for item in (*asr.values(), *speakers.values()) for future in item]
-    transcripts: dict[int, Transcript | WorkerError] = {}
+    stage = ModelStage(model=model, load_seconds=started - loading)
+    transcripts = stage.transcripts
     separate = request.channels == "separate"
     try:
         for index, channel_futures in asr.items():
             try:
                 parts = [future.result() for future in channel_futures]
                 if request.diarize:
+                    activities = [future.result() for future in speakers[index]]
+                    stage.diarize_seconds += sum(activity.seconds for activity in activities)
                     parts = [
                         pipeline.with_speakers(
-                            part, activity.result(), request.max_speakers, channel if separate else None
+                            part, activity, request.max_speakers, channel if separate else None
                         )
-                        for channel, (part, activity) in enumerate(zip(parts, speakers[index], strict=True))
+                        for channel, (part, activity) in enumerate(zip(parts, activities, strict=True))
                     ]
             except ITEM_FAILURES as error:
                 if not request.is_batch:
@@ -103,7 +118,8 @@ def transcribe_ready(
     finally:
         for future in futures:
             future.cancel()  # the items still queued leave the queue with the job
-    return transcripts, model, load_seconds, time.perf_counter() - started
+    stage.transcribe_seconds = max(0.0, time.perf_counter() - started - stage.diarize_seconds)
+    return stage
 
 
 def preload() -> bool:
@@ -159,9 +175,10 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
 
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
-        transcripts, model, timings.load, timings.transcribe = transcribe_ready(
-            ready, request, deadline, progress
-        )
+        stage = transcribe_ready(ready, request, deadline, progress)
+        transcripts, model = stage.transcripts, stage.model
+        timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
+        timings.diarize = stage.diarize_seconds
         del ready
         for index, outcome in list(transcripts.items()):
             if isinstance(outcome, WorkerError):

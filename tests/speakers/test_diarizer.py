@@ -38,6 +38,16 @@ def ask(samples: np.ndarray, path: Path, **fields: Any) -> dict[str, Any]:
     return handler.handler({"id": path.stem, "input": {"audio_base64": b64(clip), **fields}})
 
 
+def test_diarization_time_is_reported_apart_from_transcription(tmp_path: Path, job_root: Path) -> None:
+    samples, _ = conversation(TWO_SPEAKERS)
+    plain = ask(samples, tmp_path / "plain")["meta"]["processing_seconds"]
+    diarized = ask(samples, tmp_path / "diarized", diarize=True)["meta"]["processing_seconds"]
+    assert plain["diarize"] == 0.0
+    assert diarized["diarize"] > 0.0
+    stages = ("fetch", "convert", "load", "transcribe", "diarize")
+    assert sum(diarized[stage] for stage in stages) <= diarized["total"] + 0.005
+
+
 def test_words_carry_the_right_speakers(tmp_path: Path, job_root: Path) -> None:
     samples, turns = conversation(TWO_SPEAKERS)
     result = ask(samples, tmp_path / "two", diarize=True, timestamps=True)

@@ -19,6 +19,7 @@ class Timings:
     convert: float = 0.0
     load: float = 0.0  # the environment and models made ready (a worker's first job)
     transcribe: float = 0.0
+    diarize: float = 0.0  # the diarizer's runs, apart from transcribe
     audio: float = 0.0
 
     @classmethod
@@ -148,6 +149,7 @@ def job_meta(model: dict[str, str], timings: Timings, total_seconds: float) -> d
             "convert": round(timings.convert, 3),
             "load": round(timings.load, 3),
             "transcribe": round(timings.transcribe, 3),
+            "diarize": round(timings.diarize, 3),
             "total": round(total_seconds, 3),
         },
         # Processing time per second of audio: 0.01 means 100x faster than real time.

@@ -42,6 +42,7 @@ class SpeakerActivity:
 
     probabilities: np.ndarray
     frame_seconds: float
+    seconds: float = 0.0  # how long the diarizer ran on the device
 
 
 def loaded() -> LoadedDiarizer:

@@ -8,6 +8,7 @@ speaker changes.
 
 import dataclasses
 import logging
+import time
 from concurrent.futures import Future
 
 import numpy as np
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 
 def _diarize(loaded: diarizer.LoadedDiarizer, samples: np.ndarray) -> SpeakerActivity:
     """One diarizer run, its failures turned into the worker's errors."""
+    started = time.perf_counter()
     try:
-        return diarizer.speaker_activity(loaded, samples)
+        activity = diarizer.speaker_activity(loaded, samples)
+        return dataclasses.replace(activity, seconds=time.perf_counter() - started)
     except WorkerError:
         raise
     except Exception as error:
