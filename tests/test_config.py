@@ -1,18 +1,18 @@
 """config.py read as the worker starts: each variable within its bounds, and the rules between variables,
 each failure naming the variable (or both) and what is allowed."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 import config
+from tools.reference import defaults_environment
 
 
 def start_with(**variables: str) -> subprocess.CompletedProcess[str]:
     """Imports config in a fresh interpreter with these variables set (and no other declared one)."""
-    environment = {key: value for key, value in os.environ.items() if key not in config.VARIABLES}
+    environment = defaults_environment()
     return subprocess.run(
         [sys.executable, "-c", "import config"],
         cwd=config.REPO_ROOT,

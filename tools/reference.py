@@ -264,15 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _defaults_environment() -> dict[str, str] | None:
-    """The environment without the declared variables, or None when none of them is set."""
-    if not any(name in os.environ for name in config.VARIABLES):
-        return None
+def defaults_environment() -> dict[str, str]:
+    """This process's environment without any declared variable: where config reads its defaults.
+
+    Returns:
+        The environment for a child process.
+    """
     return {key: value for key, value in os.environ.items() if key not in config.VARIABLES}
 
 
 if __name__ == "__main__":
-    clean = _defaults_environment()
-    if clean is not None:
-        os.execve(sys.executable, [sys.executable, "-m", "tools.reference", *sys.argv[1:]], clean)
+    if any(name in os.environ for name in config.VARIABLES):
+        os.execve(
+            sys.executable, [sys.executable, "-m", "tools.reference", *sys.argv[1:]], defaults_environment()
+        )
     sys.exit(main())

@@ -41,10 +41,11 @@ def _rows(samples: np.ndarray) -> list[np.ndarray]:
 
 @dataclass
 class ModelStage:
-    """What the model stage of a job gives: transcripts (or, in a batch, an item's own failure: one of
-    `ITEM_FAILURES`), the model description for `meta`, and the seconds it took."""
+    """What the model stage of a job gives: transcripts, the batch items the models failed on (one of
+    `ITEM_FAILURES` each), the model description for `meta`, and the seconds it took."""
 
-    transcripts: dict[int, Transcript | WorkerError] = field(default_factory=dict)
+    transcripts: dict[int, Transcript] = field(default_factory=dict)
+    failures: dict[int, WorkerError] = field(default_factory=dict)
     model: dict[str, str] = field(default_factory=dict)
     # Making the models ready: the environment and model loads of a worker's first job, about 0 after.
     load_seconds: float = 0.0
@@ -111,10 +112,10 @@ def transcribe_ready(
                 if not request.is_batch:
                     raise
                 log.info("batch item %d failed: %s (%s)", index, error, error.error_type)
-                transcripts[index] = error
+                stage.failures[index] = error
             else:
                 transcripts[index] = channels.merge_channels(parts) if separate else parts[0]
-            progress(f"{len(transcripts)}/{len(ready)} items transcribed")
+            progress(f"{len(transcripts) + len(stage.failures)}/{len(ready)} items transcribed")
     finally:
         for future in futures:
             future.cancel()  # the items still queued leave the queue with the job
@@ -180,10 +181,8 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
         timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
         timings.diarize = stage.diarize_seconds
         del ready
-        for index, outcome in list(transcripts.items()):
-            if isinstance(outcome, WorkerError):
-                prepared[index].error = outcome  # a batch item the models failed on: it alone fails
-                del transcripts[index]
+        for index, error in stage.failures.items():
+            prepared[index].error = error  # a batch item the models failed on: it alone fails
         for item in prepared:
             item.samples = None  # the reservation ends here; so does the audio
     meta = results.job_meta(model, timings, time.perf_counter() - started)

@@ -2,7 +2,6 @@
 demo output shown is what `make demo` prints, and every link into the repository leads somewhere."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 import config
+from tools.reference import defaults_environment
 from utils import validation
 from utils.sources import s3, url_policy
 
@@ -66,7 +66,7 @@ def test_the_demo_output_shown_is_what_make_demo_prints() -> None:
     model = re.search(r"^DEMO_MODEL := (.+)$", makefile, flags=re.MULTILINE).group(1)
     sample = re.search(r"^DEMO_AUDIO := (.+)$", makefile, flags=re.MULTILINE).group(1)
     assert "$(PY) -m tools.transcribe_file $(DEMO_AUDIO) --timestamps" in makefile
-    environment = {key: value for key, value in os.environ.items() if key not in config.VARIABLES}
+    environment = defaults_environment()
     printed = subprocess.run(
         [sys.executable, "-m", "tools.transcribe_file", sample, "--timestamps"],
         cwd=config.REPO_ROOT,

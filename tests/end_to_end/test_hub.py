@@ -4,7 +4,6 @@ job is the repository's test_input.json."""
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 import config
 from tests.support.worker import job_queue, start_worker_loop, stop_worker
+from tools.reference import defaults_environment
 
 REPO_ROOT = config.REPO_ROOT
 HUB = json.loads((REPO_ROOT / ".runpod" / "hub.json").read_text())
@@ -67,7 +67,7 @@ def config_environment() -> dict[str, str]:
 
 def config_defaults(names: list[str]) -> dict[str, Any]:
     """Imports config.py in a fresh interpreter with none of its variables set; returns these constants."""
-    environment = {key: value for key, value in os.environ.items() if key not in config_environment()}
+    environment = defaults_environment()
     script = (
         "import json, sys, config\n"
         "print(json.dumps({name: getattr(config, name) for name in sys.argv[1:]}, default=str))"
@@ -135,7 +135,7 @@ def test_every_user_facing_variable_is_a_hub_setting() -> None:
 
 
 def test_the_generated_reference_is_up_to_date() -> None:
-    environment = {key: value for key, value in os.environ.items() if key not in config.VARIABLES}
+    environment = defaults_environment()
     checked = subprocess.run(
         [sys.executable, "-m", "tools.reference", "--check"],
         cwd=REPO_ROOT,
