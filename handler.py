@@ -1,4 +1,4 @@
-"""RunPod serverless entry point: start-up order, and the one place that maps errors to the contract.
+"""RunPod serverless entry point: start-up order, and the job threads off the SDK's event loop.
 
 Every job ends in the output contract: `{"success": true, "text", "duration", ...}` (or,
 for a batch, `{"success": true, "results": [...]}`) or `{"success": false, "error", "error_type"}`.
@@ -24,9 +24,7 @@ import config
 from utils import fitness, job_dirs
 from utils import job as job_pipeline
 from utils.deadline import Deadline
-from utils.errors import GpuFailureError, InternalError, WorkerError
 from utils.logs import configure_logging
-from utils.output import results
 
 log = logging.getLogger("parakeet.handler")
 
@@ -63,17 +61,7 @@ def handler(job: dict[str, Any], deadline: Deadline | None = None) -> dict[str, 
         The success or failure contract; `refresh_worker: true` after an unrecoverable GPU error.
     """
     deadline = deadline or Deadline(config.JOB_TIMEOUT_SECONDS)
-    try:
-        return job_pipeline.run_job(job, lambda message: report_progress(job, message), deadline)
-    except GpuFailureError as error:
-        log.error("job %s: GPU failure, asking RunPod to replace this worker", job.get("id"))
-        return {**results.error_fields(error), "refresh_worker": True}
-    except WorkerError as error:
-        log.info("job %s failed: %s (%s)", job.get("id"), error, error.error_type)
-        return results.error_fields(error)
-    except Exception:
-        log.exception("job %s failed with an unexpected error", job.get("id"))
-        return results.error_fields(InternalError())
+    return job_pipeline.answer(job, lambda message: report_progress(job, message), deadline)
 
 
 async def async_handler(job: dict[str, Any]) -> dict[str, Any]:

@@ -177,3 +177,31 @@ class DiarizationError(WorkerError):
     """The diarizer failed on an item's audio (other than by running out of memory)."""
 
     error_type = "diarization_failed"
+
+
+class WorkerBusyError(WorkerError):
+    """The worker is full (jobs at once, or decoded audio held) and the caller asked not to wait.
+
+    Only the HTTP server raises it: with no queue in front of it, a full worker answers at once (503)
+    rather than hold the connection without bound.
+    """
+
+    error_type = "busy"
+
+
+class UnauthorizedError(WorkerError):
+    """The HTTP request's bearer token is missing or is not the server's `API_KEY`."""
+
+    error_type = "unauthorized"
+
+
+class UnknownRouteError(WorkerError):
+    """The HTTP request names a path or method the server does not serve."""
+
+    error_type = "unknown_route"
+
+
+class UploadTimeoutError(WorkerError):
+    """An uploaded file stopped arriving for longer than `UPLOAD_IDLE_TIMEOUT_SECONDS`."""
+
+    error_type = "upload_timeout"

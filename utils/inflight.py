@@ -20,7 +20,7 @@ from typing import Self
 
 import config
 from utils.deadline import Deadline
-from utils.errors import AudioTooLongError
+from utils.errors import AudioTooLongError, WorkerBusyError
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,17 @@ class AudioBudget:
         self._in_use_ms += _ms(seconds)
         self.peak = max(self.peak, self.in_use)
 
-    def reserve(self, seconds: float, deadline: Deadline) -> None:
+    def reserve(self, seconds: float, deadline: Deadline, wait: bool = True) -> None:
         """Waits until `seconds` fit under the cap, then holds them.
 
         Args:
             seconds: Decoded audio the job is about to hold.
             deadline: The job's deadline; waiting stops when it passes or the job is cancelled.
+            wait: False refuses at once, instead of waiting, when the cap is full.
 
         Raises:
             AudioTooLongError: `seconds` alone are over the cap.
+            WorkerBusyError: The cap is full and `wait` is False.
             WorkerError: The deadline's error, when it passed while waiting.
         """
         cap = config.MAX_INFLIGHT_AUDIO_SECONDS
@@ -72,6 +74,11 @@ class AudioBudget:
         with self._condition:
             waited = False
             while self._in_use_ms + _ms(seconds) > _ms(cap):
+                if not wait:
+                    raise WorkerBusyError(
+                        f"the worker holds {self.in_use:.0f} of {cap:g} s of audio "
+                        f"(MAX_INFLIGHT_AUDIO_SECONDS), no room for {seconds:.0f} s more; retry shortly"
+                    )
                 if not waited:
                     log.info(
                         "waiting for room for %.0f s of audio (%.0f of %g s in use)",
@@ -110,9 +117,17 @@ class AudioBudget:
 class Reservation:
     """One job's hold on the budget, given back when the `with` block ends, whatever happens."""
 
-    def __init__(self, budget: AudioBudget, deadline: Deadline) -> None:
+    def __init__(self, budget: AudioBudget, deadline: Deadline, wait: bool = True) -> None:
+        """Holds nothing yet.
+
+        Args:
+            budget: The worker's budget.
+            deadline: The job's deadline, which bounds any wait.
+            wait: False: refuse at once (`WorkerBusyError`) when the budget is full, instead of waiting.
+        """
         self._budget = budget
         self._deadline = deadline
+        self._wait = wait
         self.seconds = 0.0
 
     def acquire(self, seconds: float) -> None:
@@ -126,7 +141,7 @@ class Reservation:
         """
         self._budget.release(self.seconds)
         self.seconds = 0.0
-        self._budget.reserve(seconds, self._deadline)
+        self._budget.reserve(seconds, self._deadline, self._wait)
         self.seconds = seconds
 
     def settle(self, actual: float) -> None:

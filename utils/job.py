@@ -1,7 +1,8 @@
 """One job from validated input to the result a client gets, with the time each stage took.
 
 validation → sources + audio (`utils.preparation`) → the model (`utils.asr`) → results (`utils.output`).
-Failures of the whole job raise a `WorkerError`; the handler turns it into the error contract.
+Both front doors (the queue handler and the HTTP server) run jobs through `answer`, the one place that
+turns a failure of the whole job into the error contract.
 """
 
 import importlib.util
@@ -20,9 +21,16 @@ from utils import inflight, job_dirs, preparation, sources, validation, volume
 from utils.asr import decoding
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
-from utils.asr.scheduler import scheduler
+from utils.asr.scheduler import WordSink, scheduler
 from utils.deadline import Deadline
-from utils.errors import DiarizationError, GpuOutOfMemoryError, UnreliableTranscriptError, WorkerError
+from utils.errors import (
+    DiarizationError,
+    GpuFailureError,
+    GpuOutOfMemoryError,
+    InternalError,
+    UnreliableTranscriptError,
+    WorkerError,
+)
 from utils.output import delivery, results
 from utils.speakers import channels, diarizer, pipeline
 
@@ -32,6 +40,20 @@ Progress = Callable[[str], None]
 # What one item's audio can make the models fail with; in a batch it fails that item alone. Anything else
 # (a GPU failure, the job's deadline or cancellation) ends the whole job.
 ITEM_FAILURES = (UnreliableTranscriptError, GpuOutOfMemoryError, DiarizationError)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a front door wants a job run; the defaults are the queue's."""
+
+    # A file the HTTP server received: the job's one audio.
+    upload: Path | None = None
+    # False: a full worker refuses the job (`busy`) instead of waiting for room.
+    wait_for_room: bool = True
+    # A stream: audio longer than this is transcribed window by window, and each window's settled
+    # words go to `on_words` (single-channel items only).
+    stream_window_seconds: float | None = None
+    on_words: WordSink | None = None
 
 
 def _rows(samples: np.ndarray) -> list[np.ndarray]:
@@ -55,7 +77,11 @@ class ModelStage:
 
 
 def transcribe_ready(
-    ready: dict[int, np.ndarray], request: validation.JobRequest, deadline: Deadline, progress: Progress
+    ready: dict[int, np.ndarray],
+    request: validation.JobRequest,
+    deadline: Deadline,
+    progress: Progress,
+    options: JobOptions = JobOptions(),
 ) -> ModelStage:
     """Transcribes (and diarizes, when asked) the items that have samples, building the volume
     environment first if needed.
@@ -67,6 +93,7 @@ def transcribe_ready(
         request: The validated job (timestamp kinds, hotwords, speakers, channels).
         deadline: The job's deadline (and cancellation), checked before each model call.
         progress: Receives short progress messages.
+        options: A stream's window length and word sink (for an item of one row).
 
     Returns:
         Transcripts by item index, the model description and the seconds each part took.
@@ -84,10 +111,15 @@ def transcribe_ready(
     kinds = results.timestamp_kinds_needed(request)
     started = time.perf_counter()
     rows = {index: _rows(samples) for index, samples in ready.items()}
-    asr = {
-        index: [scheduler.submit(row, kinds, deadline, progress, boost) for row in rows[index]]
-        for index in rows
-    }
+
+    def submit(row: np.ndarray, alone: bool) -> "Future[Transcript]":
+        if not alone:  # channels kept apart are not streamed: their words come merged at the end
+            return scheduler.submit(row, kinds, deadline, progress, boost)
+        return scheduler.submit(
+            row, kinds, deadline, progress, boost, options.stream_window_seconds, options.on_words
+        )
+
+    asr = {index: [submit(row, len(rows[index]) == 1) for row in rows[index]] for index in rows}
     speakers = {
         index: pipeline.submit_diarization(rows[index], deadline) for index in rows if request.diarize
     }
@@ -148,13 +180,49 @@ def preload() -> bool:
     return True
 
 
-def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict[str, Any]:
+def answer(
+    job: dict[str, Any],
+    progress: Progress,
+    deadline: Deadline,
+    options: JobOptions = JobOptions(),
+) -> dict[str, Any]:
+    """Runs one job to the output contract, never raising: the one place failures become the contract.
+
+    Args:
+        job: The job, with the client's payload under "input" (and an "id" for the log).
+        progress: Receives short progress messages for the client.
+        deadline: The job's deadline and cancellation.
+        options: What the front door asks for beyond the input (an upload, no waiting, a stream).
+
+    Returns:
+        The success or failure contract; `refresh_worker: true` after an unrecoverable GPU error.
+    """
+    try:
+        return run_job(job, progress, deadline, options)
+    except GpuFailureError as error:
+        log.error("job %s: GPU failure, asking for this worker to be replaced", job.get("id"))
+        return {**results.error_fields(error), "refresh_worker": True}
+    except WorkerError as error:
+        log.info("job %s failed: %s (%s)", job.get("id"), error, error.error_type)
+        return results.error_fields(error)
+    except Exception:
+        log.exception("job %s failed with an unexpected error", job.get("id"))
+        return results.error_fields(InternalError())
+
+
+def run_job(
+    job: dict[str, Any],
+    progress: Progress,
+    deadline: Deadline,
+    options: JobOptions = JobOptions(),
+) -> dict[str, Any]:
     """Runs one job; raises on a failure of the whole job.
 
     Args:
         job: The RunPod job; the client's payload is under "input".
         progress: Receives short progress messages for the client.
         deadline: The job's deadline and cancellation.
+        options: What the front door asks for beyond the input.
 
     Returns:
         The success contract.
@@ -163,10 +231,10 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
         WorkerError: Any failure a client can act on.
     """
     started = time.perf_counter()
-    request = validation.parse_input(job.get("input"))
+    request = validation.parse_input(job.get("input"), options.upload)
     if request.output_url is not None:
         sources.check_output_url(request.output_url)  # a bad target fails now, not after the work is done
-    with inflight.Reservation(inflight.budget, deadline) as reservation:
+    with inflight.Reservation(inflight.budget, deadline, options.wait_for_room) as reservation:
         with job_dirs.job_directory() as job_dir:
             prepared = preparation.fetch_items(request, Path(job_dir), deadline)
             # Room for the job's audio before any of it is decoded (waits while other jobs hold it).
@@ -176,7 +244,7 @@ def run_job(job: dict[str, Any], progress: Progress, deadline: Deadline) -> dict
 
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
-        stage = transcribe_ready(ready, request, deadline, progress)
+        stage = transcribe_ready(ready, request, deadline, progress, options)
         transcripts, model = stage.transcripts, stage.model
         timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
         timings.diarize = stage.diarize_seconds

@@ -7,6 +7,7 @@ field and what was wrong, so a client can fix its request without reading our co
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import config
@@ -21,6 +22,8 @@ from utils.input_model import (
 )
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
+# The HTTP server's uploaded file: a source only the server gives (a path it wrote), never a client.
+UPLOAD_FIELD = "file"
 ALLOWED_FIELDS = frozenset(JobInput.model_fields)
 ALLOWED_ITEM_FIELDS = frozenset(AudioItemInput.model_fields)
 SUBTITLE_OPTION_FIELDS = frozenset(SubtitleOptionsInput.model_fields)
@@ -370,11 +373,13 @@ def _parse_items(value: Any) -> tuple[AudioItem, ...]:
     return tuple(items)
 
 
-def parse_input(job_input: Any) -> JobRequest:
+def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     """Validates a job's input against the contract.
 
     Args:
         job_input: The value of `job["input"]` as RunPod delivers it.
+        upload: A file the HTTP server received for this job; it is then the job's one audio, and the
+            input must name no other.
 
     Returns:
         The validated request.
@@ -386,7 +391,12 @@ def parse_input(job_input: Any) -> JobRequest:
     if not isinstance(job_input, dict):
         raise InvalidInputError(f"input must be a JSON object, got {_type_name(job_input)}")
     _reject_unknown(job_input, ALLOWED_FIELDS, "input")
-    if "audios" in job_input:
+    if upload is not None:
+        given = [name for name in (*SOURCE_FIELDS, "audios") if name in job_input]
+        if given:
+            raise InvalidInputError(f"{given[0]} cannot be sent with an uploaded file; send one audio")
+        items, is_batch = (AudioItem(UPLOAD_FIELD, str(upload)),), False
+    elif "audios" in job_input:
         if any(field in job_input for field in SOURCE_FIELDS):
             raise InvalidInputError(
                 "input has both audios and a single audio_base64/audio_url; send one form"

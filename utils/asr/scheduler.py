@@ -33,7 +33,7 @@ from utils.asr import plans, transcribe
 from utils.asr.batching import batches
 from utils.asr.decoding import Boost
 from utils.asr.plans import LOCAL, WINDOWED
-from utils.asr.records import CONFIDENCE, Timestamps, Transcript
+from utils.asr.records import CONFIDENCE, Timestamps, Transcript, Word
 from utils.asr.windows import Window
 from utils.deadline import Deadline
 from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscriptError
@@ -41,6 +41,8 @@ from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscr
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+# Receives the words of a windowed item as they are settled, window by window (a stream's deltas).
+WordSink = Callable[[list[Word]], None]
 
 
 @dataclass(eq=False)
@@ -61,6 +63,8 @@ class _Request:
     parts: list[Timestamps] = field(default_factory=list)
     # The job's hotwords: items share a call only with items boosted the same way.
     boost: Boost | None = None
+    on_words: WordSink | None = None
+    words_sent: int = 0
 
     @property
     def seconds(self) -> float:
@@ -112,6 +116,8 @@ class Scheduler:
         deadline: Deadline,
         progress: Progress,
         boost: Boost | None = None,
+        window_seconds: float | None = None,
+        on_words: WordSink | None = None,
     ) -> "Future[Transcript]":
         """Queues one item for the model.
 
@@ -121,14 +127,24 @@ class Scheduler:
             deadline: The item's job deadline (also its cancellation).
             progress: Receives window progress messages (from the scheduler's thread).
             boost: The job's hotwords, or None.
+            window_seconds: Cut audio longer than this into windows of this length, so that its words
+                come window by window (a stream), whatever its plan would be; None: by its plan.
+            on_words: Receives a windowed item's words as each window settles them (from the
+                scheduler's thread).
 
         Returns:
             The future of the item's transcript; it raises what stopped the item.
         """
-        plan = transcribe.plan_of(audio.size / config.SAMPLE_RATE)
-        request = _Request(audio, kinds, deadline, progress, Future(), plan, time.monotonic(), boost=boost)
+        seconds = audio.size / config.SAMPLE_RATE
+        plan = transcribe.plan_of(seconds)
+        if window_seconds is not None and seconds > window_seconds:
+            plan = WINDOWED
+        request = _Request(
+            audio, kinds, deadline, progress, Future(), plan, time.monotonic(), boost=boost, on_words=on_words
+        )
         if plan == WINDOWED:
-            request.windows = transcribe.window_plan(audio.size, transcribe.fallback_window_seconds([]))
+            length = window_seconds or transcribe.fallback_window_seconds([])
+            request.windows = transcribe.window_plan(audio.size, length)
         self._enqueue(request)
         return request.future
 
@@ -252,6 +268,10 @@ class Scheduler:
         offset = window.start / config.SAMPLE_RATE
         request.parts.append(transcribe.timestamps_of(hypothesis, inner, offset))
         _report(request, f"window {number + 1}/{len(request.windows)} done")
+        if request.on_words is not None:
+            settled = transcribe.settled_words(request.parts, request.windows)
+            _send_words(request, settled[request.words_sent :])
+            request.words_sent = len(settled)
         if len(request.parts) < len(request.windows):
             self._requeue(request, fresh=True)
             return
@@ -328,6 +348,14 @@ def _report(request: _Request, message: str) -> None:
         request.progress(message)
     except Exception:
         log.exception("a progress report failed")
+
+
+def _send_words(request: _Request, words: list[Word]) -> None:
+    """Hands settled words to the item's stream; a failing stream never stops the scheduler."""
+    try:
+        request.on_words(words)  # type: ignore[misc]  (only called when set)
+    except Exception:
+        log.exception("sending settled words failed")
 
 
 scheduler = Scheduler()

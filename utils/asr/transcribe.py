@@ -162,11 +162,7 @@ def stitch(parts: list[Timestamps], planned: list[windows.Window], kinds: frozen
     Returns:
         The item's transcript.
     """
-    rate = config.SAMPLE_RATE
-    seams = [
-        windows.find_seam(parts[i].word, planned[i + 1].start / rate, planned[i].end / rate)
-        for i in range(len(planned) - 1)
-    ]
+    seams = _seams(parts, planned)
     words = windows.stitch_words([part.word for part in parts], seams)
     stitched = Timestamps(
         word=words if "word" in kinds else None,
@@ -175,6 +171,31 @@ def stitch(parts: list[Timestamps], planned: list[windows.Window], kinds: frozen
     )
     text = " ".join(word.word for word in words)
     return Transcript(text=text, attention=WINDOWED, timestamps=stitched, windows=len(planned))
+
+
+def _seams(parts: list[Timestamps], planned: list[windows.Window]) -> list[float]:
+    """The seam after each finished window that has a next one (a seam needs only its left window)."""
+    rate = config.SAMPLE_RATE
+    return [
+        windows.find_seam(parts[i].word, planned[i + 1].start / rate, planned[i].end / rate)
+        for i in range(min(len(parts), len(planned) - 1))
+    ]
+
+
+def settled_words(parts: list[Timestamps], planned: list[windows.Window]) -> list[Word]:
+    """The words of a windowed item that no later window can change: those before the last seam.
+
+    What it returns after each window is a prefix of the stitched transcript's words, so a stream can
+    send them as they are settled.
+
+    Args:
+        parts: The timestamps of the windows done so far, in absolute seconds, with words.
+        planned: All the item's windows.
+
+    Returns:
+        The settled words in time order; every word once all windows are done.
+    """
+    return windows.stitch_words([part.word for part in parts], _seams(parts, planned))
 
 
 def window_plan(samples: int, window_seconds: float) -> list[windows.Window]:

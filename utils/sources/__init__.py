@@ -1,7 +1,7 @@
 """Where audio comes from and where large results go: the one place that dispatches by scheme.
 
-- `fetch` saves an item's audio into the job directory: `audio_base64` (`inline`), an https URL
-  (`https`, under the SSRF rules of `url_policy`) or an s3:// object (`s3`).
+- `fetch` saves an item's audio into the job directory: `audio_base64` or an uploaded file (`inline`),
+  an https URL (`https`, under the SSRF rules of `url_policy`) or an s3:// object (`s3`).
 - `upload` stores a result at `output_url` (a presigned PUT URL or s3://); `check_output_url` checks
   one before any work is done.
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from utils.errors import WorkerError
 from utils.sources import https, inline, s3, url_policy
+from utils.validation import UPLOAD_FIELD
 
 _SCHEMES = ("https", "http", "s3")
 
@@ -33,10 +34,10 @@ def fetch(source_field: str, source: str, job_dir: Path) -> Path:
     """Saves one item's audio into a new file in `job_dir`.
 
     Args:
-        source_field: "audio_base64" or "audio_url".
-        source: The base64 text (its `data:` prefix already removed) or the URL. URLs are `https://…`
-            (any public host, e.g. a presigned S3 URL), `http://…` only when `config.ALLOW_HTTP`, or
-            `s3://bucket/key` read with the worker's S3 credentials.
+        source_field: "audio_base64", "audio_url", or "file" (a file the HTTP server received).
+        source: The uploaded file's path, the base64 text (its `data:` prefix already removed) or the
+            URL. URLs are `https://…` (any public host, e.g. a presigned S3 URL), `http://…` only when
+            `config.ALLOW_HTTP`, or `s3://bucket/key` read with the worker's S3 credentials.
         job_dir: The job's temporary directory.
 
     Returns:
@@ -55,6 +56,8 @@ def fetch(source_field: str, source: str, job_dir: Path) -> Path:
     with _naming(source_field):
         if source_field == "audio_base64":
             return inline.save_base64(source, job_dir)
+        if source_field == UPLOAD_FIELD:
+            return inline.take_upload(Path(source), job_dir)
         if url_policy.url_scheme(source, _SCHEMES) == "s3":
             return s3.download(source, job_dir)
         return https.download(source, job_dir)

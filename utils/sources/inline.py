@@ -1,4 +1,5 @@
-"""Inline audio: the base64 text of `audio_base64`, decoded into a file of the job directory."""
+"""Audio that came with the request: the base64 text of `audio_base64`, decoded into a file of the job
+directory, or a file the HTTP server received, moved into it."""
 
 import base64
 import binascii
@@ -45,3 +46,21 @@ def save_base64(encoded: str, job_dir: Path) -> Path:
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     return Path(name)
+
+
+def take_upload(upload: Path, job_dir: Path) -> Path:
+    """Moves a file the HTTP server received into `job_dir`, as a fetched file would be.
+
+    Args:
+        upload: The received file (on the same file system: the server writes it in a job directory).
+        job_dir: The item's directory.
+
+    Returns:
+        The file's new path.
+
+    Raises:
+        EmptyAudioError: The file holds zero bytes.
+    """
+    if upload.stat().st_size == 0:
+        raise EmptyAudioError(f"{FIELD} is empty (zero bytes)")
+    return upload.rename(job_dir / f"source-{upload.name}")
