@@ -475,6 +475,51 @@ S3_READ_TIMEOUT_SECONDS = _float(
     minimum=1,
 )
 
+# --- HTTP server (server.py) ---------------------------------------------------------------------
+_section = "HTTP server"
+HOST = _str("HOST", "0.0.0.0", "Address the HTTP server (server.py) listens on.")
+PORT = _int("PORT", 8000, "Port of the HTTP server's API (and of /ping).", maximum=65535)
+PORT_HEALTH = _int(
+    "PORT_HEALTH",
+    PORT,
+    "Port on which the HTTP server also answers /ping (RunPod load-balancing endpoints set it); "
+    "default: PORT.",
+    maximum=65535,
+)
+API_KEY = _optional_str(
+    "API_KEY",
+    "A bearer token the HTTP server demands of every request but /ping (self-hosting); empty: none "
+    "(RunPod's gateway checks its own key).",
+)
+# RunPod's load-balancing gateway takes request bodies up to 30 MB.
+MAX_UPLOAD_BYTES = _int(
+    "MAX_UPLOAD_BYTES", 2 * 1024**3, "Largest file uploaded to the HTTP server (written to disk as it comes)."
+)
+UPLOAD_IDLE_TIMEOUT_SECONDS = _float(
+    "UPLOAD_IDLE_TIMEOUT_SECONDS",
+    30,
+    "How long an upload to the HTTP server may send nothing before it is refused (upload_timeout).",
+    minimum=1,
+)
+STREAM_WINDOW_SECONDS = _float(
+    "STREAM_WINDOW_SECONDS",
+    60,
+    "With stream=true, audio longer than this is transcribed in windows of this length (overlapping by "
+    "at most a quarter), so that text comes as each is done.",
+    minimum=10,
+)
+BUSY_RETRY_AFTER_SECONDS = _int(
+    "BUSY_RETRY_AFTER_SECONDS", 5, "Retry-After the HTTP server sends with 503 when it is full."
+)
+# Form fields and their values beyond these are refused: a form is a few short fields and one file.
+MAX_FORM_FIELDS = 64
+MAX_FORM_FIELD_BYTES = 64 * 1024
+# The languages parakeet-tdt-0.6b-v3 transcribes (ISO 639-1); it finds the language itself.
+MODEL_LANGUAGES = (
+    "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "hr", "hu", "it",
+    "lt", "lv", "mt", "nl", "pl", "pt", "ro", "ru", "sk", "sl", "sv", "uk",
+)  # fmt: skip
+
 # --- Files -------------------------------------------------------------------------------------
 _section = "Files"
 TEMP_ROOT = _path(

@@ -155,6 +155,18 @@ def transcribe_ready(
     return stage
 
 
+def load_models() -> None:
+    """Makes the volume environment ready and loads the model (and the diarizer, with `PRELOAD_DIARIZER`).
+
+    Raises:
+        WorkerError: The environment or a model could not be made ready; the next call tries again.
+    """
+    volume.ensure_environment()
+    asr_model.loaded()
+    if config.PRELOAD_DIARIZER:
+        diarizer.loaded()
+
+
 def preload() -> bool:
     """Loads the model (and the diarizer, with `PRELOAD_DIARIZER`) at worker start when torch and NeMo
     are already at hand.
@@ -169,10 +181,7 @@ def preload() -> bool:
         log.info("the volume environment is not built yet; the first job builds it")
         return False
     try:
-        volume.ensure_environment()
-        asr_model.loaded()
-        if config.PRELOAD_DIARIZER:
-            diarizer.loaded()
+        load_models()
     except WorkerError as error:
         # The first job tries again and reports the failure to its client.
         log.error("preloading the models failed: %s", error)

@@ -1,0 +1,71 @@
+"""HTTP entry point: OpenAI's transcription API (and the queue's JSON contract) over HTTP.
+
+For RunPod load-balancing endpoints and for self-hosting: `python server.py` listens on `HOST:PORT`
+and answers /ping on `PORT_HEALTH` too. The model loads in the background, so /ping answers 204 from
+the first second and 200 once the server can transcribe. On SIGTERM the server stops taking requests,
+finishes the ones in flight, then exits.
+"""
+
+import logging
+import socket
+
+import uvicorn
+
+import config
+from utils import fitness, job_dirs
+from utils import job as job_pipeline
+from utils.http import app as http_app
+from utils.http.readiness import Readiness
+from utils.logs import configure_logging
+
+log = logging.getLogger("parakeet.server")
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound socket for uvicorn to serve on (IPv6 when the host is an IPv6 address).
+
+    Args:
+        host: The address to listen on.
+        port: The port.
+
+    Returns:
+        The bound socket.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def start_up() -> None:
+    """The server's start-up work, run in the background: fitness checks, then the environment and model.
+
+    Raises:
+        UnfitError: A fitness check failed.
+        WorkerError: The environment or a model could not be made ready.
+    """
+    for check in fitness.CHECKS:
+        log.info("fitness: %s", check())
+    job_pipeline.load_models()
+
+
+def main() -> None:
+    """Starts the server and serves until SIGTERM or SIGINT."""
+    configure_logging()
+    job_dirs.remove_stale()
+    job_dirs.use_process_directory()
+    state = Readiness()
+    app = http_app.create_app(state)
+    ports = sorted({config.PORT, config.PORT_HEALTH})
+    asgi = app if len(ports) == 1 else http_app.health_port_only(app, config.PORT_HEALTH)
+    sockets = [listening_socket(config.HOST, port) for port in ports]
+    state.start(start_up)
+    log.info("serving on %s port(s) %s", config.HOST, ", ".join(map(str, ports)))
+    server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, timeout_keep_alive=30))
+    server.run(sockets=sockets)
+
+
+if __name__ == "__main__":
+    main()

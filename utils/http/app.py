@@ -1,0 +1,408 @@
+"""The HTTP server's routes: OpenAI's transcription API, the queue's JSON contract, /ping and /v1/models.
+
+Every job goes through `utils.job.answer`, as queue jobs do, on a thread of the server's own pool, so
+requests of different connections meet in the one model scheduler and share model calls. A worker
+running `MAX_CONCURRENCY` jobs, or holding its audio budget, answers 503 with `Retry-After` at once
+rather than queueing unseen work. A client that disconnects cancels its job: its queued items leave the
+model's queue, and its files are removed.
+"""
+
+import asyncio
+import hmac
+import json
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import config
+from utils import job as job_pipeline
+from utils import job_dirs, validation
+from utils.asr.records import Word
+from utils.deadline import Deadline
+from utils.errors import (
+    InvalidInputError,
+    UnauthorizedError,
+    UnknownRouteError,
+    WorkerBusyError,
+    WorkerError,
+)
+from utils.http import errors, form, formats, openai_params, readiness
+from utils.input_model import JobInput
+from utils.output import results
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPTIONS = "/v1/audio/transcriptions"
+JSON_ROUTE = "/v1/jobs"
+PING = "/ping"
+# The JSON route's body holds base64 audio: room for MAX_BASE64_CHARS and the other fields.
+_JSON_SLACK_BYTES = 1024 * 1024
+
+
+def served_models() -> list[str]:
+    """The ids of the models the server serves: a hub name as it is, a .nemo file by its stem.
+
+    Returns:
+        The ids.
+    """
+    name = config.PARAKEET_MODEL
+    return [Path(name).stem if name.endswith(".nemo") else name]
+
+
+def _model_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "parakeet-worker"}
+
+
+class _Jobs:
+    """Runs jobs on the server's threads, at most `MAX_CONCURRENCY` at once."""
+
+    def __init__(self, state: readiness.Readiness) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=config.MAX_CONCURRENCY, thread_name_prefix="http-job")
+        self._slots = threading.BoundedSemaphore(config.MAX_CONCURRENCY)
+        self._readiness = state
+
+    def start(
+        self, job_input: dict[str, Any], options: job_pipeline.JobOptions, owned: TemporaryDirectory | None
+    ) -> tuple["Future[dict[str, Any]]", Deadline]:
+        """Starts a job, or refuses it when the worker is full.
+
+        Args:
+            job_input: The queue input.
+            options: The front door's options (upload, stream).
+            owned: A directory the job removes when it ends (the upload's).
+
+        Returns:
+            The future of the job's contract, and its deadline (also its cancellation).
+
+        Raises:
+            WorkerBusyError: `MAX_CONCURRENCY` jobs are running.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise WorkerBusyError(
+                f"the worker is running {config.MAX_CONCURRENCY} jobs (MAX_CONCURRENCY); retry shortly"
+            )
+        deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
+        job = {"id": f"http-{uuid.uuid4().hex[:12]}", "input": job_input}
+        try:
+            future = self._pool.submit(self._run, job, deadline, options, owned)
+        except BaseException:
+            self._slots.release()
+            raise
+        return future, deadline
+
+    def _run(
+        self,
+        job: dict[str, Any],
+        deadline: Deadline,
+        options: job_pipeline.JobOptions,
+        owned: TemporaryDirectory | None,
+    ) -> dict[str, Any]:
+        try:
+            result = job_pipeline.answer(job, lambda message: None, deadline, options)
+        finally:
+            self._slots.release()
+            if owned is not None:
+                owned.cleanup()
+        if result.pop("refresh_worker", False):
+            self._readiness.fail("an unrecoverable GPU error")
+        return result
+
+    def shutdown(self) -> None:
+        """Lets running jobs finish and stops the threads."""
+        self._pool.shutdown(wait=True)
+
+
+async def _cancel_on_disconnect(request: Request, deadline: Deadline) -> None:
+    """Cancels the job when its client goes away (after the body was read, receive waits for that)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            deadline.cancel()
+            return
+
+
+async def _finished(request: Request, future: "Future[dict[str, Any]]", deadline: Deadline) -> dict[str, Any]:
+    """Waits for a job, cancelling it if the client disconnects first."""
+    watcher = asyncio.create_task(_cancel_on_disconnect(request, deadline))
+    try:
+        return await asyncio.wrap_future(future)
+    finally:
+        watcher.cancel()
+
+
+def _check_key(request: Request) -> None:
+    """Demands `Authorization: Bearer <API_KEY>` when a key is set (compared in constant time)."""
+    expected = config.API_KEY
+    if expected is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise UnauthorizedError("a valid API key is needed: send Authorization: Bearer <API_KEY>")
+
+
+def _error(error: WorkerError) -> JSONResponse:
+    response = errors.error_response(str(error), error.error_type)
+    if isinstance(error, UnauthorizedError):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _stream(
+    request: Request,
+    params: openai_params.TranscriptionRequest,
+    jobs: _Jobs,
+    upload: TemporaryDirectory,
+    file: Path,
+) -> StreamingResponse:
+    """Starts a job whose settled words come back as `transcript.text.delta` events."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[list[Word] | dict[str, Any]] = asyncio.Queue()
+
+    def on_words(words: list[Word]) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, words)
+
+    options = job_pipeline.JobOptions(
+        upload=file,
+        wait_for_room=False,
+        stream_window_seconds=config.STREAM_WINDOW_SECONDS,
+        on_words=on_words,
+    )
+    future, deadline = jobs.start(params.job_input, options, upload)
+    future.add_done_callback(lambda done: loop.call_soon_threadsafe(events.put_nowait, done.result()))
+
+    async def body() -> AsyncIterator[str]:
+        sent = ""
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, list):
+                    text = " ".join(word.word for word in event)
+                    if text:
+                        delta = f" {text}" if sent else text
+                        sent += delta
+                        yield formats.sse(formats.delta_event(delta))
+                    continue
+                if not event.get("success"):
+                    error = errors.error_body(event["error"], event["error_type"])
+                    yield formats.sse({"type": "error", **error})
+                    return
+                for done_event in formats.done_events(event, sent, params.response_format):
+                    yield formats.sse(done_event)
+                return
+        finally:
+            if not future.done():
+                deadline.cancel()  # the client went away: its items leave the model's queue
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _render(result: dict[str, Any], params: openai_params.TranscriptionRequest) -> Response:
+    if not result.get("success"):
+        return errors.contract_error_response(result)
+    rendered = formats.render(result, params.response_format, params.granularities)
+    if rendered.json is not None:
+        return JSONResponse(rendered.json)
+    return PlainTextResponse(rendered.text, media_type=rendered.media_type)
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, with the job input's JSON Schema as the JSON route's body."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema = JobInput.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            components.update(schema.pop("$defs", {}))
+            components["JobInput"] = schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return build
+
+
+_TRANSCRIPTION_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string"},
+                        "response_format": {"type": "string", "enum": list(openai_params.RESPONSE_FORMATS)},
+                        "timestamp_granularities[]": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": list(openai_params.GRANULARITIES)},
+                        },
+                        "stream": {"type": "boolean"},
+                        "language": {"type": "string", "enum": list(config.MODEL_LANGUAGES)},
+                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                        "prompt": {"type": "string", "maxLength": 0},
+                        "chunking_strategy": {"type": "string", "enum": ["auto"]},
+                        **{name: {"description": "As in JobInput."} for name in openai_params.OPTIONS},
+                    },
+                }
+            }
+        },
+    }
+}
+_JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobInput"}}},
+    }
+}
+
+
+def create_app(state: readiness.Readiness) -> FastAPI:
+    """The server's application.
+
+    Args:
+        state: The server's readiness, answered on /ping and lowered by GPU failures.
+
+    Returns:
+        The FastAPI app (its jobs' threads stop with its lifespan).
+    """
+    jobs = _Jobs(state)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(jobs.shutdown)
+
+    app = FastAPI(
+        title="Parakeet transcription",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            return _error(UnknownRouteError(f"no route {request.method} {request.url.path[:64]}"))
+        response = errors.error_response(str(error.detail), "invalid_input")
+        response.status_code = error.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.error("request %s %s failed: %s", request.method, request.url.path[:64], type(error).__name__)
+        return errors.error_response("internal error; the server logged the details", "internal")
+
+    @app.get(PING, include_in_schema=False)
+    async def ping() -> Response:
+        if state.state == readiness.HEALTHY:
+            return JSONResponse({"status": "healthy"})
+        if state.state == readiness.FAILED:
+            return JSONResponse({"status": "unhealthy"}, status_code=503)
+        return Response(status_code=204)
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        try:
+            _check_key(request)
+        except WorkerError as error:
+            return _error(error)
+        return JSONResponse({"object": "list", "data": [_model_card(name) for name in served_models()]})
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(request: Request, model_id: str) -> Response:
+        try:
+            _check_key(request)
+            if model_id not in served_models():
+                raise UnknownRouteError(f"model {model_id[:64]!r} is not served here")
+        except WorkerError as error:
+            return _error(error)
+        return JSONResponse(_model_card(model_id))
+
+    @app.post("/v1/audio/translations")
+    async def translations(request: Request) -> Response:
+        return _error(UnknownRouteError(f"the model does not translate; it transcribes, at {TRANSCRIPTIONS}"))
+
+    @app.post(TRANSCRIPTIONS, openapi_extra=_TRANSCRIPTION_FORM)
+    async def transcriptions(request: Request) -> Response:
+        upload: TemporaryDirectory | None = job_dirs.job_directory()
+        try:
+            _check_key(request)
+            form.check_length(request.headers.get("content-length"))
+            content_type = request.headers.get("content-type")
+            received = await form.read_form(request.stream(), content_type, Path(upload.name))
+            if received.file is None:
+                raise InvalidInputError(
+                    f"{validation.UPLOAD_FIELD} is required: send the audio in that form field"
+                )
+            params = openai_params.parse_form(received.fields, served_models())
+            validation.parse_input(params.job_input, received.file)  # bad options fail before any work
+            if params.stream:
+                response = _stream(request, params, jobs, upload, received.file)
+                upload = None  # the job removes it
+                return response
+            options = job_pipeline.JobOptions(upload=received.file, wait_for_room=False)
+            future, deadline = jobs.start(params.job_input, options, upload)
+            upload = None
+            return _render(await _finished(request, future, deadline), params)
+        except WorkerError as error:
+            return _error(error)
+        finally:
+            if upload is not None:
+                upload.cleanup()
+
+    @app.post(JSON_ROUTE, openapi_extra=_JSON_BODY)
+    async def run_job(request: Request) -> Response:
+        """Takes the queue job's `input` object and answers the queue's output contract."""
+        try:
+            _check_key(request)
+            body = await form.read_body(request.stream(), config.MAX_BASE64_CHARS + _JSON_SLACK_BYTES)
+            try:
+                job_input = json.loads(body)
+            except ValueError:
+                raise InvalidInputError("the request body must be the job input, a JSON object") from None
+            future, deadline = jobs.start(job_input, job_pipeline.JobOptions(wait_for_room=False), None)
+            result = await _finished(request, future, deadline)
+        except WorkerError as error:
+            result = results.error_fields(error)
+        status = 200 if result.get("success") else errors.status_of(result["error_type"])
+        return JSONResponse(result, status_code=status)
+
+    return app
+
+
+def health_port_only(app: ASGIApp, port: int) -> ASGIApp:
+    """Wraps `app` so that requests arriving on `port` get /ping and nothing else.
+
+    Args:
+        app: The server's application.
+        port: The health port (`PORT_HEALTH`, when it differs from `PORT`).
+
+    Returns:
+        The wrapped application.
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") or (None, None)
+        if scope["type"] == "http" and server[1] == port and scope["path"] != PING:
+            response = errors.error_response(f"only {PING} is served on port {port}", "unknown_route")
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return wrapped
