@@ -11,39 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 import pytest
 
 import config
 import handler
 from tests.support.media import b64, encode, speech
+from tests.support.model_spy import ModelSpy
 from tests.support.worker import job_queue, start_worker_loop, stop_worker
 from utils import audio, inflight
-from utils.asr import model as asr_model
 
 WORDS = ["one two three", "four five", "six seven eight", "nine zero", "two two five"]
-
-
-class ModelSpy:
-    """Wraps the real model's `transcribe` to record each call's audio lengths (and inject faults)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.model = asr_model.get_model()
-        self.real = self.model.transcribe
-        self.calls: list[list[int]] = []
-        self.fail_on_length: int | None = None
-        self.delay = 0.0
-        monkeypatch.setattr(self.model, "transcribe", self)
-
-    def __call__(self, audios: list[np.ndarray], **kwargs: Any) -> Any:
-        lengths = [audio.size for audio in audios]
-        self.calls.append(lengths)
-        time.sleep(self.delay)
-        if self.fail_on_length in lengths:
-            # Injected: a library bug on one input; the real model does not fail on good audio.
-            raise RuntimeError("injected failure on one item")
-        return self.real(audios, **kwargs)
 
 
 @pytest.fixture
