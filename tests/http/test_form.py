@@ -83,9 +83,7 @@ def test_garbage_after_a_boundary_is_refused(tmp_path: Path) -> None:
         ([("long", "y" * (config.MAX_FORM_FIELD_BYTES + 1))], "long is longer than"),
     ],
 )
-def test_form_limits(
-    tmp_path: Path, fields: list[tuple[str, str]], file_name: str | None, message: str
-) -> None:
+def test_form_limits(tmp_path: Path, fields: list[tuple[str, str]], message: str) -> None:
     body, content_type = multipart(fields)
     with pytest.raises(InvalidInputError, match=message):
         read(body, content_type, tmp_path, size=4096)
