@@ -1,5 +1,5 @@
 """Starting `handler.py` the ways RunPod does, on 127.0.0.1 only: the SDK's local API and its real
-worker loop against a local job queue.
+worker loop against a local job queue; and `server.py`, the HTTP server.
 
 Every worker a test or benchmark starts gets its environment from `worker_environment`, which sets
 `RUNPOD_SKIP_AUTO_SYSTEM_CHECKS=true`: the SDK's automatic start-up checks would otherwise open a
@@ -115,6 +115,64 @@ def local_api(log_path: Path, **env: str) -> Iterator[RunningApi]:
             finally:
                 connection.close()
         yield RunningApi(f"http://127.0.0.1:{port}", process)
+    finally:
+        _stop(process)
+
+
+@dataclass(frozen=True)
+class RunningHttpServer:
+    """`python server.py` serving on 127.0.0.1."""
+
+    url: str
+    port: int
+    health_port: int
+    process: subprocess.Popen
+
+
+def ping(port: int) -> int | None:
+    """GET /ping on 127.0.0.1:`port`; None while nothing answers there."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/ping")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+@contextmanager
+def http_server_process(log_path: Path, **env: str) -> Iterator[RunningHttpServer]:
+    """Runs `python server.py` on 127.0.0.1 (API and health ports apart) until the block ends.
+
+    Args:
+        log_path: Where the server's output goes.
+        env: Extra environment variables for the server.
+
+    Yields:
+        The server, once /ping answers (it may still be starting).
+    """
+    port, health_port = free_port(), free_port()
+    ports = {"HOST": "127.0.0.1", "PORT": str(port), "PORT_HEALTH": str(health_port)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "server.py"],
+            cwd=config.REPO_ROOT,
+            env=worker_environment(**{**ports, **env}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        started = time.monotonic()
+        while ping(health_port) is None:
+            assert process.poll() is None, f"the server exited early:\n{log_path.read_text()[-3000:]}"
+            assert time.monotonic() - started < SERVER_START_SECONDS, (
+                f"the server did not start:\n{log_path.read_text()[-3000:]}"
+            )
+            time.sleep(0.05)
+        yield RunningHttpServer(f"http://127.0.0.1:{port}", port, health_port, process)
     finally:
         _stop(process)
 
