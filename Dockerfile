@@ -76,4 +76,7 @@ FROM model-${BAKE_MODEL} AS worker
 WORKDIR /app
 COPY *.py requirements-volume.txt test_input.json ./
 COPY utils/ utils/
+# The HTTP server's port (server.py, for load-balancing endpoints and self-hosting); the queue worker
+# (the default command) listens on nothing.
+EXPOSE 8000
 CMD ["python", "-u", "handler.py"]

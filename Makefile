@@ -11,8 +11,11 @@ TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 DEMO_MODEL := tests/fixtures/parakeet-tdt-digits.nemo
 DEMO_AUDIO := tests/fixtures/sample-digits.ogg
+DEMO_DIARIZER := tests/fixtures/sortformer-digits.nemo
+# The model `make serve` serves: the bundled one; e.g. make serve SERVE_MODEL=nvidia/parakeet-tdt-0.6b-v3
+SERVE_MODEL ?= $(DEMO_MODEL)
 
-.PHONY: python-version system-deps deps test lint demo reference
+.PHONY: python-version system-deps deps test lint demo serve reference
 
 python-version:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { \
@@ -49,3 +52,9 @@ lint: deps
 
 demo: deps
 	PARAKEET_MODEL=$(DEMO_MODEL) $(PY) -m tools.transcribe_file $(DEMO_AUDIO) --timestamps
+
+# The OpenAI-compatible HTTP server on PORT (default 8000), with the bundled models (ASR and, for the
+# bundled ASR model, the diarizer) unless SERVE_MODEL names another.
+serve: deps
+	PARAKEET_MODEL=$(SERVE_MODEL) $(if $(filter $(DEMO_MODEL),$(SERVE_MODEL)),DIARIZER_MODEL=$(DEMO_DIARIZER)) \
+	  $(PY) server.py
