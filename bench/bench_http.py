@@ -13,6 +13,7 @@ The bundled test model on this machine's device; the figures compare the modes, 
 """
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -91,15 +92,22 @@ def main() -> None:
             requests_per_second(api, 4, 1)  # warm-up
             one = requests_per_second(api, args.requests, 1)
             many = requests_per_second(api, args.requests, CONCURRENT)
-            print(f"short clips ({args.requests} requests): {one:.1f} req/s one at a time, {many:.1f} req/s "
-                  f"{CONCURRENT} at once ({many / one:.1f}x)")  # fmt: skip
             first, done, deltas = stream_latency(api, path)
             started = time.perf_counter()
             with path.open("rb") as file:
                 api.audio.transcriptions.create(model="x", file=file)
             whole = time.perf_counter() - started
-            print(f"{args.minutes:g}-minute file, stream=true: first delta after {first:.2f} s, done after "
-                  f"{done:.2f} s ({deltas} deltas); without streaming: {whole:.2f} s")  # fmt: skip
+    figures = {
+        "requests": args.requests,
+        "requests_per_second_one_at_a_time": round(one, 2),
+        f"requests_per_second_{CONCURRENT}_at_once": round(many, 2),
+        "long_file_minutes": args.minutes,
+        "stream_first_delta_seconds": round(first, 2),
+        "stream_done_seconds": round(done, 2),
+        "stream_deltas": deltas,
+        "without_streaming_seconds": round(whole, 2),
+    }
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
