@@ -63,7 +63,8 @@ def main() -> None:
     sockets = [listening_socket(config.HOST, port) for port in ports]
     state.start(start_up)
     log.info("serving on %s port(s) %s", config.HOST, ", ".join(map(str, ports)))
-    server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, timeout_keep_alive=30))
+    # No access log: RunPod polls /ping every few seconds, and each job logs its own line.
+    server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, access_log=False, timeout_keep_alive=30))
     server.run(sockets=sockets)
 
 

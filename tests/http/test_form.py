@@ -118,3 +118,11 @@ def test_a_small_body_is_read_whole_under_its_limit() -> None:
     assert asyncio.run(form.read_body(_chunks(b"x" * 50, 7), 50)) == b"x" * 50
     with pytest.raises(PayloadTooLargeError, match="larger than 49 bytes"):
         asyncio.run(form.read_body(_chunks(b"x" * 50, 7), 49))
+
+
+def test_a_file_part_without_a_file_name_is_still_the_file(tmp_path: Path) -> None:
+    body, content_type = multipart([], b"abc")
+    nameless = body.replace(b'; filename="a.flac"', b"")
+    received = read(nameless, content_type, tmp_path)
+    assert received.fields == []
+    assert received.file.read_bytes() == b"abc"

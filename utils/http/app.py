@@ -340,10 +340,13 @@ def create_app(state: readiness.Readiness) -> FastAPI:
 
     @app.post(TRANSCRIPTIONS, openapi_extra=_TRANSCRIPTION_FORM)
     async def transcriptions(request: Request) -> Response:
-        upload: TemporaryDirectory | None = job_dirs.job_directory()
         try:
             _check_key(request)
             form.check_length(request.headers.get("content-length"))
+        except WorkerError as error:
+            return _error(error)
+        upload: TemporaryDirectory | None = job_dirs.job_directory()
+        try:
             content_type = request.headers.get("content-type")
             received = await form.read_form(request.stream(), content_type, Path(upload.name))
             if received.file is None:

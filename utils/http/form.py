@@ -120,8 +120,8 @@ class _FormBuilder:
         if name is None:
             raise InvalidInputError("a form part has no name (Content-Disposition: form-data; name=...)")
         self._name = name.decode("utf-8", "replace")
-        if b"filename" not in options:
-            return
+        if b"filename" not in options and self._name != UPLOAD_FIELD:
+            return  # a text field (a `file` part is the audio even without a file name)
         if self._name != UPLOAD_FIELD:
             raise InvalidInputError(
                 f"{self._name[:64]} cannot be a file; the audio goes in the field {UPLOAD_FIELD}"
