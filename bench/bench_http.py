@@ -9,6 +9,8 @@
    `transcript.text.delta` event against seconds to `transcript.text.done`, and the same file without
    streaming (one full-attention call) for comparison.
 
+3. Start-up: seconds from launching the server to its first /ping answer (204), and to 200.
+
 The bundled test model on this machine's device; the figures compare the modes, not the real model.
 """
 
@@ -85,9 +87,12 @@ def main() -> None:
         path = long_file(Path(directory), args.minutes)
         log = Path(directory) / "server.log"
         environment = {"MAX_CONCURRENCY": str(CONCURRENT), "PARAKEET_TEMP_DIR": directory}
+        launched = time.perf_counter()
         with http_server_process(log, **environment) as server:
+            first_ping = time.perf_counter() - launched
             while ping(server.port) != 200:
-                time.sleep(0.1)
+                time.sleep(0.02)
+            healthy = time.perf_counter() - launched
             api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=3600)
             requests_per_second(api, 4, 1)  # warm-up
             one = requests_per_second(api, args.requests, 1)
@@ -98,6 +103,8 @@ def main() -> None:
                 api.audio.transcriptions.create(model="x", file=file)
             whole = time.perf_counter() - started
     figures = {
+        "ping_first_answer_seconds": round(first_ping, 2),
+        "ping_healthy_seconds": round(healthy, 2),
         "requests": args.requests,
         "requests_per_second_one_at_a_time": round(one, 2),
         f"requests_per_second_{CONCURRENT}_at_once": round(many, 2),

@@ -10,8 +10,6 @@ import importlib.util
 import subprocess
 import tempfile
 
-import runpod
-
 import config
 from utils import volume
 from utils.errors import BootstrapError
@@ -106,5 +104,7 @@ CHECKS = (check_ffmpeg, check_volume_writable, check_environment, check_gpu_expe
 
 def register() -> None:
     """Registers every check with the RunPod SDK (run by the worker loop at start-up)."""
+    import runpod  # here: the SDK takes a second to import, and the HTTP server runs the checks itself
+
     for check in CHECKS:
         runpod.serverless.register_fitness_check(check)
