@@ -231,6 +231,12 @@ def test_an_unknown_route_gets_404_in_openai_shape(server: RunningServer) -> Non
     assert json.loads(body)["error"]["code"] == "unknown_route"
 
 
+def test_a_wrong_method_gets_405_in_openai_shape(server: RunningServer) -> None:
+    status, body = get(server.port, "/v1/audio/transcriptions")
+    assert status == 405
+    assert set(json.loads(body)["error"]) == {"message", "type", "param", "code"}
+
+
 def test_an_api_key_is_demanded_when_set(
     server: RunningServer, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
