@@ -370,6 +370,17 @@ MIX_MAX_CHANNELS = 8
 MIX_FLIP_CORRELATION = -0.5
 # Input below 16 kHz is resampled in frames of at most 1/this of a second, which bounds ffmpeg's memory.
 UPSAMPLE_FRAMES_PER_SECOND = 8
+# Small files (those that skip the length probe) are decoded by long-lived helper processes with FFmpeg's
+# libraries, in one pass with their probe: no process start per item (utils/decoder_pool.py).
+DECODER_HELPERS = _int(
+    "DECODER_HELPERS",
+    4,
+    "Long-lived decoder processes for small files (no process start per item); 0: an ffmpeg process "
+    "for every file.",
+    minimum=0,
+)
+# Below this input rate the helpers leave the file to the ffmpeg program, which upsamples in short frames.
+FAST_DECODE_MIN_RATE = 8000
 # ffmpeg's last stderr lines kept for diagnosis; a corrupt file can print an error per packet.
 FFMPEG_STDERR_TAIL_LINES = 20
 

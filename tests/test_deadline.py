@@ -126,6 +126,7 @@ def test_ffmpeg_is_killed_at_the_job_deadline_not_its_own(
     fake.write_text("#!/bin/sh\nexec sleep 30\n")
     fake.chmod(0o755)
     monkeypatch.setattr(config, "FFMPEG_BINARY", str(fake))
+    monkeypatch.setattr(config, "DECODER_HELPERS", 0)  # the ffmpeg program, not a decoder helper
     monkeypatch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 300.0)
     monkeypatch.setattr(config, "JOB_TIMEOUT_SECONDS", 1.0)
     result, elapsed = run_timed({"audio_base64": wav_b64(tmp_path, np.zeros(1600, dtype=np.float32))})

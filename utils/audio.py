@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 import config
-from utils import deadline
+from utils import deadline, decoder_pool
 from utils.deadline import cap_to_job
 from utils.errors import (
     AudioDecodeError,
@@ -293,23 +293,13 @@ def decode(
     # A large bytearray grows in place (realloc of an mmap'd block), so this costs ~1x the audio.
     channels = stream.channels if stream.mixed_here else 1
     pcm = [bytearray() for _ in range(channels if separate else 1)]
-    frame_bytes = channels * _BYTES_PER_SAMPLE
     job = deadline.current()
     # A cancelled job kills its ffmpeg at once (the job's deadline then reports the cancellation).
     cancellation = job.on_cancel(process.kill) if job is not None else contextlib.nullcontext()
     try:
         with cancellation:
-            while chunk := process.stdout.read(_READ_FRAMES * frame_bytes):
-                if channels == 1:
-                    pcm[0] += chunk
-                    continue
-                frames = np.frombuffer(chunk, dtype="<f4", count=len(chunk) // frame_bytes * channels)
-                frames = frames.reshape(-1, channels)
-                if separate:
-                    for channel, kept in enumerate(pcm):
-                        kept += frames[:, channel].tobytes()
-                else:
-                    pcm[0] += _mix(frames).tobytes()
+            while chunk := process.stdout.read(_READ_FRAMES * channels * _BYTES_PER_SAMPLE):
+                _take(chunk, pcm, channels, separate)
             return_code = process.wait()
     finally:
         timer.cancel()
@@ -325,6 +315,26 @@ def decode(
     if return_code != 0:
         log.warning("ffmpeg exited with %s: %s", return_code, " | ".join(stderr_tail))
         raise _classify_failure("\n".join(stderr_tail))
+    return _samples(pcm, separate, limit_seconds)
+
+
+def _take(chunk: bytes, pcm: list[bytearray], channels: int, separate: bool) -> None:
+    """Adds a block of interleaved f32le frames: as it is (mono), mixed, or split into its channels."""
+    if channels == 1:
+        pcm[0] += chunk
+        return
+    frame_bytes = channels * _BYTES_PER_SAMPLE
+    frames = np.frombuffer(chunk, dtype="<f4", count=len(chunk) // frame_bytes * channels)
+    frames = frames.reshape(-1, channels)
+    if separate:
+        for channel, kept in enumerate(pcm):
+            kept += frames[:, channel].tobytes()
+    else:
+        pcm[0] += _mix(frames).tobytes()
+
+
+def _samples(pcm: list[bytearray], separate: bool, limit_seconds: float | None) -> np.ndarray:
+    """The decoded rows as one array, checked: not empty, finite, not over the length limit."""
     rows = [np.frombuffer(kept, dtype="<f4", count=len(kept) // _BYTES_PER_SAMPLE) for kept in pcm]
     samples = np.stack(rows) if separate else rows[0]
     del rows, pcm
@@ -338,3 +348,31 @@ def decode(
             f"(read {duration:.0f} s before stopping)"
         )
     return samples
+
+
+def decode_small(path: Path, limit_seconds: float) -> tuple[np.ndarray, StreamInfo]:
+    """Reads and decodes a small file in one pass, in a decoder helper when one is free (no process
+    start), else with ffprobe and ffmpeg; its channels are mixed as `decode` mixes them.
+
+    Args:
+        path: The file, inside the job's temporary directory.
+        limit_seconds: Decode about this much (up to a second more, which tells the audio goes on).
+
+    Returns:
+        Mono float32 samples, and the stream's layout (its start offset shifts the times).
+
+    Raises:
+        WorkerError: What `decode` raises.
+    """
+    if path.stat().st_size == 0:
+        raise EmptyAudioError("the audio file is empty (0 bytes)")
+    answer = decoder_pool.pool.decode(path, min(limit_seconds, config.MAX_AUDIO_SECONDS))
+    stream = StreamInfo(**answer.stream) if answer is not None and answer.stream else None
+    if answer is None or answer.pcm is None:
+        stream = stream or probe(path)
+        return decode(path, limit_seconds, stream), stream
+    pcm = [bytearray()]
+    block = _READ_FRAMES * answer.channels * _BYTES_PER_SAMPLE
+    for start in range(0, len(answer.pcm), block):
+        _take(answer.pcm[start : start + block], pcm, answer.channels, separate=False)
+    return _samples(pcm, False, limit_seconds), stream

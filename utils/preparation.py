@@ -38,6 +38,8 @@ class PreparedItem:
     probed_seconds: float | None = None
     # The stream's layout from its headers: shapes the decode; its start offset shifts the times.
     stream: audio.StreamInfo = field(default_factory=audio.StreamInfo)
+    # False for a small file, whose headers are read with its decode, in one pass.
+    stream_read: bool = True
     # Whether its channels are kept apart (`channels: "separate"`): samples then have one row each.
     separate: bool = False
     samples: np.ndarray | None = None
@@ -133,16 +135,19 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline, separate: bo
         deadline.check()  # a batch item may start late
         started = time.perf_counter()
         path = sources.fetch(item.source_field, item.source, item_dir)
-        stream = audio.probe(path)
+        guessed = guess_seconds(path.stat().st_size)
+        # A small file's headers are not trusted for its reservation (it is decoded up to its guess),
+        # so they are read with its decode; channels kept apart must be counted before.
+        read_now = guessed is None or separate
+        stream = audio.probe(path) if read_now else audio.StreamInfo()
         if separate:
             stream.check_separable()
-        guessed = guess_seconds(path.stat().st_size)
     return PreparedItem(
         path=path,
         guessed_seconds=guessed,
-        # A small file's header is not trusted for its reservation: it is decoded up to its guess.
         probed_seconds=stream.seconds if guessed is None else None,
         stream=stream,
+        stream_read=read_now,
         separate=separate,
         fetch_seconds=time.perf_counter() - started,
     )
@@ -169,7 +174,12 @@ def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
     limit = None if guess is None else min(guess, config.MAX_INFLIGHT_AUDIO_SECONDS, config.MAX_AUDIO_SECONDS)
     with deadline.applied():
         deadline.check()
-        samples = audio.decode(prepared.path, limit, prepared.stream, prepared.separate)
+        if prepared.stream_read:
+            samples = audio.decode(prepared.path, limit, prepared.stream, prepared.separate)
+        else:
+            assert limit is not None  # an unread stream belongs to a small, guessed file
+            samples, prepared.stream = audio.decode_small(prepared.path, limit)
+            prepared.stream_read = True
         seconds = samples.shape[-1] / config.SAMPLE_RATE
         prepared.convert_seconds += time.perf_counter() - started
         if limit is not None and seconds > limit:

@@ -20,6 +20,7 @@ import pytest
 import config
 import handler
 from tools import synth
+from utils import decoder_pool
 from utils.asr import attention
 from utils.asr import model as asr_model
 
@@ -89,6 +90,17 @@ def fail_in_ffmpeg(patch: pytest.MonkeyPatch, tmp_path: Path, clip: bytes, url: 
     fake.chmod(0o755)
     patch.setattr(config, "FFMPEG_BINARY", str(fake))
     patch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 0.5)
+    patch.setattr(config, "DECODER_HELPERS", 0)  # the ffmpeg program, not a decoder helper
+    return {"audio_base64": base64.b64encode(clip).decode()}
+
+
+def hang_in_decoder_helper(
+    patch: pytest.MonkeyPatch, tmp_path: Path, clip: bytes, url: str
+) -> dict[str, Any]:
+    # A stand-in helper that never answers: a real one cannot be made to hang on purpose quickly.
+    patch.setattr(decoder_pool, "HELPER_COMMAND", ("sleep", "30"))
+    patch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 0.5)
+    patch.setattr(decoder_pool, "pool", decoder_pool.DecoderPool())  # else an idle real helper takes it
     return {"audio_base64": base64.b64encode(clip).decode()}
 
 
@@ -114,6 +126,7 @@ def fail_in_download(patch: pytest.MonkeyPatch, tmp_path: Path, clip: bytes, url
 
 FAULTS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "ffmpeg-timeout": (fail_in_ffmpeg, "decode_timeout"),
+    "decoder-helper-hangs": (hang_in_decoder_helper, "decode_timeout"),
     "transcriber-exception": (fail_in_transcriber, "internal"),
     "download-breaks-off": (fail_in_download, "fetch_failed"),
 }

@@ -98,6 +98,7 @@ def test_a_cancelled_job_stops_its_ffmpeg_and_leaves_no_files(
     fake.write_text("#!/bin/sh\nexec sleep 60\n")
     fake.chmod(0o755)
     monkeypatch.setattr(config, "FFMPEG_BINARY", str(fake))
+    monkeypatch.setattr(config, "DECODER_HELPERS", 0)  # the ffmpeg program, not a decoder helper
     before = {child.pid for child in children()}
 
     async def main() -> None:

@@ -1,0 +1,213 @@
+"""Long-lived decoder processes (`utils.decoder_helper`) for small files: probe and decode in one pass,
+without starting a process per item.
+
+Isolation is kept: a helper is a process of its own, used by one item at a time. One that hangs past
+the decode timeout, or whose job is cancelled, is killed and replaced; one that dies (a crash on a
+hostile file) is replaced, and its item goes to the ffmpeg program, which answers as it always has.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import config
+from utils import deadline
+from utils.deadline import cap_to_job
+from utils.errors import AudioTimeoutError
+
+log = logging.getLogger(__name__)
+
+_HEADER_MAX_BYTES = 4096
+# The helper's program (tests put a stand-in that hangs or dies in its place, as they do for ffmpeg).
+HELPER_COMMAND = (sys.executable, "-m", "utils.decoder_helper")
+
+
+class HelperGone(Exception):
+    """The helper died or answered nonsense; its item goes to the ffmpeg program."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A helper's answer: the stream's layout (None: unknown), and its samples unless it fell back."""
+
+    stream: dict[str, Any] | None
+    channels: int = 1
+    pcm: bytes | None = None  # None: the ffmpeg program must decode the file
+
+
+class _Helper:
+    """One helper process and its pipes."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            HELPER_COMMAND,
+            cwd=config.REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._buffer = b""
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _read(self, until: float) -> bytes:
+        """One read from the helper, waiting no later than `until` (monotonic)."""
+        fd = self.process.stdout.fileno()
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise HelperGone("the decoder helper exited")
+                return chunk
+
+    def ask(self, path: Path, limit: float, timeout: float) -> Decoded:
+        """Sends one request and reads its answer.
+
+        Raises:
+            TimeoutError: No whole answer within `timeout`.
+            HelperGone: The helper died or broke the protocol.
+        """
+        until = time.monotonic() + timeout
+        try:
+            self.process.stdin.write(json.dumps({"path": str(path), "limit": limit}).encode() + b"\n")
+            self.process.stdin.flush()
+        except OSError:
+            raise HelperGone("the decoder helper is not running") from None
+        data = self._buffer
+        while b"\n" not in data:
+            if len(data) > _HEADER_MAX_BYTES:
+                raise HelperGone("the decoder helper's answer has no header")
+            data += self._read(until)
+        line, _, data = data.partition(b"\n")
+        try:
+            header = json.loads(line)
+        except ValueError:
+            raise HelperGone("the decoder helper's header is not JSON") from None
+        if header.get("status") != "ok":
+            self._buffer = data
+            return Decoded(header.get("stream"))
+        size = int(header["bytes"])
+        chunks, have = [data], len(data)
+        while have < size:
+            chunk = self._read(until)
+            chunks.append(chunk)
+            have += len(chunk)
+        pcm = b"".join(chunks)
+        self._buffer = pcm[size:]
+        return Decoded(header.get("stream"), int(header["channels"]), pcm[:size])
+
+
+class DecoderPool:
+    """Up to `DECODER_HELPERS` helpers, started on first need; each serves one item at a time."""
+
+    def __init__(self) -> None:
+        """Holds no helper yet."""
+        self._idle: list[_Helper] = []
+        self._started = 0
+        self._lock = threading.Condition()
+
+    def _take(self, until: float) -> _Helper | None:
+        """An idle helper (started if there is room), waiting for one until `until`; None: none came."""
+        with self._lock:
+            while not self._idle and self._started >= config.DECODER_HELPERS:
+                left = until - time.monotonic()
+                if left <= 0:
+                    return None
+                self._lock.wait(left)
+            if self._idle:
+                return self._idle.pop()
+            self._started += 1
+        try:
+            return _Helper()
+        except OSError:
+            log.exception("could not start a decoder helper")
+            self._forget()
+            return None
+
+    def _give_back(self, helper: _Helper) -> None:
+        with self._lock:
+            self._idle.append(helper)
+            self._lock.notify()
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._started -= 1
+            self._lock.notify()
+
+    def decode(self, path: Path, limit: float) -> Decoded | None:
+        """Decodes a small file in a helper.
+
+        Args:
+            path: The local file.
+            limit: Seconds wanted (a second more tells that the audio goes on).
+
+        Returns:
+            The helper's answer, or None when no helper could take it (the ffmpeg program then does).
+
+        Raises:
+            AudioTimeoutError: The helper ran past `FFMPEG_TIMEOUT_SECONDS` (it is replaced).
+            WorkerError: The job was cancelled or ran out of time meanwhile (it is replaced).
+        """
+        if config.DECODER_HELPERS < 1:
+            return None
+        timeout = cap_to_job(config.FFMPEG_TIMEOUT_SECONDS)
+        helper = self._take(time.monotonic() + timeout)
+        if helper is None:
+            return None
+        job = deadline.current()
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            helper.kill()
+
+        try:
+            with job.on_cancel(kill) if job is not None else contextlib.nullcontext():
+                answer = helper.ask(path, limit, timeout)
+        except TimeoutError:
+            helper.kill()
+            self._forget()
+            if job is not None:
+                job.check()  # the job's own deadline reports itself
+            raise AudioTimeoutError(
+                f"audio conversion took longer than {config.FFMPEG_TIMEOUT_SECONDS:g} s"
+            ) from None
+        except HelperGone as gone:
+            helper.kill()
+            self._forget()
+            if killed.is_set() and job is not None:
+                job.check()
+            log.warning("%s; the item goes to the ffmpeg program", gone)
+            return None
+        self._give_back(helper)
+        return answer
+
+    def close(self) -> None:
+        """Stops the idle helpers (tests; at exit their stdin closes and they end by themselves)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._started -= len(idle)
+        for helper in idle:
+            helper.kill()
+
+
+pool = DecoderPool()
