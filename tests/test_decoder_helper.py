@@ -1,0 +1,115 @@
+"""The decoder helper reads small files with FFmpeg's libraries as the ffmpeg program would, and leaves
+to the program whatever it does not cover the same way."""
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import config
+from tests.support.media import channels_file, encode, speech
+from utils import audio
+from utils.decoder_helper import decode, serve
+
+CODECS = {
+    "clip.mp3": ("-c:a", "libmp3lame", "-b:a", "64k"),
+    "clip.opus": ("-c:a", "libopus", "-b:a", "32k"),
+    "clip.m4a": ("-c:a", "aac", "-b:a", "64k"),
+    "clip.wav": (),
+    "clip.flac": (),
+    "clip.ogg": ("-c:a", "libvorbis"),
+}
+
+
+@pytest.fixture(scope="module")
+def spoken() -> np.ndarray:
+    return speech("one two three four five")
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_the_samples_and_layout_are_the_ffmpeg_programs(
+    name: str, spoken: np.ndarray, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = encode(spoken, tmp_path_factory.mktemp("codec") / name, *CODECS[name])
+    header, payload = decode(str(path), 60.0)
+    assert header["status"] == "ok", header
+    ours = np.frombuffer(payload, dtype="<f4")
+    theirs = audio.decode(path)
+    assert abs(ours.size - theirs.size) <= config.SAMPLE_RATE // 100  # within 10 ms (codec delay)
+    common = min(ours.size, theirs.size)
+    assert np.corrcoef(ours[:common], theirs[:common])[0, 1] > 0.999
+    probed = audio.probe(path)
+    assert header["stream"]["sample_rate"] == probed.sample_rate
+    assert header["stream"]["channels"] == probed.channels
+    assert header["stream"]["start_offset"] == probed.start_offset
+    # MP3 headers give an estimate, which the library versions make differently.
+    assert header["stream"]["seconds"] == pytest.approx(probed.seconds, abs=0.15)
+
+
+def test_output_stops_a_second_past_the_limit(spoken: np.ndarray, tmp_path: Path) -> None:
+    path = encode(np.tile(spoken, 4), tmp_path / "long.flac")
+    header, payload = decode(str(path), 2.0)
+    assert header["bytes"] == len(payload) == 3 * config.SAMPLE_RATE * 4
+
+
+def test_channels_come_interleaved_for_the_worker_to_mix(spoken: np.ndarray, tmp_path: Path) -> None:
+    path = channels_file([spoken, -spoken], tmp_path / "inverted.wav")
+    header, payload = decode(str(path), 60.0)
+    assert header["channels"] == 2
+    frames = np.frombuffer(payload, dtype="<f4").reshape(-1, 2)
+    assert np.allclose(frames[:, 0], -frames[:, 1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("low_rate", "layout"),
+        ("many_channels", "layout"),
+        ("playlist", "InvalidDataError"),
+        ("video_only", "no audio stream"),
+    ],
+)
+def test_what_it_does_not_cover_goes_to_the_ffmpeg_program(tmp_path: Path, make: str, reason: str) -> None:
+    path = tmp_path / "input"
+    if make == "low_rate":
+        encode(np.zeros(4000, dtype=np.float32), path.with_suffix(".wav"), "-ar", "4000")
+        path = path.with_suffix(".wav")
+    elif make == "many_channels":
+        tracks = [np.zeros(1600, dtype=np.float32)] * (config.MIX_MAX_CHANNELS + 1)
+        path = channels_file(tracks, tmp_path / "many.wav")
+    elif make == "playlist":
+        path.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")
+    else:
+        path = tmp_path / "video.mp4"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=d=1:s=32x32"]
+            + ["-pix_fmt", "yuv420p", str(path)],
+            check=True,
+        )
+    try:
+        header, payload = decode(str(path), 60.0)
+    except Exception as error:  # noqa: BLE001 (what serve would turn into a fallback)
+        header, payload = {"status": "fallback", "reason": type(error).__name__}, b""
+    assert (header["status"], header["reason"], payload) == ("fallback", reason, b"")
+
+
+def test_it_serves_requests_line_by_line(spoken: np.ndarray, tmp_path: Path) -> None:
+    path = encode(spoken, tmp_path / "clip.flac")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00\x01" * 100)
+    requests = io.BytesIO(
+        b"".join(json.dumps({"path": str(p), "limit": 60}).encode() + b"\n" for p in (path, garbage, path))
+    )
+    answers = io.BytesIO()
+    serve(requests, answers)
+    stream = io.BytesIO(answers.getvalue())
+    statuses = []
+    for _ in range(3):
+        header = json.loads(stream.readline())
+        statuses.append(header["status"])
+        stream.read(header.get("bytes", 0))
+    assert statuses == ["ok", "fallback", "ok"]
+    assert stream.read() == b""
