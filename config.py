@@ -574,6 +574,9 @@ SUBTITLE_MAX_CUE_SECONDS = _float(
 SUBTITLE_PAUSE_SECONDS = _float(
     "SUBTITLE_PAUSE_SECONDS", 0.8, "A silence this long between words ends a subtitle cue.", minimum=0.1
 )
+# Decoders built for option sets (confidence, a hotword list) kept for later calls, least recently used
+# dropped first (utils/asr/decoding.py).
+DECODER_SETUPS_KEPT = 16
 # Hotwords: at most this many phrases of at most this many characters; the boost per matched token.
 MAX_HOTWORDS = 100
 MAX_HOTWORD_CHARS = 64

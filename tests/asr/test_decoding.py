@@ -14,6 +14,7 @@ import config
 import handler
 from tests.support.media import b64, encode, speech
 from utils.asr import decoding, transcribe
+from utils.asr import model as asr_model
 from utils.asr.records import CONFIDENCE
 from utils.asr.scheduler import scheduler
 from utils.deadline import Deadline
@@ -196,3 +197,44 @@ def test_a_phrase_the_model_cannot_spell_is_refused(tmp_path: Path, job_root: Pa
         "error_type": "invalid_input",
     }
     assert hotword_job(noisy_digits(0.0), tmp_path / "next", hotwords=["one"])["text"] == BOOSTED_WORDS
+
+
+class BuildCounter:
+    """Counts the real model's decoder builds (`change_decoding_strategy`)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.model = asr_model.get_model()
+        self.real = self.model.change_decoding_strategy
+        self.builds = 0
+        monkeypatch.setattr(self.model, "change_decoding_strategy", self)
+
+    def __call__(self, cfg: Any, verbose: bool = True) -> None:
+        self.builds += 1
+        self.real(cfg, verbose=verbose)
+
+
+def test_each_option_set_builds_its_decoder_once_and_the_models_own_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
+) -> None:
+    counter = BuildCounter(monkeypatch)
+    own = counter.model.decoding
+    clip = noisy(0.0)
+    first = ask(clip, tmp_path / "first", hotwords=["four one"], hotword_weight=1.7, confidence=True)
+    for index in range(3):
+        again = ask(
+            clip, tmp_path / f"again{index}", hotwords=["four one"], hotword_weight=1.7, confidence=True
+        )
+        assert again["text"] == first["text"]
+        assert again["confidence"] == first["confidence"]
+        assert counter.model.decoding is own
+    assert counter.builds == 1
+
+
+def test_kept_decoders_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path) -> None:
+    monkeypatch.setattr(config, "DECODER_SETUPS_KEPT", 2)
+    counter = BuildCounter(monkeypatch)
+    phrases = [["nine three"], ["seven two"], ["one four"]]
+    for round_ in range(2):
+        for index, hotwords in enumerate(phrases):
+            ask(noisy(0.0), tmp_path / f"r{round_}-{index}", hotwords=hotwords, hotword_weight=1.3)
+    assert counter.builds == 6  # three lists through two places: each is dropped before it comes back

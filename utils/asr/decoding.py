@@ -7,24 +7,31 @@ calls that ask and switched back after.
 - Hotwords use NeMo's boosting tree for `greedy_batch` decoding: the phrases, as the model's
   tokenizer spells them, get a bonus of `weight` per matched token while the decoder searches.
 
-A call with either option rebuilds the decoder (about 0.1 s on the CPU, once each way), so calls without
-them pay nothing; the scheduler puts items into one call only when their options are equal.
+Each option set's decoder is built once (NeMo's `change_decoding_strategy`, about 0.1 s on the CPU, and
+on a GPU a new CUDA-graph capture) and kept: later calls with the same options swap the kept objects in
+and the model's own back out, which costs nothing. At most `DECODER_SETUPS_KEPT` set-ups are kept, the
+least recently used going first, since hotword lists vary. The scheduler puts items into one call
+only when their options are equal.
 """
 
 import contextlib
 import copy
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import config
 from utils.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
 CONFIDENCE_METHOD = {"name": "entropy", "entropy_type": "tsallis", "alpha": 0.5, "entropy_norm": "exp"}
-# The model's own decoding config while a failed switch back is still owed (retried by the next call).
-_owed: Any = None
+# Where a model keeps its own decoding set-up and the built ones (attributes of the model object, so
+# that a reloaded model starts afresh).
+_OWN = "_parakeet_own_decoding"
+_KEPT = "_parakeet_decoding_setups"
 
 
 @dataclass(frozen=True)
@@ -51,33 +58,37 @@ def check_spelling(model: Any, boost: Boost) -> None:
             raise InvalidInputError(f"hotwords[{index}] {phrase!r} has characters this model cannot write")
 
 
-@contextlib.contextmanager
-def options(model: Any, confidence: bool, boost: Boost | None) -> Iterator[None]:
-    """Decodes with the given options inside the block; the model's own decoding is back after it.
+@dataclass(frozen=True)
+class _Setup:
+    """What `change_decoding_strategy` builds and sets on a model: swapping these in switches decoders."""
 
-    Only the scheduler's thread calls models, so the switch is never seen by another call.
+    decoding: Any
+    wer: Any
+    cfg: Any
+    temperature: float
 
-    Args:
-        model: The NeMo RNNT/TDT model.
-        confidence: Whether hypotheses carry `word_confidence`.
-        boost: Hotwords to favour, or None.
+    @classmethod
+    def of(cls, model: Any) -> "_Setup":
+        return cls(model.decoding, model.wer, model.cfg.decoding, model.joint.temperature)
 
-    Yields:
-        Nothing.
-    """
-    global _owed
-    if _owed is not None:
-        # A previous call could not switch back: no call may run with another job's options.
-        model.change_decoding_strategy(_owed, verbose=False)
-        _owed = None
-    if not confidence and boost is None:
-        yield
-        return
+    def apply(self, model: Any) -> None:
+        from omegaconf import open_dict
+
+        model.decoding, model.wer = self.decoding, self.wer
+        with open_dict(model.cfg):
+            model.cfg.decoding = self.cfg
+        model.joint.temperature = self.temperature
+        if model.joint.fuse_loss_wer:
+            model.joint.set_wer(self.wer)
+
+
+def _changed_config(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) -> Any:
+    """The model's own decoding config with the options switched on."""
     from omegaconf import open_dict
 
-    original = copy.deepcopy(model.cfg.decoding)
-    changed = copy.deepcopy(original)
+    changed = copy.deepcopy(getattr(model, _OWN).cfg)
     with open_dict(changed):
+        changed.compute_timestamps = timestamps
         if confidence:
             changed.confidence_cfg = {
                 "preserve_word_confidence": True,
@@ -95,12 +106,54 @@ def options(model: Any, confidence: bool, boost: Boost | None) -> Iterator[None]
                 "use_triton": False,
             }
             changed.greedy.boosting_tree_alpha = boost.weight
-    model.change_decoding_strategy(changed, verbose=False)
+    return changed
+
+
+def _setup(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) -> _Setup:
+    """The kept set-up for these options, built (and the oldest dropped past the bound) when missing."""
+    kept: OrderedDict[tuple[bool, bool, Boost | None], _Setup] = getattr(model, _KEPT)
+    key = (timestamps, confidence, boost)
+    if key in kept:
+        kept.move_to_end(key)
+        return kept[key]
+    try:
+        changed = _changed_config(model, timestamps, confidence, boost)
+        model.change_decoding_strategy(changed, verbose=False)
+        built = _Setup.of(model)
+    finally:
+        getattr(model, _OWN).apply(model)
+    kept[key] = built
+    while len(kept) > config.DECODER_SETUPS_KEPT:
+        kept.popitem(last=False)
+    return built
+
+
+@contextlib.contextmanager
+def options(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) -> Iterator[None]:
+    """Decodes with the given options inside the block; the model's own decoding is back after it.
+
+    Only the scheduler's thread calls models, so the switch is never seen by another call. Timestamps
+    belong to the set-up too: NeMo's `transcribe` rebuilds the decoder itself when a call's
+    `timestamps` differs from the decoder's `compute_timestamps`.
+
+    Args:
+        model: The NeMo RNNT/TDT model.
+        timestamps: Whether hypotheses carry timestamps (NeMo's `compute_timestamps`).
+        confidence: Whether hypotheses carry `word_confidence`.
+        boost: Hotwords to favour, or None.
+
+    Yields:
+        Nothing.
+    """
+    if not hasattr(model, _OWN):
+        setattr(model, _OWN, _Setup.of(model))
+        setattr(model, _KEPT, OrderedDict())
+    own = getattr(model, _OWN)
+    if not confidence and boost is None and own.cfg.get("compute_timestamps") is timestamps:
+        yield
+        return
+    _setup(model, timestamps, confidence, boost).apply(model)
     try:
         yield
     finally:
-        try:
-            model.change_decoding_strategy(original, verbose=False)
-        except Exception:
-            log.exception("could not restore the decoding strategy; the next call will")
-            _owed = original
+        getattr(model, _OWN).apply(model)

@@ -119,13 +119,15 @@ def run_call(
         dtype=torch.bfloat16,
         enabled=model.compute_dtype(current.model.device.type) == "bfloat16",
     )
+    timestamps = bool(kinds & {*TIMESTAMP_KINDS, CONFIDENCE})
+    options = decoding.options(current.model, timestamps, CONFIDENCE in kinds, boost)
     try:
-        with torch.inference_mode(), autocast, decoding.options(current.model, CONFIDENCE in kinds, boost):
+        with torch.inference_mode(), autocast, options:
             # timestamps is always passed: None would keep whatever the previous call asked for.
             return current.model.transcribe(
                 [_padded(samples) for samples in audios],
                 batch_size=len(audios),
-                timestamps=bool(kinds & {*TIMESTAMP_KINDS, CONFIDENCE}),
+                timestamps=timestamps,
                 verbose=False,
             )
     finally:
