@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import config
+from utils.asr import invariance
 from utils.errors import ModelLoadError
 from utils.volume import model as volume_model
 
@@ -168,6 +169,7 @@ def loaded() -> LoadedModel:
     with _load_lock:
         if _loaded is None or _loaded.name != config.PARAKEET_MODEL:
             model = load_model(config.PARAKEET_MODEL)
+            invariance.install(model)  # an item's words never depend on what shares its call
             _loaded = LoadedModel(
                 model=model,
                 name=config.PARAKEET_MODEL,
