@@ -115,6 +115,8 @@ class Setup:
 
 FP32_NO_GRAPHS = Setup("fp32", cuda_graphs=False)
 BF16_GRAPHS = Setup("bf16", cuda_graphs=True)
+BF16_NO_GRAPHS = Setup("bf16", cuda_graphs=False)
+SETUPS = {"fp32-no-graphs": FP32_NO_GRAPHS, "bf16-graphs": BF16_GRAPHS, "bf16-no-graphs": BF16_NO_GRAPHS}
 
 
 def pseudo_text(seed: int) -> list[str]:
@@ -323,6 +325,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per figure first")
     parser.add_argument("--bf16", choices=("cast", "autocast"), default="cast", help="how bf16 is applied")
     parser.add_argument("--smoke", action="store_true", help="a tiny run that proves the script works")
+    parser.add_argument(
+        "--setups", nargs="+", choices=SETUPS, default=["fp32-no-graphs", "bf16-graphs"], help="fp32 first"
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device here; on a machine without a GPU run --device cpu --smoke")
@@ -350,7 +355,8 @@ def main(argv: list[str]) -> int:
     model = build_model(args.device)
     print(json.dumps(describe(model, args.device, args.smoke)), flush=True)
     # fp32 first, on the weights as built; the bf16 cast is not undone.
-    setups = [FP32_NO_GRAPHS] if args.device == "cpu" else [FP32_NO_GRAPHS, BF16_GRAPHS]
+    chosen = sorted((SETUPS[name] for name in args.setups), key=lambda setup: setup.precision != "fp32")
+    setups = [FP32_NO_GRAPHS] if args.device == "cpu" else chosen
     for setup in setups:
         if setup.precision == "bf16" and args.bf16 == "cast":
             model.to(torch.bfloat16)
