@@ -99,6 +99,19 @@ def test_a_helper_that_dies_hands_its_item_to_the_ffmpeg_program(
     assert stream.sample_rate == 48000
 
 
+def test_helpers_that_cannot_start_are_not_started_again(
+    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in that dies before its first answer, as a helper without PyAV would.
+    monkeypatch.setattr(decoder_pool, "HELPER_COMMAND", ("true",))
+    assert pool.decode(clip, 30.0) is None
+    assert pool.broken
+    before = {child.pid for child in helpers()}
+    for _ in range(3):
+        assert audio.decode_small(clip, 30.0)[0].size > 0
+    assert {child.pid for child in helpers()} - before == set()
+
+
 def test_a_cancelled_job_kills_its_helper_and_reports_the_cancellation(
     pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

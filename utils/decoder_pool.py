@@ -56,10 +56,16 @@ class _Helper:
             stderr=subprocess.DEVNULL,
         )
         self._buffer = b""
+        self.answered = 0
 
     def kill(self) -> None:
+        """Stops the process (from any thread); its reader then sees the pipe end."""
         if self.process.poll() is None:
             self.process.kill()
+
+    def close(self) -> None:
+        """Stops the process and closes its pipes (by the thread that used it)."""
+        self.kill()
         self.process.wait()
         for pipe in (self.process.stdin, self.process.stdout):
             with contextlib.suppress(OSError):
@@ -72,9 +78,12 @@ class _Helper:
             left = until - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 1 << 20)
+            try:
+                ready, _, _ = select.select([fd], [], [], left)
+                chunk = os.read(fd, 1 << 20) if ready else None
+            except OSError:
+                raise HelperGone("the decoder helper's pipe broke") from None
+            if chunk is not None:
                 if not chunk:
                     raise HelperGone("the decoder helper exited")
                 return chunk
@@ -102,6 +111,7 @@ class _Helper:
             header = json.loads(line)
         except ValueError:
             raise HelperGone("the decoder helper's header is not JSON") from None
+        self.answered += 1
         if header.get("status") != "ok":
             self._buffer = data
             return Decoded(header.get("stream"))
@@ -124,6 +134,8 @@ class DecoderPool:
         self._idle: list[_Helper] = []
         self._started = 0
         self._lock = threading.Condition()
+        # Set when a helper dies before its first answer (PyAV missing, say): ffmpeg takes every file.
+        self.broken = False
 
     def _take(self, until: float) -> _Helper | None:
         """An idle helper (started if there is room), waiting for one until `until`; None: none came."""
@@ -167,7 +179,7 @@ class DecoderPool:
             AudioTimeoutError: The helper ran past `FFMPEG_TIMEOUT_SECONDS` (it is replaced).
             WorkerError: The job was cancelled or ran out of time meanwhile (it is replaced).
         """
-        if config.DECODER_HELPERS < 1:
+        if config.DECODER_HELPERS < 1 or self.broken:
             return None
         timeout = cap_to_job(config.FFMPEG_TIMEOUT_SECONDS)
         helper = self._take(time.monotonic() + timeout)
@@ -184,7 +196,7 @@ class DecoderPool:
             with job.on_cancel(kill) if job is not None else contextlib.nullcontext():
                 answer = helper.ask(path, limit, timeout)
         except TimeoutError:
-            helper.kill()
+            helper.close()
             self._forget()
             if job is not None:
                 job.check()  # the job's own deadline reports itself
@@ -192,11 +204,15 @@ class DecoderPool:
                 f"audio conversion took longer than {config.FFMPEG_TIMEOUT_SECONDS:g} s"
             ) from None
         except HelperGone as gone:
-            helper.kill()
+            helper.close()
             self._forget()
             if killed.is_set() and job is not None:
                 job.check()
-            log.warning("%s; the item goes to the ffmpeg program", gone)
+            if helper.answered == 0 and not killed.is_set():
+                self.broken = True
+                log.error("%s before its first answer; every file goes to the ffmpeg program now", gone)
+            else:
+                log.warning("%s; the item goes to the ffmpeg program", gone)
             return None
         self._give_back(helper)
         return answer
@@ -207,7 +223,7 @@ class DecoderPool:
             idle, self._idle = self._idle, []
             self._started -= len(idle)
         for helper in idle:
-            helper.kill()
+            helper.close()
 
 
 pool = DecoderPool()
