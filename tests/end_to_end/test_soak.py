@@ -117,14 +117,17 @@ class Usage:
     rss_bytes: int
     open_fds: int
     children: int
+    # The long-lived decoder helpers, counted apart: they are meant to outlive jobs.
+    helpers: int
 
 
 def usage(pid: int) -> Usage:
     """Reads the process's resident memory (VmRSS), open descriptors and child processes."""
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    children = len(psutil.Process(pid).children(recursive=True))
-    return Usage(rss_kib * 1024, len(os.listdir(f"/proc/{pid}/fd")), children)
+    children = psutil.Process(pid).children(recursive=True)
+    helpers = sum("utils.decoder_helper" in " ".join(child.cmdline()) for child in children)
+    return Usage(rss_kib * 1024, len(os.listdir(f"/proc/{pid}/fd")), len(children) - helpers, helpers)
 
 
 def check_answer(job: Job, answer: dict[str, Any]) -> None:
@@ -155,6 +158,7 @@ def test_200_mixed_jobs_leave_the_worker_as_they_found_it(local_api: LocalApi, j
         assert left == [], f"job {number} ({job.name}) left files behind"
         current = usage(pid)
         assert current.children == 0, f"a child process outlived job {number} ({job.name})"
+        assert current.helpers <= config.DECODER_HELPERS, f"decoder helpers piled up by job {number}"
         snapshots[number] = current
     baseline, last = snapshots[BASELINE_JOB], snapshots[JOBS]
     print(f"after job {BASELINE_JOB}: {baseline}; after job {JOBS}: {last}")
