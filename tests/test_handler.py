@@ -115,6 +115,20 @@ def test_silence_is_a_success_with_empty_text(tmp_path: Path) -> None:
     assert result["success"] is True
     assert result["text"] == ""
     assert result["timestamps"] == {"segment": [], "word": []}
+    assert (result["language"], result["language_confidence"]) == (None, None)
+
+
+def test_every_item_reports_its_language_and_a_mismatch_when_one_was_expected(tmp_path: Path) -> None:
+    clip = b64(encode(speech("four two seven one"), tmp_path / "clip.flac"))
+    plain = run({"audio_base64": clip})
+    assert plain["language"] == "en"
+    assert 0.5 < plain["language_confidence"] <= 1
+    assert "language_mismatch" not in plain
+    assert run({"audio_base64": clip, "language": "en-GB"})["language_mismatch"] is False
+    assert run({"audio_base64": clip, "language": "de"})["language_mismatch"] is True
+    batch = run({"audios": [{"audio_base64": clip}, {"audio_base64": "!!"}], "language": "en"})
+    assert (batch["results"][0]["language"], batch["results"][0]["language_mismatch"]) == ("en", False)
+    assert "language" not in batch["results"][1]  # a failed item has no transcript
 
 
 def test_word_and_char_timestamps_are_ordered_and_inside_the_audio(tmp_path: Path) -> None:

@@ -197,3 +197,25 @@ def test_the_accepted_fields_are_the_input_models() -> None:
         validation.parse_input(
             {"audio_url": "s3://bucket/a.mp3", "output_format": "srt", "subtitle_options": {"x": 1}}
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "code"), [("en", "en"), ("DE", "de"), ("pt-BR", "pt"), ("uk", "uk"), (None, None)]
+)
+def test_language_is_a_model_language_without_region(value: str | None, code: str | None) -> None:
+    assert validation.parse_input({"audio_base64": "UklGRg==", "language": value}).language == code
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ja", "language 'ja' is not one the model transcribes (bg, cs,"),
+        ("", "language '' is not one the model transcribes"),
+        (5, "language must be a string, got number"),
+        (["en"], "language must be a string, got array"),
+    ],
+)
+def test_a_language_the_model_does_not_know_is_refused_by_name(value: Any, message: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input({"audio_base64": "UklGRg==", "language": value})
+    assert str(raised.value).startswith(message)

@@ -144,3 +144,10 @@ class JobInput(BaseModel):
         description='`"mix"` transcribes all channels mixed; `"separate"` transcribes each channel of the '
         f"first audio stream (at most {config.MAX_SEPARATE_CHANNELS}) and labels words with `channel`.",
     )
+    language: str | None = Field(
+        None,
+        description="The language the caller expects (ISO 639-1; a region such as `pt-BR` is ignored), one "
+        f"of the model's: {', '.join(config.MODEL_LANGUAGES)}. Parakeet cannot be forced to a language: it "
+        "transcribes what it hears, and every item reports the `language` detected in its text; with this "
+        "field an item also says `language_mismatch` when the two differ.",
+    )

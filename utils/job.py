@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import config
-from utils import inflight, job_dirs, preparation, sources, validation, volume
+from utils import inflight, job_dirs, language, preparation, sources, validation, volume
 from utils.asr import decoding
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
@@ -254,7 +254,8 @@ def run_job(
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
         stage = transcribe_ready(ready, request, deadline, progress, options)
-        transcripts, model = stage.transcripts, stage.model
+        transcripts = {index: language.label(transcript) for index, transcript in stage.transcripts.items()}
+        model = stage.model
         timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
         timings.diarize = stage.diarize_seconds
         del ready

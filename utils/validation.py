@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import config
+from utils import language
 from utils.asr.records import TIMESTAMP_KINDS
 from utils.errors import InvalidInputError, PayloadTooLargeError
 from utils.input_model import (
@@ -77,6 +78,8 @@ class JobRequest:
     # At most this many speakers (None: as many as the diarizer finds).
     max_speakers: int | None = None
     channels: str = "mix"
+    # The language the caller expects (an ISO 639-1 code the model transcribes), or None.
+    language: str | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -373,6 +376,30 @@ def _parse_items(value: Any) -> tuple[AudioItem, ...]:
     return tuple(items)
 
 
+def parse_language(value: Any) -> str:
+    """Checks `language` against the model's languages.
+
+    Args:
+        value: The field's value.
+
+    Returns:
+        The ISO 639-1 code, lower case, without a region.
+
+    Raises:
+        InvalidInputError: Not a string, or not a language the model transcribes.
+    """
+    if not isinstance(value, str):
+        raise InvalidInputError(f"language must be a string, got {_type_name(value)}")
+    code = language.normalized(value)
+    if code not in config.MODEL_LANGUAGES:
+        shown = value[: config.MAX_ECHOED_NAME_CHARS]
+        raise InvalidInputError(
+            f"language {shown!r} is not one the model transcribes ({', '.join(config.MODEL_LANGUAGES)}); "
+            "it cannot be forced to a language anyway: leave language out to have it detected"
+        )
+    return code
+
+
 def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     """Validates a job's input against the contract.
 
@@ -432,6 +459,7 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     elif hotwords:
         weight = config.HOTWORD_WEIGHT
     diarize, max_speakers, channels = parse_speakers(job_input)
+    language = parse_language(job_input["language"]) if job_input.get("language") is not None else None
     return JobRequest(
         items,
         is_batch,
@@ -445,4 +473,5 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
         diarize,
         max_speakers,
         channels,
+        language,
     )

@@ -91,6 +91,7 @@ def test_subtitles_come_back_as_their_files(
 def test_verbose_json_has_openai_shape_with_segments_by_default(server: RunningServer, clip: Path) -> None:
     result = transcribe(server, clip, response_format="verbose_json")
     assert result.task == "transcribe"
+    assert result.language == "en"
     assert result.text == WORDS
     assert result.duration == pytest.approx(result.usage.seconds)
     assert [segment.id for segment in result.segments] == list(range(len(result.segments)))
@@ -126,6 +127,14 @@ def test_diarized_json_labels_segments_with_speakers(server: RunningServer, tmp_
 
 
 # --- Our options through extra_body ---
+
+
+def test_language_is_compared_with_the_detected_one(server: RunningServer, clip: Path) -> None:
+    result = transcribe(server, clip, response_format="verbose_json", language="de").model_dump()
+    assert (result["language"], result["language_mismatch"]) == ("en", True)
+    with pytest.raises(openai.BadRequestError) as raised:
+        transcribe(server, clip, language="ja")
+    assert raised.value.body["message"].startswith("language 'ja' is not one the model transcribes")
 
 
 def test_options_come_through_extra_body(server: RunningServer, clip: Path) -> None:

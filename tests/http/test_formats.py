@@ -9,6 +9,8 @@ RESULT = {
     "text": "one two. three",
     "duration": 3.2,
     "confidence": 0.9,
+    "language": "en",
+    "language_confidence": 0.99,
     "speakers": [{"speaker": "S1", "seconds": 1.0}, {"speaker": "S2", "seconds": 0.5}],
     "timestamps": {
         "segment": [

@@ -60,12 +60,17 @@ def test_any_model_name_is_taken_with_one_model_but_not_with_several() -> None:
     assert parse(("model", "b"), served=["a", "b"]).response_format == "json"
 
 
-def test_language_is_checked_but_cannot_force_the_model() -> None:
-    for code in ("en", "EN", "de-DE", "pt_BR"):
-        assert "language" not in parse(("language", code)).job_input
-    message = refused(("language", "ja"))
-    assert message.startswith("language 'ja' is not one the model transcribes")
-    assert "detects the language itself" in message
+def test_language_goes_to_the_queue_input_which_checks_it(tmp_path: Path) -> None:
+    upload = tmp_path / "upload"
+    upload.write_bytes(b"x")
+    for code, expected in (("en", "en"), ("EN", "en"), ("de-DE", "de"), ("pt_BR", "pt")):
+        job_input = parse(("language", code)).job_input
+        assert job_input["language"] == code
+        assert parse_input(job_input, upload).language == expected
+    with pytest.raises(InvalidInputError) as raised:
+        parse_input(parse(("language", "ja")).job_input, upload)
+    assert str(raised.value).startswith("language 'ja' is not one the model transcribes")
+    assert "cannot be forced" in str(raised.value)
 
 
 def test_temperature_is_taken_in_range_and_ignored() -> None:

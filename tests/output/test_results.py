@@ -67,3 +67,16 @@ def test_fallbacks_and_windows_appear_in_the_item_meta() -> None:
         "windows": 3,
         "fallbacks": ["local: out of GPU memory"],
     }
+
+
+def test_language_fields_say_a_mismatch_only_when_a_language_was_expected() -> None:
+    english = Transcript(text="one two", attention="full", language="en", language_confidence=0.98)
+    assert results.language_fields(english, None) == {"language": "en", "language_confidence": 0.98}
+    assert results.language_fields(english, "en")["language_mismatch"] is False
+    assert results.language_fields(english, "de")["language_mismatch"] is True
+    silent = Transcript(text="", attention="full")
+    assert results.language_fields(silent, "de") == {
+        "language": None,
+        "language_confidence": None,
+        "language_mismatch": False,
+    }

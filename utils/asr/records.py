@@ -53,6 +53,8 @@ class Segment:
     confidence: float | None = None
     speaker: str | None = None
     channel: int | None = None
+    # Its own language, only where it differs from the item's (ISO 639-1).
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,13 +141,17 @@ class Transcript:
     speakers: list[SpeakerTime] | None = None
     # How many channels were transcribed apart (None: the mix).
     channels: int | None = None
+    # The language detected in its text (ISO 639-1; None: no text), and how sure the detector is.
+    language: str | None = None
+    language_confidence: float | None = None
 
 
-_OPTIONAL_FIELDS = ("confidence", "speaker", "channel")
+_OPTIONAL_FIELDS = ("confidence", "speaker", "channel", "language")
 
 
 def _plain(item: Any) -> dict[str, Any]:
-    """A record as the output contract's item: `confidence`, `speaker`, `channel` only where computed."""
+    """A record as the output contract's item: `confidence`, `speaker`, `channel`, `language` only where
+    computed."""
     fields = asdict(item)
     for name in _OPTIONAL_FIELDS:
         if name in fields and fields[name] is None:

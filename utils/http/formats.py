@@ -38,7 +38,8 @@ def _entry(item: dict[str, Any], text_key: str) -> dict[str, Any]:
     """A word or segment of the contract with OpenAI's keys first, our extras after."""
     entry = {text_key: item["word"] if text_key == "word" else item["text"], "start": item["start"]}
     entry["end"] = item["end"]
-    entry.update({key: value for key, value in item.items() if key in ("confidence", "speaker", "channel")})
+    extras = ("confidence", "speaker", "channel", "language")
+    entry.update({key: value for key, value in item.items() if key in extras})
     return entry
 
 
@@ -50,9 +51,11 @@ def verbose_json(result: dict[str, Any], granularities: frozenset[str]) -> dict[
         granularities: "segment" and/or "word".
 
     Returns:
-        `{"task", "duration", "text", "segments"?, "words"?, "usage"}` (+ `confidence`, `speakers`).
+        `{"task", "language", "duration", "text", "segments"?, "words"?, "usage"}` (+ `confidence`,
+        `speakers`, `language_confidence`, `language_mismatch`).
     """
-    body: dict[str, Any] = {"task": "transcribe", "duration": result["duration"], "text": result["text"]}
+    fields = ("language", "duration", "text")
+    body: dict[str, Any] = {"task": "transcribe", **{key: result[key] for key in fields}}
     timestamps = result["timestamps"]
     if "segment" in granularities:
         body["segments"] = [
@@ -60,7 +63,8 @@ def verbose_json(result: dict[str, Any], granularities: frozenset[str]) -> dict[
         ]
     if "word" in granularities:
         body["words"] = [_entry(word, "word") for word in timestamps["word"]]
-    body.update({key: result[key] for key in ("confidence", "speakers") if key in result})
+    extras = ("confidence", "speakers", "language_confidence", "language_mismatch")
+    body.update({key: result[key] for key in extras if key in result})
     body["usage"] = usage(result)
     return body
 

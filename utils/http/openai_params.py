@@ -1,6 +1,7 @@
 """OpenAI's transcription form, turned into the queue's job input.
 
-Every OpenAI parameter is recognised: `model`, `language`, `temperature`, `stream`, `response_format` and
+Every OpenAI parameter is recognised: `model`, `language` (the queue's field: it is checked, and the
+detected language is compared with it), `temperature`, `stream`, `response_format` and
 `timestamp_granularities[]` are taken; the ones the model cannot honour are refused with the reason.
 Our own options (`hotwords`, `confidence`, `diarize`, ...) are extra fields with the queue's names; the
 queue's validation then checks them, with the queue's messages. A list or object option comes as
@@ -109,17 +110,6 @@ def _option(name: str, values: list[tuple[str | None, str]]) -> Any:
     return text if name in TEXT_OPTIONS else _coerced(text)
 
 
-def _check_language(text: str) -> None:
-    """Takes a language the model transcribes (it finds the language itself) and refuses any other."""
-    code = text.strip().lower().replace("_", "-").split("-")[0]
-    if code not in config.MODEL_LANGUAGES:
-        shown = text[: config.MAX_ECHOED_NAME_CHARS]
-        raise InvalidInputError(
-            f"language {shown!r} is not one the model transcribes ({', '.join(config.MODEL_LANGUAGES)}); "
-            "it detects the language itself, so language may be left out"
-        )
-
-
 def _check_temperature(text: str) -> None:
     """Takes a temperature in [0, 1]; decoding is greedy, so it changes nothing."""
     value = _coerced(text)
@@ -174,8 +164,6 @@ def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> Trans
 
     if "model" in scalars:
         _check_model(scalars["model"], served_models)
-    if "language" in scalars:
-        _check_language(scalars["language"])
     if scalars.get("prompt", "").strip():
         raise InvalidInputError(
             "prompt is not supported: the model takes no text prompt; send hotwords for names and terms "
@@ -204,6 +192,8 @@ def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> Trans
     options = {name: _option(name, grouped[name]) for name in OPTIONS if name in grouped}
     _check_option_formats(options, response_format)
     job_input = {**options, **_format_input(response_format, granularities)}
+    if "language" in scalars:
+        job_input["language"] = scalars["language"]  # checked by the queue's validation, as there
     return TranscriptionRequest(job_input, response_format, granularities or frozenset({"segment"}), stream)
 
 

@@ -104,6 +104,26 @@ def transcript_fields(
     return fields
 
 
+def language_fields(transcript: Transcript, expected: str | None) -> dict[str, Any]:
+    """An item's detected language, and whether it is the one the caller expected.
+
+    Args:
+        transcript: The item's transcript (labelled by `utils.language.label`).
+        expected: The job's `language`, or None.
+
+    Returns:
+        `{"language", "language_confidence"}`, with `language_mismatch` when a language was expected
+        (False for an item without text: nothing contradicts it).
+    """
+    fields: dict[str, Any] = {
+        "language": transcript.language,
+        "language_confidence": transcript.language_confidence,
+    }
+    if expected is not None:
+        fields["language_mismatch"] = transcript.language is not None and transcript.language != expected
+    return fields
+
+
 def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any]:
     """How one item was transcribed: attention plan, windows, fallbacks taken, channels kept apart.
 
@@ -200,7 +220,8 @@ def build_result(
             fields = transcript_fields(
                 transcript, item.seconds, kinds, formats, request.subtitles, request.confidence
             )
-            entry = {"success": True, **fields, "meta": item_meta(transcript, offset)}
+            entry = {"success": True, **fields, **language_fields(transcript, request.language)}
+            entry["meta"] = item_meta(transcript, offset)
         if request.items[index].id is not None:
             entry["id"] = request.items[index].id
         entries.append(entry)
