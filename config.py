@@ -230,6 +230,23 @@ DIARIZER_STREAMING_ABOVE_SECONDS = _float(
 # channels: "separate" transcribes at most this many channels of the first audio stream.
 MAX_SEPARATE_CHANNELS = 8
 
+# --- Speech regions (vad) ----------------------------------------------------------------------
+_section = "Speech regions (vad)"
+VAD_THRESHOLD = _float(
+    "VAD_THRESHOLD",
+    0.5,
+    "Silero VAD's speech probability above which a frame is speech (vad: true).",
+    maximum=1,
+)
+VAD_MIN_SPEECH_SECONDS = _float("VAD_MIN_SPEECH_SECONDS", 0.25, "Shorter bursts of speech are ignored (vad).")
+VAD_MIN_SILENCE_SECONDS = _float(
+    "VAD_MIN_SILENCE_SECONDS", 0.5, "Speech regions closer than this are merged into one (vad)."
+)
+VAD_PAD_SECONDS = _float("VAD_PAD_SECONDS", 0.2, "Audio kept before and after each speech region (vad).")
+VAD_GAP_SECONDS = _float(
+    "VAD_GAP_SECONDS", 0.3, "Silence put between speech regions when they are joined for the model (vad)."
+)
+
 # --- Attention by duration -------------------------------------------------------
 _section = "Long audio"
 # Full attention is quadratic in length; 24 min fits an 80 GB GPU. Local attention is linear.

@@ -144,6 +144,12 @@ class JobInput(BaseModel):
         description='`"mix"` transcribes all channels mixed; `"separate"` transcribes each channel of the '
         f"first audio stream (at most {config.MAX_SEPARATE_CHANNELS}) and labels words with `channel`.",
     )
+    vad: bool = Field(
+        False,
+        description="Transcribes only the speech that voice-activity detection (Silero VAD) finds: silences "
+        "and noise cost no model time and give no invented words. Every time stays on the file's timeline, "
+        "`meta.speech_seconds` says how much speech there was, and the diarizer still hears everything.",
+    )
     language: str | None = Field(
         None,
         description="The language the caller expects (ISO 639-1; a region such as `pt-BR` is ignored), one "

@@ -5,6 +5,7 @@ Both front doors (the queue handler and the HTTP server) run jobs through `answe
 turns a failure of the whole job into the error contract.
 """
 
+import dataclasses
 import importlib.util
 import logging
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 import config
 from utils import inflight, job_dirs, language, preparation, sources, validation, volume
-from utils.asr import decoding
+from utils.asr import decoding, vad
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
 from utils.asr.scheduler import WordSink, scheduler
@@ -112,14 +113,33 @@ def transcribe_ready(
     started = time.perf_counter()
     rows = {index: _rows(samples) for index, samples in ready.items()}
 
-    def submit(row: np.ndarray, alone: bool) -> "Future[Transcript]":
+    # With vad, each row's speech regions, joined: the model hears only them (None: the whole rows).
+    speech = {index: [vad.speech_map(row) for row in rows[index]] for index in rows} if request.vad else None
+
+    def submit(row: np.ndarray, alone: bool, found: vad.SpeechMap | None) -> "Future[Transcript]":
+        if found is not None:
+            if not found.regions:
+                done: Future[Transcript] = Future()
+                done.set_result(vad.silent(kinds))
+                return done
+            row = found.joined
         if not alone:  # channels kept apart are not streamed: their words come merged at the end
             return scheduler.submit(row, kinds, deadline, progress, boost)
         return scheduler.submit(
             row, kinds, deadline, progress, boost, options.stream_window_seconds, options.on_words
         )
 
-    asr = {index: [submit(row, len(rows[index]) == 1) for row in rows[index]] for index in rows}
+    def restored(index: int, channel: int, transcript: Transcript) -> Transcript:
+        found = speech[index][channel] if speech is not None else None
+        return found.restore(transcript) if found is not None and found.regions else transcript
+
+    asr = {
+        index: [
+            submit(row, len(rows[index]) == 1, speech[index][channel] if speech is not None else None)
+            for channel, row in enumerate(rows[index])
+        ]
+        for index in rows
+    }
     speakers = {
         index: pipeline.submit_diarization(rows[index], deadline) for index in rows if request.diarize
     }
@@ -130,7 +150,10 @@ def transcribe_ready(
     try:
         for index, channel_futures in asr.items():
             try:
-                parts = [future.result() for future in channel_futures]
+                parts = [
+                    restored(index, channel, future.result())
+                    for channel, future in enumerate(channel_futures)
+                ]
                 if request.diarize:
                     activities = [future.result() for future in speakers[index]]
                     stage.diarize_seconds += sum(activity.seconds for activity in activities)
@@ -146,7 +169,11 @@ def transcribe_ready(
                 log.info("batch item %d failed: %s (%s)", index, error, error.error_type)
                 stage.failures[index] = error
             else:
-                transcripts[index] = channels.merge_channels(parts) if separate else parts[0]
+                merged = channels.merge_channels(parts) if separate else parts[0]
+                if speech is not None:
+                    heard = sum(found.speech_seconds for found in speech[index])
+                    merged = dataclasses.replace(merged, speech_seconds=round(heard, 3))
+                transcripts[index] = merged
             progress(f"{len(transcripts) + len(stage.failures)}/{len(ready)} items transcribed")
     finally:
         for future in futures:
@@ -163,6 +190,7 @@ def load_models() -> None:
     """
     volume.ensure_environment()
     asr_model.loaded()
+    language.detect("ready")  # builds the language detector (0.2 s) before the first item needs it
     if config.PRELOAD_DIARIZER:
         diarizer.loaded()
 

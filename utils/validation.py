@@ -80,6 +80,8 @@ class JobRequest:
     channels: str = "mix"
     # The language the caller expects (an ISO 639-1 code the model transcribes), or None.
     language: str | None = None
+    # Only the speech regions voice-activity detection finds go to the model.
+    vad: bool = False
 
 
 def _type_name(value: Any) -> str:
@@ -459,6 +461,7 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     elif hotwords:
         weight = config.HOTWORD_WEIGHT
     diarize, max_speakers, channels = parse_speakers(job_input)
+    vad = _parse_bool(job_input, "vad")
     language = parse_language(job_input["language"]) if job_input.get("language") is not None else None
     return JobRequest(
         items,
@@ -474,4 +477,5 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
         max_speakers,
         channels,
         language,
+        vad,
     )

@@ -4,6 +4,7 @@ Times are seconds from the start of the item's audio, rounded to milliseconds (t
 onto the container's timeline when the audio starts late in it).
 """
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -114,15 +115,27 @@ class Timestamps:
             A new Timestamps; kinds that were None stay None.
         """
 
-        def shift(items: list[Any] | None) -> list[Any] | None:
+        return self.remapped(lambda time: time + seconds)
+
+    def remapped(self, to_time: Callable[[float], float]) -> "Timestamps":
+        """The same timestamps on another timeline (rounded to milliseconds).
+
+        Args:
+            to_time: Maps a time of this timeline to the other one (monotonic).
+
+        Returns:
+            A new Timestamps; kinds that were None stay None.
+        """
+
+        def move(items: list[Any] | None) -> list[Any] | None:
             if items is None:
                 return None
             return [
-                replace(item, start=round(item.start + seconds, 3), end=round(item.end + seconds, 3))
+                replace(item, start=round(to_time(item.start), 3), end=round(to_time(item.end), 3))
                 for item in items
             ]
 
-        return Timestamps(word=shift(self.word), segment=shift(self.segment), char=shift(self.char))
+        return Timestamps(word=move(self.word), segment=move(self.segment), char=move(self.char))
 
 
 @dataclass
@@ -144,6 +157,8 @@ class Transcript:
     # The language detected in its text (ISO 639-1; None: no text), and how sure the detector is.
     language: str | None = None
     language_confidence: float | None = None
+    # With `vad`: the seconds of speech found, the only audio the model heard (None: no vad).
+    speech_seconds: float | None = None
 
 
 _OPTIONAL_FIELDS = ("confidence", "speaker", "channel", "language")

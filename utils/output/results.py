@@ -147,6 +147,8 @@ def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any
         meta["fallbacks"] = transcript.fallbacks
     if transcript.batch > 1:
         meta["batch"] = transcript.batch
+    if transcript.speech_seconds is not None:
+        meta["speech_seconds"] = transcript.speech_seconds
     return meta
 
 

@@ -1,0 +1,134 @@
+"""Voice-activity detection (`vad: true`) with the real Silero VAD and the bundled models: only speech
+reaches the model, times stay on the file's timeline, and silence or noise gives no words."""
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import srt
+
+import config
+import handler
+from tests.support.conversations import conversation
+from tests.support.media import channels_file, encode, speech
+from utils.asr import vad
+
+RATE = config.SAMPLE_RATE
+
+
+def sparse(phrases: list[str], gap_seconds: float, lead: float = 4.0) -> tuple[np.ndarray, list[float]]:
+    """The phrases spoken with long silences around them; returns the samples and each phrase's onset."""
+    rng = np.random.default_rng(0)
+    parts, onsets, at = [np.zeros(int(lead * RATE), dtype=np.float32)], [], int(lead * RATE)
+    for phrase in phrases:
+        voice = speech(phrase)
+        onsets.append(at / RATE)
+        parts += [voice, np.zeros(int(gap_seconds * RATE), dtype=np.float32)]
+        at += voice.size + int(gap_seconds * RATE)
+    samples = np.concatenate(parts)
+    return (samples + 0.002 * rng.standard_normal(samples.size)).astype(np.float32), onsets
+
+
+def run(samples: np.ndarray, path: Path, **fields: Any) -> dict[str, Any]:
+    clip = base64.b64encode(encode(samples, path.with_suffix(".flac")).read_bytes()).decode()
+    return handler.handler({"id": path.stem, "input": {"audio_base64": clip, **fields}})
+
+
+def test_speech_regions_are_found_padded_and_merged(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples, onsets = sparse(["one two three", "four five"], gap_seconds=8.0)
+    regions = vad.speech_regions(samples)
+    assert len(regions) == 2
+    for (start, end), onset in zip(regions, onsets, strict=True):
+        assert onset - 0.5 <= start / RATE <= onset + 0.5
+        assert end > start
+    close, _ = sparse(["one two", "three four"], gap_seconds=0.2)
+    assert len(vad.speech_regions(close)) == 2
+    monkeypatch.setattr(config, "VAD_MIN_SILENCE_SECONDS", 1.5)  # now the pause is shorter than that
+    assert len(vad.speech_regions(close)) == 1
+
+
+def test_times_of_the_joined_row_map_back_to_the_original() -> None:
+    rows = np.zeros(10 * RATE, dtype=np.float32)
+    found = vad.SpeechMap(
+        ((2 * RATE, 3 * RATE), (7 * RATE, 9 * RATE)), rows[: int(3.3 * RATE)], (0, int(1.3 * RATE))
+    )
+    assert found.to_original(0.5) == pytest.approx(2.5)
+    assert found.to_original(1.1) == pytest.approx(3.0)  # in the gap: the first region's end
+    assert found.to_original(1.8) == pytest.approx(7.5)
+    assert found.speech_seconds == pytest.approx(3.0)
+
+
+def test_only_speech_is_transcribed_and_times_stay_on_the_files_timeline(
+    tmp_path: Path, job_root: Path
+) -> None:
+    phrases = ["one two three", "four five six"]
+    samples, onsets = sparse(phrases, gap_seconds=12.0)
+    result = run(samples, tmp_path / "sparse", vad=True, timestamps=["word"], output_format=["json", "srt"])
+    assert result["success"] is True, result
+    assert result["text"] == " ".join(phrases)
+    words = result["timestamps"]["word"]
+    assert onsets[0] <= words[0]["start"] <= onsets[0] + 0.6
+    assert onsets[1] <= words[3]["start"] <= onsets[1] + 0.6
+    assert result["meta"]["speech_seconds"] < samples.size / RATE / 4
+    cues = list(srt.parse(result["srt"]))
+    assert cues[-1].start.total_seconds() >= onsets[1]
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise"])
+def test_audio_without_speech_gives_no_words(tmp_path: Path, job_root: Path, kind: str) -> None:
+    rng = np.random.default_rng(3)
+    samples = (
+        np.zeros(20 * RATE, dtype=np.float32) if kind == "silence" else 0.05 * rng.standard_normal(20 * RATE)
+    )
+    result = run(samples.astype(np.float32), tmp_path / kind, vad=True, timestamps=True)
+    assert result["success"] is True, result
+    assert result["text"] == ""
+    assert result["timestamps"] == {"segment": [], "word": []}
+    assert result["meta"]["speech_seconds"] == 0.0
+    assert result["meta"]["attention"] == "none"
+    assert result["language"] is None
+
+
+def test_vad_works_with_batches_channels_and_speakers(tmp_path: Path, job_root: Path) -> None:
+    left, _ = sparse(["one two three"], gap_seconds=6.0, lead=1.0)
+    right, _ = sparse(["seven eight nine"], gap_seconds=1.0, lead=6.0)
+    size = max(left.size, right.size)
+    stereo = channels_file(
+        [np.pad(left, (0, size - left.size)), np.pad(right, (0, size - right.size))], tmp_path / "call.wav"
+    )
+    clip = base64.b64encode(stereo.read_bytes()).decode()
+    silence = base64.b64encode(
+        encode(np.zeros(5 * RATE, dtype=np.float32), tmp_path / "quiet.flac").read_bytes()
+    ).decode()
+    job = {
+        "audios": [{"audio_base64": clip}, {"audio_base64": silence}],
+        "vad": True,
+        "channels": "separate",
+        "timestamps": True,
+    }
+    result = handler.handler({"id": "batch", "input": job})
+    assert result["success"] is True, result
+    call, quiet = result["results"]
+    assert call["text"] == "one two three seven eight nine"
+    assert [word["channel"] for word in call["timestamps"]["word"]] == [0, 0, 0, 1, 1, 1]
+    assert call["timestamps"]["word"][3]["start"] >= 6.0
+    assert quiet["text"] == ""
+    talk, _ = conversation([(0, "one two three four"), (1, "five six seven eight")])
+    heard = run(talk, tmp_path / "talk", vad=True, diarize=True, timestamps=["word"])
+    whole = run(talk, tmp_path / "whole", diarize=True, timestamps=["word"])
+    assert heard["success"] is True, heard
+    # The diarizer heard the whole audio either way: the same speakers on the same words.
+    assert [w["speaker"] for w in heard["timestamps"]["word"]] == [
+        w["speaker"] for w in whole["timestamps"]["word"]
+    ]
+    assert heard["speakers"] == whole["speakers"]
+
+
+def test_vad_must_be_a_boolean(job_root: Path) -> None:
+    result = handler.handler({"id": "bad", "input": {"audio_base64": "UklGRg==", "vad": "yes"}})
+    assert (result["error_type"], result["error"]) == (
+        "invalid_input",
+        "vad must be true or false, got string",
+    )

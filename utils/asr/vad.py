@@ -1,0 +1,147 @@
+"""Voice-activity detection (`vad: true`): only speech goes to the model, and every time stays on the
+original audio's timeline.
+
+Silero VAD (`silero-vad`, its weights shipped in the package) finds the speech regions; each is padded
+by `VAD_PAD_SECONDS` and regions closer than `VAD_MIN_SILENCE_SECONDS` are merged. The regions are
+joined with `VAD_GAP_SECONDS` of silence between them (so that the model hears a pause, not a splice)
+into one shorter row, which is transcribed like any other; the transcript's times are then mapped back.
+Audio without speech gives an empty transcript without a model call: no words invented in silence or
+noise. The diarizer, when asked for, still hears the whole audio.
+"""
+
+import bisect
+import dataclasses
+import functools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import config
+from utils.asr.records import Timestamps, Transcript
+
+_lock = threading.Lock()  # the model keeps state between chunks: one detection at a time
+
+
+@dataclass(frozen=True)
+class SpeechMap:
+    """A row's speech regions, joined into one shorter row, and how to map its times back."""
+
+    # Regions of the original row, in samples: [(start, end), ...], in order.
+    regions: tuple[tuple[int, int], ...]
+    # The joined row: the regions with `VAD_GAP_SECONDS` of silence between them.
+    joined: np.ndarray
+    # Where each region starts in the joined row, in samples.
+    joined_starts: tuple[int, ...]
+
+    @property
+    def speech_seconds(self) -> float:
+        """Seconds of speech found."""
+        return sum(end - start for start, end in self.regions) / config.SAMPLE_RATE
+
+    def to_original(self, seconds: float) -> float:
+        """Maps a time of the joined row to the original row (a time in a gap goes to its region's end).
+
+        Args:
+            seconds: A time in the joined row.
+
+        Returns:
+            The same moment in the original audio.
+        """
+        sample = seconds * config.SAMPLE_RATE
+        region = max(0, bisect.bisect_right(self.joined_starts, sample) - 1)
+        start, end = self.regions[region]
+        return min(start + sample - self.joined_starts[region], end) / config.SAMPLE_RATE
+
+    def restore(self, transcript: Transcript) -> Transcript:
+        """A transcript of the joined row, on the original row's timeline.
+
+        Args:
+            transcript: What the model made of `joined`.
+
+        Returns:
+            The transcript with every time mapped back and `speech_seconds` set.
+        """
+        timestamps = transcript.timestamps.remapped(self.to_original)
+        return dataclasses.replace(
+            transcript, timestamps=timestamps, speech_seconds=round(self.speech_seconds, 3)
+        )
+
+
+@functools.cache
+def _model() -> Any:
+    """Silero VAD's model, loaded once (its JIT file ships with the package)."""
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+def speech_regions(samples: np.ndarray) -> list[tuple[int, int]]:
+    """The speech in a 16 kHz row, padded and merged across short pauses.
+
+    Args:
+        samples: Mono float32 samples.
+
+    Returns:
+        `(start, end)` sample ranges, in order, not overlapping; empty when there is no speech.
+    """
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    rate = config.SAMPLE_RATE
+    with _lock, torch.inference_mode():
+        found = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(samples)),
+            _model(),
+            threshold=config.VAD_THRESHOLD,
+            sampling_rate=rate,
+            min_speech_duration_ms=int(config.VAD_MIN_SPEECH_SECONDS * 1000),
+            min_silence_duration_ms=int(config.VAD_MIN_SILENCE_SECONDS * 1000),
+            speech_pad_ms=0,
+        )
+    pad = int(config.VAD_PAD_SECONDS * rate)
+    merged: list[tuple[int, int]] = []
+    for region in found:
+        start, end = max(0, region["start"] - pad), min(samples.size, region["end"] + pad)
+        if merged and start <= merged[-1][1] + int(config.VAD_MIN_SILENCE_SECONDS * rate):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def speech_map(samples: np.ndarray) -> SpeechMap:
+    """Finds a row's speech and joins it into one shorter row.
+
+    Args:
+        samples: Mono float32 samples.
+
+    Returns:
+        The map; its `regions` are empty (and `joined` too) when there is no speech.
+    """
+    regions = speech_regions(samples)
+    gap = np.zeros(int(config.VAD_GAP_SECONDS * config.SAMPLE_RATE), dtype=np.float32)
+    pieces, starts, at = [], [], 0
+    for index, (start, end) in enumerate(regions):
+        if index:
+            pieces.append(gap)
+            at += gap.size
+        starts.append(at)
+        pieces.append(samples[start:end])
+        at += end - start
+    joined = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    return SpeechMap(tuple(regions), joined, tuple(starts))
+
+
+def silent(kinds: frozenset[str]) -> Transcript:
+    """The transcript of audio without speech: no text, no words, nothing heard.
+
+    Args:
+        kinds: The timestamp kinds the job asked for (each is an empty list).
+
+    Returns:
+        The empty transcript, with `speech_seconds` 0.
+    """
+    empty = {kind: [] for kind in ("word", "segment", "char") if kind in kinds}
+    return Transcript(text="", attention="none", timestamps=Timestamps(**empty), speech_seconds=0.0)
