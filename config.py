@@ -242,6 +242,13 @@ VAD_MIN_SPEECH_SECONDS = _float("VAD_MIN_SPEECH_SECONDS", 0.25, "Shorter bursts 
 VAD_MIN_SILENCE_SECONDS = _float(
     "VAD_MIN_SILENCE_SECONDS", 0.5, "Speech regions closer than this are merged into one (vad)."
 )
+VAD_SILENCE_DBFS = _float(
+    "VAD_SILENCE_DBFS",
+    -55,
+    "Stretches quieter than this (RMS, dB below full scale) are silence without asking the detector (vad).",
+    minimum=-120,
+    maximum=0,
+)
 VAD_PAD_SECONDS = _float("VAD_PAD_SECONDS", 0.2, "Audio kept before and after each speech region (vad).")
 VAD_GAP_SECONDS = _float(
     "VAD_GAP_SECONDS", 0.3, "Silence put between speech regions when they are joined for the model (vad)."

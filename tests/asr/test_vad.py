@@ -49,6 +49,15 @@ def test_speech_regions_are_found_padded_and_merged(monkeypatch: pytest.MonkeyPa
     assert len(vad.speech_regions(close)) == 1
 
 
+def test_near_silence_is_left_out_before_the_detector_runs() -> None:
+    assert vad.sounding_spans(np.zeros(10 * RATE, dtype=np.float32)) == []
+    samples = np.zeros(20 * RATE, dtype=np.float32)
+    samples[8 * RATE : 9 * RATE] = 0.1  # one loud second
+    [(start, end)] = vad.sounding_spans(samples)
+    assert 6.9 * RATE <= start <= 7.0 * RATE  # a second of margin
+    assert 10.0 * RATE <= end <= 10.1 * RATE
+
+
 def test_times_of_the_joined_row_map_back_to_the_original() -> None:
     rows = np.zeros(10 * RATE, dtype=np.float32)
     found = vad.SpeechMap(
