@@ -21,7 +21,7 @@ STREAM_FORMATS = ("json", "text", "diarized_json")
 # Our options, sent as extra form fields; they keep the queue input's names and rules.
 LIST_OPTIONS = ("hotwords",)
 OBJECT_OPTIONS = ("subtitle_options",)
-BOOL_OPTIONS = ("confidence", "diarize")
+BOOL_OPTIONS = ("confidence", "diarize", "vad")
 NUMBER_OPTIONS = ("hotword_weight", "max_speakers")
 TEXT_OPTIONS = ("channels",)
 OPTIONS = LIST_OPTIONS + OBJECT_OPTIONS + BOOL_OPTIONS + NUMBER_OPTIONS + TEXT_OPTIONS
