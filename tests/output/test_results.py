@@ -13,6 +13,8 @@ TRANSCRIPT = Transcript(
     text="one two.",
     attention="full",
     timestamps=Timestamps(word=WORDS, segment=[Segment("one two.", 0.08, 0.9)]),
+    language="en",
+    language_confidence=0.99,
 )
 SAMPLES = np.zeros(16_000, dtype=np.float32)  # one second
 META = {"model": "m", "audio_seconds": 1.0}
@@ -31,6 +33,8 @@ def test_a_single_item_gets_its_fields_and_the_job_meta() -> None:
             "word": [{"word": "one", "start": 0.08, "end": 0.4}, {"word": "two.", "start": 0.5, "end": 0.9}]
         },
         "srt": "1\n00:00:00,080 --> 00:00:00,900\none two.\n\n",
+        "language": "en",
+        "language_confidence": 0.99,
         "meta": {"attention": "full", **META},
     }
 
@@ -44,7 +48,15 @@ def test_a_batch_keeps_input_order_ids_and_per_item_errors() -> None:
     result = results.build_result(request, prepared, {0: TRANSCRIPT}, META)
     assert result["failed"] == 1
     assert result["results"] == [
-        {"success": True, "text": "one two.", "duration": 1.0, "meta": {"attention": "full"}, "id": "a"},
+        {
+            "success": True,
+            "text": "one two.",
+            "duration": 1.0,
+            "language": "en",
+            "language_confidence": 0.99,
+            "meta": {"attention": "full"},
+            "id": "a",
+        },
         {"success": False, "error": "the file has no audio stream", "error_type": "no_audio_stream"},
     ]
     assert result["meta"] == META
