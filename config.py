@@ -187,6 +187,18 @@ PARAKEET_MODEL = _str(
     "The ASR model: a Hugging Face hub name (fetched once onto the volume) or the path of a .nemo file.",
     hub="Model",
 )
+PARAKEET_MODELS = _list(
+    "PARAKEET_MODELS",
+    "Several models served by one worker: comma-separated hub names or .nemo paths, the first the default "
+    "(a job's model field picks one); empty: PARAKEET_MODEL alone.",
+    hub="Models (comma-separated)",
+)
+MAX_LOADED_MODELS = _int(
+    "MAX_LOADED_MODELS",
+    2,
+    "Most models held in memory at once; the least recently used is unloaded to load another.",
+    hub="Models held at once",
+)
 DEVICE = _choice(
     "PARAKEET_DEVICE",
     "auto",
@@ -676,6 +688,10 @@ HF_HOME = _path(
 )
 
 # --- Rules between variables -----------------------------------------------------------------------
+_require(
+    len(set(PARAKEET_MODELS)) == len(PARAKEET_MODELS),
+    f"PARAKEET_MODELS names a model twice: {', '.join(PARAKEET_MODELS)}",
+)
 _require(
     FULL_ATTENTION_MAX_SECONDS <= LOCAL_ATTENTION_MAX_SECONDS,
     f"FULL_ATTENTION_MAX_SECONDS ({FULL_ATTENTION_MAX_SECONDS:g}) must be at most "

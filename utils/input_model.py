@@ -144,6 +144,11 @@ class JobInput(BaseModel):
         description='`"mix"` transcribes all channels mixed; `"separate"` transcribes each channel of the '
         f"first audio stream (at most {config.MAX_SEPARATE_CHANNELS}) and labels words with `channel`.",
     )
+    model: str | None = Field(
+        None,
+        description="Which served model transcribes the job (`PARAKEET_MODELS`): its hub name, or a `.nemo` "
+        "file's name without the extension; default: the first. `meta.model` says which ran.",
+    )
     vad: bool = Field(
         False,
         description="Transcribes only the speech that voice-activity detection (Silero VAD) finds: silences "

@@ -103,10 +103,10 @@ def transcribe_ready(
         return ModelStage()
     loading = time.perf_counter()
     volume.ensure_environment(progress)
-    model = asr_model.model_info()  # loads the model on a worker's first job
+    model = asr_model.model_info(request.model)  # loads the model on its first job
     boost = decoding.Boost(request.hotwords, request.hotword_weight) if request.hotwords else None
     if boost is not None:
-        decoding.check_spelling(asr_model.get_model(), boost)
+        decoding.check_spelling(asr_model.get_model(request.model), boost)
     if request.diarize:
         model = {**model, **diarizer.info()}  # loads the diarizer on its first job
     kinds = results.timestamp_kinds_needed(request)
@@ -124,9 +124,16 @@ def transcribe_ready(
                 return done
             row = found.joined
         if not alone:  # channels kept apart are not streamed: their words come merged at the end
-            return scheduler.submit(row, kinds, deadline, progress, boost)
+            return scheduler.submit(row, kinds, deadline, progress, boost, model_name=request.model)
         return scheduler.submit(
-            row, kinds, deadline, progress, boost, options.stream_window_seconds, options.on_words
+            row,
+            kinds,
+            deadline,
+            progress,
+            boost,
+            options.stream_window_seconds,
+            options.on_words,
+            model_name=request.model,
         )
 
     def restored(index: int, channel: int, transcript: Transcript) -> Transcript:

@@ -12,6 +12,7 @@ from typing import Any
 
 import config
 from utils import language
+from utils.asr import model as asr_model
 from utils.asr.records import TIMESTAMP_KINDS
 from utils.errors import InvalidInputError, PayloadTooLargeError
 from utils.input_model import (
@@ -82,6 +83,8 @@ class JobRequest:
     language: str | None = None
     # Only the speech regions voice-activity detection finds go to the model.
     vad: bool = False
+    # The served model to use, as configured (None: the default).
+    model: str | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -462,6 +465,11 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
         weight = config.HOTWORD_WEIGHT
     diarize, max_speakers, channels = parse_speakers(job_input)
     vad = _parse_bool(job_input, "vad")
+    model = None
+    if job_input.get("model") is not None:
+        if not isinstance(job_input["model"], str):
+            raise InvalidInputError(f"model must be a string, got {_type_name(job_input['model'])}")
+        model = asr_model.resolve(job_input["model"].strip())
     language = parse_language(job_input["language"]) if job_input.get("language") is not None else None
     return JobRequest(
         items,
@@ -478,4 +486,5 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
         channels,
         language,
         vad,
+        model,
     )

@@ -228,6 +228,23 @@ def test_models_lists_the_served_model(server: RunningServer) -> None:
     assert client(server).models.retrieve("parakeet-tdt-digits").id == "parakeet-tdt-digits"
 
 
+def test_several_served_models_are_listed_and_picked_by_id(
+    server: RunningServer, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = tmp_path / "digits-copy.nemo"
+    copy.write_bytes(config.BUNDLED_TEST_MODEL.read_bytes())
+    monkeypatch.setattr(config, "PARAKEET_MODELS", (str(config.BUNDLED_TEST_MODEL), str(copy)))
+    assert [model.id for model in client(server).models.list().data] == ["parakeet-tdt-digits", "digits-copy"]
+    with clip.open("rb") as file:
+        assert client(server).audio.transcriptions.create(model="digits-copy", file=file).text == WORDS
+    with pytest.raises(openai.BadRequestError) as raised:
+        transcribe(server, clip)  # "whisper-1" names no served model once there are several
+    assert raised.value.body["message"].startswith("model 'whisper-1' is not served here")
+    body = json.dumps({"audio_base64": b64(clip), "model": "digits-copy"}).encode()
+    status, _, answer = post(server.port, "/v1/jobs", body, "application/json")
+    assert (status, json.loads(answer)["meta"]["model"]) == (200, str(copy))
+
+
 def test_translations_say_the_model_does_not_translate(server: RunningServer, clip: Path) -> None:
     with clip.open("rb") as file, pytest.raises(openai.NotFoundError) as raised:
         client(server).audio.translations.create(model="x", file=file)

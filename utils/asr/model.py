@@ -8,13 +8,14 @@ without it.
 import functools
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import config
 from utils.asr import invariance
-from utils.errors import ModelLoadError
+from utils.errors import InvalidInputError, ModelLoadError
 from utils.volume import model as volume_model
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ class LoadedModel:
 
 
 _load_lock = threading.Lock()
-_loaded: LoadedModel | None = None
+# The loaded models by name, least recently used first.
+_models: "OrderedDict[str, LoadedModel]" = OrderedDict()
 
 
 def device() -> str:
@@ -156,8 +158,54 @@ def load_nemo(name_or_path: str, model_class: Any, variable: str) -> Any:
     return model
 
 
-def loaded() -> LoadedModel:
-    """Returns the process-wide model named by `config.PARAKEET_MODEL`, loading it on first use.
+def served_models() -> tuple[str, ...]:
+    """The models this worker serves: `PARAKEET_MODELS`, else `PARAKEET_MODEL` alone; the first is the
+    default.
+
+    Returns:
+        Hub names or `.nemo` paths, as configured.
+    """
+    return config.PARAKEET_MODELS or (config.PARAKEET_MODEL,)
+
+
+def model_id(name: str) -> str:
+    """The id clients use for a served model: a hub name as it is, a `.nemo` file by its stem.
+
+    Args:
+        name: A served model as configured.
+
+    Returns:
+        Its id.
+    """
+    return Path(name).stem if name.endswith(".nemo") else name
+
+
+def resolve(requested: str) -> str:
+    """The served model a job's `model` names (by its id or as configured).
+
+    Args:
+        requested: What the client sent.
+
+    Returns:
+        The model as configured.
+
+    Raises:
+        InvalidInputError: No served model has that name.
+    """
+    for name in served_models():
+        if requested in (name, model_id(name)):
+            return name
+    shown = requested[: config.MAX_ECHOED_NAME_CHARS]
+    ids = ", ".join(model_id(name) for name in served_models())
+    raise InvalidInputError(f"model {shown!r} is not served here; served: {ids}")
+
+
+def loaded(name: str | None = None) -> LoadedModel:
+    """Returns a served model, loading it on first use; past `MAX_LOADED_MODELS` held, the least
+    recently used one is unloaded.
+
+    Args:
+        name: One of `served_models()`; None: the default (the first).
 
     Returns:
         The cached model with its facts.
@@ -165,24 +213,40 @@ def loaded() -> LoadedModel:
     Raises:
         ModelLoadError: Loading failed; the next call tries again.
     """
-    global _loaded
+    name = name or served_models()[0]
     with _load_lock:
-        if _loaded is None or _loaded.name != config.PARAKEET_MODEL:
-            model = load_model(config.PARAKEET_MODEL)
+        if name not in _models:
+            model = load_model(name)
             invariance.install(model)  # an item's words never depend on what shares its call
-            _loaded = LoadedModel(
+            _models[name] = LoadedModel(
                 model=model,
-                name=config.PARAKEET_MODEL,
+                name=name,
                 default_chunking_factor=model.encoder.pre_encode.subsampling_conv_chunking_factor,
                 frame_seconds=model.cfg.preprocessor.window_stride * model.encoder.subsampling_factor,
-                source=model_source(config.PARAKEET_MODEL)[0],
+                source=model_source(name)[0],
             )
-            log.info("model %s loaded on %s from %s", _loaded.name, model.device, _loaded.source)
-        return _loaded
+            log.info("model %s loaded on %s from %s", name, model.device, _models[name].source)
+        _models.move_to_end(name)
+        while len(_models) > config.MAX_LOADED_MODELS:
+            dropped, _ = _models.popitem(last=False)
+            _free_device_memory()
+            log.info("model %s unloaded (MAX_LOADED_MODELS=%d)", dropped, config.MAX_LOADED_MODELS)
+        return _models[name]
 
 
-def get_model() -> Any:
-    """Returns the cached NeMo model (see `loaded`).
+def _free_device_memory() -> None:
+    """Hands an unloaded model's GPU memory back (its last reference is gone once its call ends)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def get_model(name: str | None = None) -> Any:
+    """Returns a served NeMo model (see `loaded`).
+
+    Args:
+        name: One of `served_models()`; None: the default.
 
     Returns:
         The NeMo model.
@@ -190,16 +254,19 @@ def get_model() -> Any:
     Raises:
         ModelLoadError: Loading failed.
     """
-    return loaded().model
+    return loaded(name).model
 
 
-def model_info() -> dict[str, str]:
-    """Describes the loaded model for a result's `meta` block.
+def model_info(name: str | None = None) -> dict[str, str]:
+    """Describes a served model for a result's `meta` block (loading it if needed).
+
+    Args:
+        name: One of `served_models()`; None: the default.
 
     Returns:
         `{"model", "model_source", "device", "precision"}`.
     """
-    current = loaded()
+    current = loaded(name)
     return {
         "model": current.name,
         "model_source": current.source,

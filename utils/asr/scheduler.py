@@ -65,6 +65,8 @@ class _Request:
     boost: Boost | None = None
     on_words: WordSink | None = None
     words_sent: int = 0
+    # The served model it goes to (None: the default); items of different models never share a call.
+    model: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -75,6 +77,7 @@ class _Request:
         """Whether this item may share a model call with `other`."""
         return (
             self.plan == other.plan != WINDOWED
+            and self.model == other.model
             and bool(self.kinds) == bool(other.kinds)
             # Confidence changes the decoder for the whole call.
             and (CONFIDENCE in self.kinds) == (CONFIDENCE in other.kinds)
@@ -118,6 +121,7 @@ class Scheduler:
         boost: Boost | None = None,
         window_seconds: float | None = None,
         on_words: WordSink | None = None,
+        model_name: str | None = None,
     ) -> "Future[Transcript]":
         """Queues one item for the model.
 
@@ -131,16 +135,26 @@ class Scheduler:
                 come window by window (a stream), whatever its plan would be; None: by its plan.
             on_words: Receives a windowed item's words as each window settles them (from the
                 scheduler's thread).
+            model_name: The served model to transcribe it with (None: the default).
 
         Returns:
             The future of the item's transcript; it raises what stopped the item.
         """
         seconds = audio.size / config.SAMPLE_RATE
-        plan = transcribe.plan_of(seconds)
+        plan = transcribe.plan_of(seconds, model_name)
         if window_seconds is not None and seconds > window_seconds:
             plan = WINDOWED
         request = _Request(
-            audio, kinds, deadline, progress, Future(), plan, time.monotonic(), boost=boost, on_words=on_words
+            audio,
+            kinds,
+            deadline,
+            progress,
+            Future(),
+            plan,
+            time.monotonic(),
+            boost=boost,
+            on_words=on_words,
+            model=model_name,
         )
         if plan == WINDOWED:
             length = window_seconds or transcribe.fallback_window_seconds([])
@@ -247,7 +261,9 @@ class Scheduler:
             if first.plan == WINDOWED:
                 self._run_window(first)
                 return
-            hypotheses = transcribe.run_call([r.audio for r in call], first.plan, kinds, first.boost)
+            hypotheses = transcribe.run_call(
+                [r.audio for r in call], first.plan, kinds, first.boost, first.model
+            )
         except Exception as error:  # noqa: BLE001  (every failure is sorted out per item below)
             self._failed_call(call, error)
             return
@@ -263,7 +279,7 @@ class Scheduler:
         window = request.windows[number]
         inner = transcribe.window_kinds(request.kinds)
         (hypothesis,) = transcribe.run_call(
-            [request.audio[window.start : window.end]], LOCAL, inner, request.boost
+            [request.audio[window.start : window.end]], LOCAL, inner, request.boost, request.model
         )
         offset = window.start / config.SAMPLE_RATE
         request.parts.append(transcribe.timestamps_of(hypothesis, inner, offset))

@@ -95,7 +95,11 @@ def _padded(samples: np.ndarray) -> np.ndarray:
 
 
 def run_call(
-    audios: Sequence[np.ndarray], plan: str, kinds: frozenset[str], boost: decoding.Boost | None = None
+    audios: Sequence[np.ndarray],
+    plan: str,
+    kinds: frozenset[str],
+    boost: decoding.Boost | None = None,
+    model_name: str | None = None,
 ) -> list[Any]:
     """One model call over a batch in the attention mode of `plan`; the model ends in full attention.
 
@@ -106,13 +110,14 @@ def run_call(
         plan: FULL or LOCAL.
         kinds: Timestamp kinds wanted (any: the call computes timestamps), and CONFIDENCE.
         boost: Hotwords for every item of the call, or None.
+        model_name: The served model to run (None: the default).
 
     Returns:
         NeMo's hypotheses, one per audio.
     """
     import torch
 
-    current = model.loaded()
+    current = model.loaded(model_name)
     attention.set_attention(current.model, plan, current.default_chunking_factor)
     autocast = torch.autocast(
         current.model.device.type,
@@ -296,13 +301,14 @@ def plausible(transcript: Transcript, seconds: float) -> bool:
     return words < config.IMPLAUSIBLE_MIN_WORDS or words <= config.MAX_WORDS_PER_SECOND * seconds
 
 
-def plan_of(seconds: float) -> str:
-    """The plan for audio of this length on the loaded model and this device's free memory.
+def plan_of(seconds: float, model_name: str | None = None) -> str:
+    """The plan for audio of this length on a served model and this device's free memory.
 
     Args:
         seconds: The audio's length.
+        model_name: The served model (None: the default).
 
     Returns:
         FULL, LOCAL or WINDOWED.
     """
-    return plans.plan_for(seconds, model.loaded().frame_seconds, model.free_memory_bytes())
+    return plans.plan_for(seconds, model.loaded(model_name).frame_seconds, model.free_memory_bytes())

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import config
 from utils import job as job_pipeline
 from utils import job_dirs, validation
+from utils.asr import model as asr_model
 from utils.asr.records import Word
 from utils.deadline import Deadline
 from utils.errors import (
@@ -55,10 +56,9 @@ def served_models() -> list[str]:
     """The ids of the models the server serves: a hub name as it is, a .nemo file by its stem.
 
     Returns:
-        The ids.
+        The ids, the default first.
     """
-    name = config.PARAKEET_MODEL
-    return [Path(name).stem if name.endswith(".nemo") else name]
+    return [asr_model.model_id(name) for name in asr_model.served_models()]
 
 
 def _model_card(model_id: str) -> dict[str, Any]:

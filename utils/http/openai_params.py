@@ -1,6 +1,7 @@
 """OpenAI's transcription form, turned into the queue's job input.
 
-Every OpenAI parameter is recognised: `model`, `language` (the queue's field: it is checked, and the
+Every OpenAI parameter is recognised: `model` (any name while one model is served, else the queue's
+`model`), `language` (the queue's field: it is checked, and the
 detected language is compared with it), `temperature`, `stream`, `response_format` and
 `timestamp_granularities[]` are taken; the ones the model cannot honour are refused with the reason.
 Our own options (`hotwords`, `confidence`, `diarize`, ...) are extra fields with the queue's names; the
@@ -133,12 +134,6 @@ def _stream_flag(text: str) -> bool:
     return value
 
 
-def _check_model(text: str, served: list[str]) -> None:
-    """With one model served any name is taken (clients send their own defaults); else it must match."""
-    if len(served) > 1 and text not in served:
-        raise InvalidInputError(f"model must be one of {', '.join(served)}, got {text[:64]!r}")
-
-
 def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> TranscriptionRequest:
     """Reads a transcription form's text fields.
 
@@ -162,8 +157,6 @@ def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> Trans
             raise InvalidInputError(f"{name} is not supported: {reason}")
     scalars = {name: _one(name, grouped[name]) for name in TAKEN if name in grouped}
 
-    if "model" in scalars:
-        _check_model(scalars["model"], served_models)
     if scalars.get("prompt", "").strip():
         raise InvalidInputError(
             "prompt is not supported: the model takes no text prompt; send hotwords for names and terms "
@@ -194,6 +187,8 @@ def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> Trans
     job_input = {**options, **_format_input(response_format, granularities)}
     if "language" in scalars:
         job_input["language"] = scalars["language"]  # checked by the queue's validation, as there
+    if "model" in scalars and len(served_models) > 1:
+        job_input["model"] = scalars["model"]  # with one model, any name is taken (clients send their own)
     return TranscriptionRequest(job_input, response_format, granularities or frozenset({"segment"}), stream)
 
 

@@ -6,6 +6,7 @@ then lie under `RUNPOD_MODEL_CACHE_DIR` as a hub cache (`hub/models--org--name/s
 the revision in `refs/main`). A model found there is loaded from that file, with no download.
 """
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -73,20 +74,27 @@ def model_ready(marker: Path) -> bool:
 
 
 def ensure_model(settings: Settings, env: Environment, progress: Callable[[str], None] | None = None) -> None:
-    """Fetches the model weights into HF_HOME on the volume when PARAKEET_MODEL is a hub name.
+    """Fetches the weights of every model the worker will load (`settings.model`, then
+    `settings.prefetch`) into HF_HOME on the volume, those that are hub names.
 
-    Nothing is fetched when RunPod's model cache holds the model.
+    Nothing is fetched for a model RunPod's model cache holds.
 
     Runs the environment's interpreter with huggingface_hub, so this process needs neither.
 
     Args:
-        settings: The settings (model name, HF_HOME, root).
-        env: The environment to run the download with.
+        settings: The settings (model names, HF_HOME, root).
+        env: The environment to run the downloads with.
         progress: Receives progress messages.
 
     Raises:
-        BootstrapError: The download failed.
+        BootstrapError: A download failed.
     """
+    for name in dict.fromkeys((settings.model, *settings.prefetch)):
+        _ensure_one(dataclasses.replace(settings, model=name), env, progress)
+
+
+def _ensure_one(settings: Settings, env: Environment, progress: Callable[[str], None] | None) -> None:
+    """Fetches `settings.model` when it is a hub name not already on the volume or in RunPod's cache."""
     if not is_hub_name(settings.model) or runpod_cached_file(settings.model) is not None:
         return
     marker = model_marker(settings.root, settings.model)

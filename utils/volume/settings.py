@@ -59,6 +59,8 @@ class Settings:
     container_paths: tuple[Path, ...]
     model: str
     hf_home: Path
+    # More models to fetch beside `model`: the other served models, and the diarizer when preloaded.
+    prefetch: tuple[str, ...] = ()
     extra_packages: tuple[str, ...] = ()
     installer_choice: str = "auto"
     installer: Installer | None = None  # overrides installer_choice
@@ -88,7 +90,11 @@ class Settings:
             requirements=config.BOOTSTRAP_REQUIREMENTS,
             container_requirements=config.CONTAINER_REQUIREMENTS,
             container_paths=running_site_packages(),
-            model=config.PARAKEET_MODEL,
+            model=(config.PARAKEET_MODELS or (config.PARAKEET_MODEL,))[0],
+            prefetch=(
+                *config.PARAKEET_MODELS[1:],
+                *((config.DIARIZER_MODEL,) if config.PRELOAD_DIARIZER else ()),
+            ),
             hf_home=config.HF_HOME or root / "hf",
             extra_packages=config.BOOTSTRAP_EXTRA_PACKAGES,
             installer_choice=config.BOOTSTRAP_INSTALLER,
