@@ -415,8 +415,10 @@ DECODER_HELPERS = _int(
     "for every file.",
     minimum=0,
 )
-# Below this input rate the helpers leave the file to the ffmpeg program, which upsamples in short frames.
+# Below this input rate the helpers leave the file to the ffmpeg program, which upsamples in short frames;
+# above this many channels too (their samples cross the pipe unmixed: memory would grow with them).
 FAST_DECODE_MIN_RATE = 8000
+FAST_DECODE_MAX_CHANNELS = 2
 # ffmpeg's last stderr lines kept for diagnosis; a corrupt file can print an error per packet.
 FFMPEG_STDERR_TAIL_LINES = 20
 

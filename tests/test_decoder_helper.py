@@ -78,7 +78,7 @@ def test_what_it_does_not_cover_goes_to_the_ffmpeg_program(tmp_path: Path, make:
         encode(np.zeros(4000, dtype=np.float32), path.with_suffix(".wav"), "-ar", "4000")
         path = path.with_suffix(".wav")
     elif make == "many_channels":
-        tracks = [np.zeros(1600, dtype=np.float32)] * (config.MIX_MAX_CHANNELS + 1)
+        tracks = [np.zeros(1600, dtype=np.float32)] * (config.FAST_DECODE_MAX_CHANNELS + 1)
         path = channels_file(tracks, tmp_path / "many.wav")
     elif make == "playlist":
         path.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")

@@ -7,9 +7,10 @@ float32 samples (interleaved channels, as ffmpeg's f32le pipe gives them) when `
 
 The file is opened as ffmpeg is: the file protocol only and the allowlisted demuxers only. Anything
 this path does not cover as the ffmpeg program does (a file it cannot read, no audio stream, rates
-below `FAST_DECODE_MIN_RATE` whose upsampled frames would be huge, more than `MIX_MAX_CHANNELS`
-channels) answers "fallback" with what it learnt of the stream, and the worker runs ffmpeg itself, so
-every error and edge stays the ffmpeg program's.
+below `FAST_DECODE_MIN_RATE` whose upsampled frames would be huge, more than
+`FAST_DECODE_MAX_CHANNELS` channels, whose samples would cross the pipe unmixed) answers "fallback"
+with what it learnt of the stream, and the worker runs ffmpeg itself, so every error and edge stays the
+ffmpeg program's.
 """
 
 import json
@@ -60,7 +61,11 @@ def decode(path: str, limit: float) -> tuple[dict[str, Any], bytes]:
             return {"status": "fallback", "reason": "no audio stream", "stream": None}, b""
         stream = container.streams.audio[0]
         rate, channels = stream.codec_context.sample_rate, stream.codec_context.layout.nb_channels
-        if not rate or rate < config.FAST_DECODE_MIN_RATE or not 1 <= channels <= config.MIX_MAX_CHANNELS:
+        if (
+            not rate
+            or rate < config.FAST_DECODE_MIN_RATE
+            or not 1 <= channels <= config.FAST_DECODE_MAX_CHANNELS
+        ):
             fields = _stream_fields(container, stream, None)
             return {"status": "fallback", "reason": "layout", "stream": fields}, b""
         kept = channels
