@@ -8,6 +8,7 @@ import base64
 import itertools
 import json
 import subprocess
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,7 +348,7 @@ def test_a_first_jobs_model_load_shows_as_load_and_the_next_job_pays_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sample = config.REPO_ROOT / "tests" / "fixtures" / "sample-digits.ogg"
-    monkeypatch.setattr(asr_model, "_loaded", None)  # this process's model slot, given back after
+    monkeypatch.setattr(asr_model, "_models", OrderedDict())  # this process's models, given back after
     first = run({"audio_base64": b64(sample)})["meta"]["processing_seconds"]
     second = run({"audio_base64": b64(sample)})["meta"]["processing_seconds"]
     # Restoring even the bundled model takes a tenth of a second or more; finding it loaded, far less.

@@ -2,6 +2,7 @@
 and RunPod's model cache looked in first, for the ASR model and the diarizer alike."""
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def runpod_cache(
 @pytest.fixture
 def fresh_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The process-wide model slot, emptied for the test and given back after it."""
-    monkeypatch.setattr(asr_model, "_loaded", None)
+    monkeypatch.setattr(asr_model, "_models", OrderedDict())
 
 
 def test_a_hub_model_in_runpods_cache_loads_from_there_with_no_network(
