@@ -113,8 +113,8 @@ def transcribe_ready(
     started = time.perf_counter()
     rows = {index: _rows(samples) for index, samples in ready.items()}
 
-    # With vad, each row's speech regions, joined: the model hears only them (None: the whole rows).
-    speech = {index: [vad.speech_map(row) for row in rows[index]] for index in rows} if request.vad else None
+    # With vad, each row's speech regions, joined: the model hears only them (None: the whole row).
+    speech = {index: [vad.speech_map(row) if request.vad else None for row in rows[index]] for index in rows}
 
     def submit(row: np.ndarray, alone: bool, found: vad.SpeechMap | None) -> "Future[Transcript]":
         if found is not None:
@@ -137,13 +137,13 @@ def transcribe_ready(
         )
 
     def restored(index: int, channel: int, transcript: Transcript) -> Transcript:
-        found = speech[index][channel] if speech is not None else None
+        found = speech[index][channel]
         return found.restore(transcript) if found is not None and found.regions else transcript
 
     asr = {
         index: [
-            submit(row, len(rows[index]) == 1, speech[index][channel] if speech is not None else None)
-            for channel, row in enumerate(rows[index])
+            submit(row, len(rows[index]) == 1, found)
+            for row, found in zip(rows[index], speech[index], strict=True)
         ]
         for index in rows
     }
@@ -177,7 +177,7 @@ def transcribe_ready(
                 stage.failures[index] = error
             else:
                 merged = channels.merge_channels(parts) if separate else parts[0]
-                if speech is not None:
+                if request.vad:
                     heard = sum(found.speech_seconds for found in speech[index])
                     merged = dataclasses.replace(merged, speech_seconds=round(heard, 3))
                 transcripts[index] = merged

@@ -68,6 +68,18 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def _launch(arguments: list[str], log_path: Path, environment: dict[str, str]) -> subprocess.Popen:
+    """Starts `python <arguments>` from the repository root, its output (both streams) into `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, *arguments],
+            cwd=config.REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @dataclass(frozen=True)
 class RunningApi:
     """A worker serving the SDK's local API."""
@@ -88,15 +100,8 @@ def local_api(log_path: Path, **env: str) -> Iterator[RunningApi]:
         The API's base URL and process, once it answers.
     """
     port = free_port()
-    command = [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*command, "--rp_api_port", str(port)],
-            cwd=config.REPO_ROOT,
-            env=worker_environment(**env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    arguments = ["handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", str(port)]
+    process = _launch(arguments, log_path, worker_environment(**env))
     try:
         started = time.monotonic()
         while True:
@@ -156,14 +161,7 @@ def http_server_process(log_path: Path, **env: str) -> Iterator[RunningHttpServe
     """
     port, health_port = free_port(), free_port()
     ports = {"HOST": "127.0.0.1", "PORT": str(port), "PORT_HEALTH": str(health_port)}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "server.py"],
-            cwd=config.REPO_ROOT,
-            env=worker_environment(**{**ports, **env}),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = _launch(["server.py"], log_path, worker_environment(**{**ports, **env}))
     try:
         started = time.monotonic()
         while ping(health_port) is None:

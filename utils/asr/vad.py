@@ -93,22 +93,15 @@ def sounding_spans(samples: np.ndarray) -> list[tuple[int, int]]:
         `(start, end)` sample ranges, in order, not overlapping.
     """
     frame = _FRAME_SAMPLES
-    frames = samples[: samples.size // frame * frame].reshape(-1, frame)
-    loud = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) > 10 ** (config.VAD_SILENCE_DBFS / 20)
-    if samples.size % frame:
-        tail = samples[frames.size :]
-        loud = np.append(
-            loud, np.sqrt(np.mean(tail.astype(np.float64) ** 2)) > 10 ** (config.VAD_SILENCE_DBFS / 20)
-        )
+    frames = np.pad(samples, (0, -samples.size % frame)).reshape(-1, frame).astype(np.float64)
+    loud = np.sqrt(np.mean(frames**2, axis=1)) > 10 ** (config.VAD_SILENCE_DBFS / 20)
     margin = int(_MARGIN_SECONDS * config.SAMPLE_RATE / frame)
-    spans: list[tuple[int, int]] = []
-    for index in np.flatnonzero(loud):
-        start, end = max(0, index - margin) * frame, min(samples.size, (index + 1 + margin) * frame)
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((int(start), int(end)))
-    return spans
+    kept = np.convolve(loud, np.ones(2 * margin + 1), mode="same") > 0  # loud frames and their margin
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], kept.astype(np.int8), [0]))))
+    return [
+        (int(start) * frame, min(samples.size, int(end) * frame))
+        for start, end in zip(edges[::2], edges[1::2], strict=True)
+    ]
 
 
 def speech_regions(samples: np.ndarray) -> list[tuple[int, int]]:

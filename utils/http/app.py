@@ -161,7 +161,6 @@ def _error(error: WorkerError) -> JSONResponse:
 
 
 def _stream(
-    request: Request,
     params: openai_params.TranscriptionRequest,
     jobs: _Jobs,
     upload: TemporaryDirectory,
@@ -356,7 +355,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
             params = openai_params.parse_form(received.fields, served_models())
             validation.parse_input(params.job_input, received.file)  # bad options fail before any work
             if params.stream:
-                response = _stream(request, params, jobs, upload, received.file)
+                response = _stream(params, jobs, upload, received.file)
                 upload = None  # the job removes it
                 return response
             options = job_pipeline.JobOptions(upload=received.file, wait_for_room=False)

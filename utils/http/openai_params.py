@@ -205,8 +205,8 @@ def _format_input(response_format: str, granularities: frozenset[str]) -> dict[s
     if response_format in ("srt", "vtt"):
         return {"output_format": response_format}
     if response_format == "verbose_json":
-        kinds = sorted(granularities or {"segment"})
-        return {"output_format": "json", "timestamps": sorted({*kinds, "segment"})}
+        # Segments always: the words are grouped into them, and verbose_json without words shows them.
+        return {"output_format": "json", "timestamps": sorted({*granularities, "segment"})}
     if response_format == "diarized_json":
         return {"output_format": "json", "timestamps": ["segment"], "diarize": True}
     return {"output_format": "json"}
