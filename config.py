@@ -207,6 +207,8 @@ DEVICE = _choice(
     hub="Device",
 )
 BUNDLED_TEST_MODEL = REPO_ROOT / "tests" / "fixtures" / "parakeet-tdt-digits.nemo"
+# The same family trained on the digit words of five of v3's languages (en, de, fr, es, it).
+BUNDLED_MULTILINGUAL_TEST_MODEL = REPO_ROOT / "tests" / "fixtures" / "parakeet-tdt-digits-multilingual.nemo"
 
 # --- Speakers ----------------------------------------------------------------------------------
 _section = "Speakers"

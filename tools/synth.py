@@ -16,6 +16,14 @@ SAMPLE_RATE = 16_000
 ESPEAK_BINARY = "espeak-ng"
 ESPEAK_TIMEOUT_SECONDS = 30
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# The ten digit words, zero to nine, in each language the multilingual test model speaks.
+DIGIT_WORDS_BY_LANGUAGE = {
+    "en": DIGIT_WORDS,
+    "de": ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"),
+    "fr": ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"),
+    "es": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
+    "it": ("zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove"),
+}
 
 
 def synthesize(text: str, voice: str = "en-us", speed: int = 150, pitch: int = 50) -> np.ndarray:

@@ -1,10 +1,11 @@
-"""Trains the bundled test model: a tiny Parakeet-family ASR model that really transcribes spoken digits.
+"""Trains the bundled test models: tiny Parakeet-family ASR models that really transcribe spoken digits.
 
 The model is the same family as `nvidia/parakeet-tdt-0.6b-v3`, shrunk: `EncDecRNNTBPEModel` with a
-FastConformer encoder (`dw_striding` subsampling x8, `rel_pos` attention, 2 layers, d_model 64), an LSTM
-prediction network, a TDT joint with durations [0, 1, 2, 3, 4], `greedy_batch` TDT decoding and a
-SentencePiece BPE tokenizer. It learns the ten digit words ("zero" ... "nine") from speech synthesized
-with espeak-ng across English voices, voice variants, speeds and pitches, on CPU in minutes.
+FastConformer encoder (`dw_striding` subsampling x8, `rel_pos` attention, 2 layers, d_model 64 unless
+told otherwise), an LSTM prediction network, a TDT joint with durations [0, 1, 2, 3, 4], `greedy_batch`
+TDT decoding and a SentencePiece BPE tokenizer. It learns the ten digit words of each language asked for
+("zero" ... "nine", "null" ... "neun") from speech synthesized with espeak-ng across that language's
+voices, voice variants, speeds and pitches, on CPU in minutes. Each utterance is in one language.
 
 NeMo 3.0.0's TDT losses need CUDA, so training swaps `tools.cpu_tdt_loss.CpuTDTLoss` into the model's
 `RNNTLoss` wrapper; the saved model keeps `loss_name: tdt` and is an ordinary NeMo TDT model.
@@ -14,10 +15,15 @@ the same range). After training the tool saves the `.nemo`, restores it with `AS
 transcribes the held-out set with NeMo's own `transcribe()` and writes the word error rate, with the
 command, seeds, corpus sizes and vocabulary, to a JSON card beside the model.
 
-Rebuild the committed fixture (about 10 minutes on 2 CPU cores, no network, no GPU) from the
-repository root:
+Rebuild the committed fixtures (no network, no GPU) from the repository root. The English model takes
+about 10 minutes on 2 CPU cores:
 
     .venv/bin/python -m tools.train_test_model --out tests/fixtures/parakeet-tdt-digits.nemo
+
+The multilingual one (English, German, French, Spanish and Italian) takes about 50 minutes:
+
+    .venv/bin/python -m tools.train_test_model --out tests/fixtures/parakeet-tdt-digits-multilingual.nemo \
+        --languages en,de,fr,es,it --train-minutes 60 --held-out-minutes 5 --d-model 96 --vocab-size 96
 
 Every random choice (corpus, split, initialization, batches, augmentation) follows `--seed`, so a
 rebuild gives a model of the same quality; the weights are not bit-identical across machines because
@@ -42,20 +48,27 @@ import torch
 from omegaconf import OmegaConf
 
 from tools.cpu_tdt_loss import CpuTDTLoss
-from tools.synth import DIGIT_WORDS, SAMPLE_RATE, synthesize, trim_silence
+from tools.synth import DIGIT_WORDS_BY_LANGUAGE, SAMPLE_RATE, synthesize, trim_silence
 from tools.training import fastconformer_encoder, package_version, warmup_cosine
 
-# espeak-ng's own English voices (`espeak-ng --voices=en`); the mb-* ones need MBROLA and are left out.
-VOICES = (
-    "en-us",
-    "en-gb",
-    "en-gb-scotland",
-    "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd",
-    "en-gb-x-rp",
-    "en-029",
-    "en-us-nyc",
-)
+# espeak-ng's own voices for each language (`espeak-ng --voices=<code>`); the mb-* ones need MBROLA and
+# are left out. Every voice is combined with every variant below, so each language has dozens of voices.
+LANGUAGE_VOICES = {
+    "en": (
+        "en-us",
+        "en-gb",
+        "en-gb-scotland",
+        "en-gb-x-gbclan",
+        "en-gb-x-gbcwmd",
+        "en-gb-x-rp",
+        "en-029",
+        "en-us-nyc",
+    ),
+    "de": ("de",),
+    "fr": ("fr-fr", "fr-be", "fr-ch"),
+    "es": ("es", "es-419"),
+    "it": ("it",),
+}
 # Variants (`espeak-ng --voices=variant`) that still sound like speech; "" is the voice's own sound.
 # Whispers, croaks and robot effects are left out: the model is meant to be small, not robust to them.
 VARIANTS = (
@@ -78,9 +91,7 @@ NOISY_FRACTION = 0.5
 SNR_DB_RANGE = (15.0, 40.0)
 
 DURATIONS = [0, 1, 2, 3, 4]
-TOKENIZER_VOCAB_SIZE = 32
 N_MELS = 80
-D_MODEL = 64
 PEAK_LR = 3e-3
 MIN_LR = 5e-5
 BUCKET_POOL_BATCHES = 16
@@ -88,31 +99,53 @@ BUCKET_POOL_BATCHES = 16
 
 @dataclass
 class Utterance:
-    """One corpus item: samples at 16 kHz and the words spoken."""
+    """One corpus item: samples at 16 kHz, the words spoken and who spoke them in which language."""
 
     samples: np.ndarray
     text: str
     voice: str
     speed: int
+    language: str
 
 
-def voice_split(seed: int) -> tuple[list[str], list[str]]:
-    """Splits every voice+variant pair into training pairs and held-out pairs.
+@dataclass(frozen=True)
+class VoiceSplit:
+    """One language's voice+variant pairs, split into those trained on and those held out."""
+
+    language: str
+    train: list[str]
+    held_out: list[str]
+
+
+def voice_splits(languages: list[str], seed: int) -> list[VoiceSplit]:
+    """Splits every voice+variant pair of each language into training pairs and held-out pairs.
 
     Args:
-        seed: Seed of the shuffle.
+        languages: Language codes, keys of `LANGUAGE_VOICES`.
+        seed: Seed of the shuffles (one generator, drawn from language by language in order).
 
     Returns:
-        `(training voices, held-out voices)` as espeak-ng voice names (`en-gb+f3`, `en-us`).
+        One split per language, with espeak-ng voice names (`en-gb+f3`, `de`).
     """
-    pairs = [voice + (f"+{variant}" if variant else "") for voice in VOICES for variant in VARIANTS]
-    random.Random(seed).shuffle(pairs)
-    n_held_out = round(len(pairs) * HELD_OUT_PAIR_FRACTION)
-    return sorted(pairs[n_held_out:]), sorted(pairs[:n_held_out])
+    rng = random.Random(seed)
+    splits = []
+    for language in languages:
+        pairs = [
+            voice + (f"+{variant}" if variant else "")
+            for voice in LANGUAGE_VOICES[language]
+            for variant in VARIANTS
+        ]
+        rng.shuffle(pairs)
+        n_held_out = round(len(pairs) * HELD_OUT_PAIR_FRACTION)
+        splits.append(VoiceSplit(language, sorted(pairs[n_held_out:]), sorted(pairs[:n_held_out])))
+    return splits
 
 
-def check_voices_exist() -> None:
+def check_voices_exist(languages: list[str]) -> None:
     """Fails early when this espeak-ng lacks a voice or variant (it silently ignores unknown variants).
+
+    Args:
+        languages: Language codes, keys of `LANGUAGE_VOICES`.
 
     Raises:
         RuntimeError: A configured voice or variant is missing.
@@ -125,25 +158,27 @@ def check_voices_exist() -> None:
         # Voices are named by their language column; variants by their file name ("!v/f3" -> "f3").
         return {line.split()[column].rsplit("/", 1)[-1] for line in lines}
 
-    missing = sorted(set(VOICES) - listed("en", 1)) + sorted(
-        set(filter(None, VARIANTS)) - listed("variant", 4)
-    )
+    voices = {voice for language in languages for voice in LANGUAGE_VOICES[language]}
+    known = set().union(*(listed(language, 1) for language in languages))
+    missing = sorted(voices - known) + sorted(set(filter(None, VARIANTS)) - listed("variant", 4))
     if missing:
         raise RuntimeError(f"espeak-ng lacks these voices/variants: {missing}")
 
 
-def make_utterance(rng: random.Random, voice: str, speed: int) -> Utterance:
+def make_utterance(rng: random.Random, language: str, voice: str, speed: int) -> Utterance:
     """Synthesizes one random digit string, fluent or as single-word clips joined by pauses.
 
     Args:
         rng: Source of every random choice.
-        voice: espeak-ng voice, with its variant.
+        language: Whose digit words to say, a key of `DIGIT_WORDS_BY_LANGUAGE`.
+        voice: espeak-ng voice of that language, with its variant.
         speed: Words per minute.
 
     Returns:
         The utterance, with light gain, padding and (sometimes) noise applied.
     """
-    words = [rng.choice(DIGIT_WORDS) for _ in range(rng.randint(MIN_WORDS, MAX_WORDS))]
+    vocabulary = DIGIT_WORDS_BY_LANGUAGE[language]
+    words = [rng.choice(vocabulary) for _ in range(rng.randint(MIN_WORDS, MAX_WORDS))]
     pitch = rng.randint(*PITCH_RANGE)
     if rng.random() < CONCATENATED_FRACTION:
         pieces = [np.zeros(int(rng.uniform(0.05, 0.4) * SAMPLE_RATE), np.float32)]
@@ -159,16 +194,18 @@ def make_utterance(rng: random.Random, voice: str, speed: int) -> Utterance:
         noise_power = signal_power / 10 ** (rng.uniform(*SNR_DB_RANGE) / 10)
         noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, math.sqrt(noise_power), samples.size)
         samples = samples + noise.astype(np.float32)
-    return Utterance(np.clip(samples, -1.0, 1.0).astype(np.float32), " ".join(words), voice, speed)
+    samples = np.clip(samples, -1.0, 1.0).astype(np.float32)
+    return Utterance(samples, " ".join(words), voice, speed, language)
 
 
 def make_corpus(
-    rng: random.Random, voices: list[str], speeds: tuple[int, ...], minutes: float
+    rng: random.Random, language: str, voices: list[str], speeds: tuple[int, ...], minutes: float
 ) -> list[Utterance]:
-    """Synthesizes utterances until their total length reaches `minutes`.
+    """Synthesizes utterances in one language until their total length reaches `minutes`.
 
     Args:
         rng: Source of every random choice.
+        language: The language spoken.
         voices: Voices to draw from.
         speeds: Speeds to draw from.
         minutes: Total audio length wanted.
@@ -179,7 +216,7 @@ def make_corpus(
     corpus: list[Utterance] = []
     total_samples = 0
     while total_samples < minutes * 60 * SAMPLE_RATE:
-        corpus.append(make_utterance(rng, rng.choice(voices), rng.choice(speeds)))
+        corpus.append(make_utterance(rng, language, rng.choice(voices), rng.choice(speeds)))
         total_samples += corpus[-1].samples.size
     return corpus
 
@@ -231,11 +268,13 @@ def train_tokenizer(texts: list[str], directory: Path, vocab_size: int) -> None:
     (directory / "vocab.txt").write_text("\n".join(pieces) + "\n")
 
 
-def model_config(tokenizer_dir: Path) -> dict[str, Any]:
+def model_config(tokenizer_dir: Path, d_model: int, layers: int) -> dict[str, Any]:
     """The model's configuration: Parakeet TDT's architecture at test-fixture size.
 
     Args:
         tokenizer_dir: Directory written by `train_tokenizer`.
+        d_model: Width of the encoder, and of the prediction and joint networks.
+        layers: Conformer layers.
 
     Returns:
         A plain dict for `EncDecRNNTBPEModel(cfg=OmegaConf.create(...))`.
@@ -245,9 +284,9 @@ def model_config(tokenizer_dir: Path) -> dict[str, Any]:
         "compute_eval_loss": False,
         "log_prediction": False,
         "model_defaults": {
-            "enc_hidden": D_MODEL,
-            "pred_hidden": 64,
-            "joint_hidden": 64,
+            "enc_hidden": d_model,
+            "pred_hidden": d_model,
+            "joint_hidden": d_model,
             "tdt_durations": DURATIONS,
             "num_tdt_durations": len(DURATIONS),
         },
@@ -274,13 +313,13 @@ def model_config(tokenizer_dir: Path) -> dict[str, Any]:
             "freq_width": 12,
             "time_width": 0.05,
         },
-        "encoder": fastconformer_encoder(N_MELS, D_MODEL, layers=2, conv_channels=64),
+        "encoder": fastconformer_encoder(N_MELS, d_model, layers=layers, conv_channels=d_model),
         "decoder": {
             "_target_": "nemo.collections.asr.modules.RNNTDecoder",
             "normalization_mode": None,
             "random_state_sampling": False,
             "blank_as_pad": True,
-            "prednet": {"pred_hidden": 64, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.1},
+            "prednet": {"pred_hidden": d_model, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.1},
         },
         "joint": {
             "_target_": "nemo.collections.asr.modules.RNNTJoint",
@@ -289,7 +328,7 @@ def model_config(tokenizer_dir: Path) -> dict[str, Any]:
             "fuse_loss_wer": False,
             "fused_batch_size": 4,
             "num_extra_outputs": len(DURATIONS),
-            "jointnet": {"joint_hidden": 64, "activation": "relu", "dropout": 0.1},
+            "jointnet": {"joint_hidden": d_model, "activation": "relu", "dropout": 0.1},
         },
         "decoding": {
             "strategy": "greedy_batch",
@@ -429,7 +468,16 @@ def train(
     }
 
 
-def held_out_wer(model_path: Path, corpus: list[Utterance]) -> tuple[float, list[dict[str, str]]]:
+@dataclass(frozen=True)
+class HeldOutResult:
+    """How the saved model did on the held-out corpus: WER in all and per language, and its mistakes."""
+
+    wer: float
+    wer_by_language: dict[str, float]
+    errors: list[dict[str, str]]
+
+
+def held_out_wer(model_path: Path, corpus: list[Utterance]) -> HeldOutResult:
     """Restores the saved model the way users load it and measures WER with NeMo's `transcribe()`.
 
     Args:
@@ -437,7 +485,7 @@ def held_out_wer(model_path: Path, corpus: list[Utterance]) -> tuple[float, list
         corpus: Held-out utterances.
 
     Returns:
-        The word error rate and every utterance it got wrong (reference, hypothesis, voice).
+        The word error rates and every utterance the model got wrong (reference, hypothesis, voice).
     """
     from nemo.collections.asr.metrics.wer import word_error_rate
     from nemo.collections.asr.models import ASRModel
@@ -448,11 +496,21 @@ def held_out_wer(model_path: Path, corpus: list[Utterance]) -> tuple[float, list
     texts = [hypothesis.text.strip() for hypothesis in hypotheses]
     references = [item.text for item in corpus]
     errors = [
-        {"reference": ref, "hypothesis": hyp, "voice": item.voice, "speed": str(item.speed)}
+        {
+            "reference": ref,
+            "hypothesis": hyp,
+            "language": item.language,
+            "voice": item.voice,
+            "speed": str(item.speed),
+        }
         for ref, hyp, item in zip(references, texts, corpus, strict=True)
         if ref != hyp
     ]
-    return word_error_rate(texts, references), errors
+    by_language = {}
+    for language in dict.fromkeys(item.language for item in corpus):
+        rows = [i for i, item in enumerate(corpus) if item.language == language]
+        by_language[language] = word_error_rate([texts[i] for i in rows], [references[i] for i in rows])
+    return HeldOutResult(word_error_rate(texts, references), by_language, errors)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -467,8 +525,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="the .nemo to write; the card goes beside it")
     parser.add_argument("--seed", type=int, default=1234, help="seed of every random choice")
-    parser.add_argument("--train-minutes", type=float, default=90.0, help="training corpus length")
-    parser.add_argument("--held-out-minutes", type=float, default=10.0, help="held-out corpus length")
+    parser.add_argument(
+        "--languages",
+        type=lambda value: value.split(","),
+        default=["en"],
+        help=f"comma-separated codes of the languages to learn, of {','.join(LANGUAGE_VOICES)}",
+    )
+    parser.add_argument(
+        "--train-minutes", type=float, default=90.0, help="training corpus length per language"
+    )
+    parser.add_argument(
+        "--held-out-minutes", type=float, default=10.0, help="held-out corpus length per language"
+    )
+    parser.add_argument("--d-model", type=int, default=64, help="width of the encoder and networks")
+    parser.add_argument("--layers", type=int, default=2, help="conformer layers")
+    parser.add_argument("--vocab-size", type=int, default=32, help="SentencePiece pieces")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-minutes", type=float, default=60.0, help="stop training early past this")
@@ -486,20 +557,34 @@ def main(argv: list[str]) -> int:
         The process exit status.
     """
     args = parse_args(argv)
+    unknown = sorted(set(args.languages) - set(LANGUAGE_VOICES))
+    if unknown:
+        print(f"--languages: unknown {unknown}; known: {sorted(LANGUAGE_VOICES)}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
-    check_voices_exist()
+    check_voices_exist(args.languages)
 
     import nemo.collections.asr as nemo_asr
     from nemo.utils import logging as nemo_logging
 
     nemo_logging.setLevel(nemo_logging.WARNING)
-    train_voices, held_out_voices = voice_split(args.seed)
+    splits = voice_splits(args.languages, args.seed)
     work_dir = Path(tempfile.mkdtemp(prefix="parakeet-test-model-"))
     try:
         started = time.monotonic()
         rng = random.Random(args.seed)
-        train_corpus = make_corpus(rng, train_voices, TRAIN_SPEEDS, args.train_minutes)
-        held_out_corpus = make_corpus(rng, held_out_voices, HELD_OUT_SPEEDS, args.held_out_minutes)
+        train_corpus = [
+            item
+            for split in splits
+            for item in make_corpus(rng, split.language, split.train, TRAIN_SPEEDS, args.train_minutes)
+        ]
+        held_out_corpus = [
+            item
+            for split in splits
+            for item in make_corpus(
+                rng, split.language, split.held_out, HELD_OUT_SPEEDS, args.held_out_minutes
+            )
+        ]
         synth_minutes = round((time.monotonic() - started) / 60, 2)
         print(
             f"corpus synthesized in {synth_minutes:.1f} min: train {corpus_summary(train_corpus)}, "
@@ -507,9 +592,10 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
 
-        train_tokenizer([item.text for item in train_corpus], work_dir / "tokenizer", TOKENIZER_VOCAB_SIZE)
+        train_tokenizer([item.text for item in train_corpus], work_dir / "tokenizer", args.vocab_size)
         torch.manual_seed(args.seed)
-        model = nemo_asr.models.EncDecRNNTBPEModel(cfg=OmegaConf.create(model_config(work_dir / "tokenizer")))
+        cfg = model_config(work_dir / "tokenizer", args.d_model, args.layers)
+        model = nemo_asr.models.EncDecRNNTBPEModel(cfg=OmegaConf.create(cfg))
         install_cpu_tdt_loss(model)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"model: {n_params} parameters, vocabulary {list(model.tokenizer.vocab)}", flush=True)
@@ -517,9 +603,13 @@ def main(argv: list[str]) -> int:
         training = train(model, train_corpus, args.epochs, args.batch_size, args.max_minutes, args.seed)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         model.save_to(str(args.out))
-        wer, errors = held_out_wer(args.out, held_out_corpus)
-        print(f"held-out WER {wer:.4f} ({len(errors)} utterances wrong)", flush=True)
-        for error in errors:
+        result = held_out_wer(args.out, held_out_corpus)
+        by_language = ", ".join(f"{code} {wer:.4f}" for code, wer in result.wer_by_language.items())
+        print(
+            f"held-out WER {result.wer:.4f} ({by_language}; {len(result.errors)} utterances wrong)",
+            flush=True,
+        )
+        for error in result.errors:
             print(f"  {error}", flush=True)
 
         card = {
@@ -528,16 +618,28 @@ def main(argv: list[str]) -> int:
             "seed": args.seed,
             "architecture": {
                 "class": "EncDecRNNTBPEModel",
-                "encoder": f"FastConformer, 2 layers, d_model {D_MODEL}, dw_striding x8, rel_pos",
-                "decoder": "RNN-T prediction network (1-layer LSTM, 64)",
+                "encoder": (
+                    f"FastConformer, {args.layers} layers, d_model {args.d_model}, dw_striding x8, rel_pos"
+                ),
+                "decoder": f"RNN-T prediction network (1-layer LSTM, {args.d_model})",
                 "joint": f"TDT, durations {DURATIONS}",
                 "decoding": "greedy_batch (TDT)",
                 "loss": "tdt (trained on CPU with tools.cpu_tdt_loss.CpuTDTLoss)",
                 "parameters": n_params,
             },
+            "languages": {
+                split.language: {
+                    "words": list(DIGIT_WORDS_BY_LANGUAGE[split.language]),
+                    "held_out_voices": split.held_out,
+                    "held_out_wer": round(result.wer_by_language[split.language], 4),
+                }
+                for split in splits
+            },
             "vocabulary": {
-                "words": list(DIGIT_WORDS),
-                "tokenizer": f"SentencePiece BPE, {TOKENIZER_VOCAB_SIZE} pieces",
+                "words": list(
+                    dict.fromkeys(w for code in args.languages for w in DIGIT_WORDS_BY_LANGUAGE[code])
+                ),
+                "tokenizer": f"SentencePiece BPE, {args.vocab_size} pieces",
                 "pieces": list(model.tokenizer.vocab),
             },
             "corpus": {
@@ -549,12 +651,12 @@ def main(argv: list[str]) -> int:
                 "snr_db_range": list(SNR_DB_RANGE),
                 "train": {
                     **corpus_summary(train_corpus),
-                    "voices": train_voices,
+                    "voices": sorted(voice for split in splits for voice in split.train),
                     "speeds": list(TRAIN_SPEEDS),
                 },
                 "held_out": {
                     **corpus_summary(held_out_corpus),
-                    "voices": held_out_voices,
+                    "voices": sorted(voice for split in splits for voice in split.held_out),
                     "speeds": list(HELD_OUT_SPEEDS),
                 },
             },
@@ -565,8 +667,8 @@ def main(argv: list[str]) -> int:
                 "batch_size": args.batch_size,
                 "threads": args.threads,
             },
-            "held_out_wer": round(wer, 4),
-            "held_out_errors": errors,
+            "held_out_wer": round(result.wer, 4),
+            "held_out_errors": result.errors,
             "nemo_bytes": args.out.stat().st_size,
             "versions": {"nemo_toolkit": package_version("nemo_toolkit"), "torch": torch.__version__},
         }

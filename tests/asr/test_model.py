@@ -1,7 +1,8 @@
-"""The bundled test model (tests/fixtures/parakeet-tdt-digits.nemo) really transcribes speech.
+"""The bundled test models really transcribe speech: the English digits model and the multilingual one
+(the digit words of English, German, French, Spanish and Italian).
 
 Utterances are synthesized here, fresh, with voice+variant pairs and speeds that training never used
-(the card lists them), loaded through the worker's own loader, and checked word for word.
+(the cards list them), loaded through the worker's own loader, and checked word for word.
 """
 
 import json
@@ -12,13 +13,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from nemo.collections.asr.metrics.wer import word_error_rate
 
 import config
-from tools.synth import DIGIT_WORDS, SAMPLE_RATE, synthesize, trim_silence, write_wav
+from tools.synth import DIGIT_WORDS, DIGIT_WORDS_BY_LANGUAGE, SAMPLE_RATE, synthesize, trim_silence, write_wav
 from utils.asr.model import load_model
 
 CARD_PATH = config.BUNDLED_TEST_MODEL.with_suffix(".json")
+MULTILINGUAL_CARD_PATH = config.BUNDLED_MULTILINGUAL_TEST_MODEL.with_suffix(".json")
 MAX_NEMO_BYTES = 5 * 1024 * 1024
+MAX_LANGUAGE_WER = 0.05
 # Seeds of this file's own utterances; the trainer's corpus came from the card's seed.
 UTTERANCE_SEED = 20240611
 TIMESTAMP_SEED = 777
@@ -34,6 +38,18 @@ def card() -> dict[str, Any]:
 def model() -> Any:
     """The bundled model, loaded the way the worker loads PARAKEET_MODEL."""
     return load_model(str(config.BUNDLED_TEST_MODEL))
+
+
+@pytest.fixture(scope="module")
+def multilingual_card() -> dict[str, Any]:
+    """The multilingual model's card."""
+    return json.loads(MULTILINGUAL_CARD_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def multilingual_model() -> Any:
+    """The multilingual model, loaded the way the worker loads any served model."""
+    return load_model(str(config.BUNDLED_MULTILINGUAL_TEST_MODEL))
 
 
 def _random_words(rng: random.Random) -> list[str]:
@@ -52,7 +68,47 @@ def test_card_reports_the_model_and_its_quality(card: dict[str, Any]) -> None:
     assert not set(held_out["speeds"]) & set(train["speeds"])
 
 
-def test_model_is_a_parakeet_tdt_model(model: Any) -> None:
+def test_the_multilingual_card_lists_five_model_languages_each_within_five_percent_wer(
+    multilingual_card: dict[str, Any],
+) -> None:
+    card, size = multilingual_card, config.BUNDLED_MULTILINGUAL_TEST_MODEL.stat().st_size
+    assert card["nemo_bytes"] == size <= MAX_NEMO_BYTES
+    languages = card["languages"]
+    assert len(languages) >= 5
+    assert set(languages) <= set(config.MODEL_LANGUAGES)
+    held_out, train = card["corpus"]["held_out"], card["corpus"]["train"]
+    for code, entry in languages.items():
+        assert entry["words"] == list(DIGIT_WORDS_BY_LANGUAGE[code])
+        assert entry["held_out_wer"] <= MAX_LANGUAGE_WER
+        assert len(entry["held_out_voices"]) >= 5  # several voices, none of them trained on
+        assert set(entry["held_out_voices"]) <= set(held_out["voices"])
+    assert not set(held_out["voices"]) & set(train["voices"])
+    assert not set(held_out["speeds"]) & set(train["speeds"])
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr", "es", "it"])
+def test_the_multilingual_model_transcribes_unseen_voices_of_each_language(
+    multilingual_model: Any, multilingual_card: dict[str, Any], language: str
+) -> None:
+    rng = random.Random(f"{UTTERANCE_SEED}-{language}")
+    voices = multilingual_card["languages"][language]["held_out_voices"]
+    speeds = multilingual_card["corpus"]["held_out"]["speeds"]
+    vocabulary = DIGIT_WORDS_BY_LANGUAGE[language]
+    expected, audio = [], []
+    for voice in rng.sample(voices, 5):
+        words = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(3, 6)))
+        expected.append(words)
+        audio.append(synthesize(words, voice, rng.choice(speeds), rng.randint(30, 70)))
+
+    hypotheses = multilingual_model.transcribe(audio, batch_size=len(audio), verbose=False)
+
+    texts = [hypothesis.text.strip() for hypothesis in hypotheses]
+    assert word_error_rate(texts, expected) <= MAX_LANGUAGE_WER, list(zip(expected, texts, strict=True))
+
+
+@pytest.mark.parametrize("path", [config.BUNDLED_TEST_MODEL, config.BUNDLED_MULTILINGUAL_TEST_MODEL])
+def test_model_is_a_parakeet_tdt_model(path: Path) -> None:
+    model = load_model(str(path))
     cfg = model.cfg
     assert type(model).__name__ == "EncDecRNNTBPEModel"
     assert cfg.loss.loss_name == "tdt"

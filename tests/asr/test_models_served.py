@@ -1,8 +1,7 @@
 """Several models in one worker (`PARAKEET_MODELS`): a job's `model` picks one, at most
-`MAX_LOADED_MODELS` are held, and items of different models never share a call. The second model is a
-copy of the bundled one under another name (the worker tells models apart by name)."""
+`MAX_LOADED_MODELS` are held, and items of different models never share a call. The second model is the
+bundled multilingual one, which knows English digits too."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,12 @@ from utils.asr.scheduler import scheduler
 from utils.deadline import Deadline
 from utils.errors import InvalidInputError
 
-
-@pytest.fixture(scope="module")
-def second_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    copy = tmp_path_factory.mktemp("models") / "digits-copy.nemo"
-    shutil.copy(config.BUNDLED_TEST_MODEL, copy)
-    return copy
+SECOND = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
 
 
 @pytest.fixture
-def two_models(second_model: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    served = (str(config.BUNDLED_TEST_MODEL), str(second_model))
+def two_models(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    served = (str(config.BUNDLED_TEST_MODEL), str(config.BUNDLED_MULTILINGUAL_TEST_MODEL))
     monkeypatch.setattr(config, "PARAKEET_MODELS", served)
     return served
 
@@ -39,19 +33,18 @@ def test_one_model_is_served_by_default() -> None:
 def test_a_job_names_a_model_by_its_id_or_as_configured(two_models: tuple[str, str]) -> None:
     first, second = two_models
     assert validation.parse_input({"audio_base64": "UklGRg=="}).model is None
-    assert validation.parse_input({"audio_base64": "UklGRg==", "model": "digits-copy"}).model == second
+    assert validation.parse_input({"audio_base64": "UklGRg==", "model": SECOND}).model == second
     assert validation.parse_input({"audio_base64": "UklGRg==", "model": first}).model == first
     with pytest.raises(InvalidInputError) as raised:
         validation.parse_input({"audio_base64": "UklGRg==", "model": "whisper-1"})
-    assert (
-        str(raised.value) == "model 'whisper-1' is not served here; served: parakeet-tdt-digits, digits-copy"
-    )
+    served = "parakeet-tdt-digits, parakeet-tdt-digits-multilingual"
+    assert str(raised.value) == f"model 'whisper-1' is not served here; served: {served}"
 
 
 def test_meta_says_which_model_ran(two_models: tuple[str, str], tmp_path: Path, job_root: Path) -> None:
     clip = b64(encode(speech("six one four"), tmp_path / "clip.flac"))
     default = handler.handler({"id": "a", "input": {"audio_base64": clip}})
-    picked = handler.handler({"id": "b", "input": {"audio_base64": clip, "model": "digits-copy"}})
+    picked = handler.handler({"id": "b", "input": {"audio_base64": clip, "model": SECOND}})
     assert default["text"] == picked["text"] == "six one four"
     assert default["meta"]["model"] == two_models[0]
     assert picked["meta"]["model"] == two_models[1]
@@ -95,7 +88,5 @@ def test_silence_costs_the_second_model_nothing(
     two_models: tuple[str, str], tmp_path: Path, job_root: Path
 ) -> None:
     clip = b64(encode(np.zeros(16000, dtype=np.float32), tmp_path / "quiet.flac"))
-    result = handler.handler(
-        {"id": "q", "input": {"audio_base64": clip, "model": "digits-copy", "vad": True}}
-    )
+    result = handler.handler({"id": "q", "input": {"audio_base64": clip, "model": SECOND, "vad": True}})
     assert (result["text"], result["meta"]["model"]) == ("", two_models[1])

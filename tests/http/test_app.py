@@ -231,18 +231,23 @@ def test_models_lists_the_served_model(server: RunningServer) -> None:
 def test_several_served_models_are_listed_and_picked_by_id(
     server: RunningServer, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    copy = tmp_path / "digits-copy.nemo"
-    copy.write_bytes(config.BUNDLED_TEST_MODEL.read_bytes())
-    monkeypatch.setattr(config, "PARAKEET_MODELS", (str(config.BUNDLED_TEST_MODEL), str(copy)))
-    assert [model.id for model in client(server).models.list().data] == ["parakeet-tdt-digits", "digits-copy"]
-    with clip.open("rb") as file:
-        assert client(server).audio.transcriptions.create(model="digits-copy", file=file).text == WORDS
+    multilingual = config.BUNDLED_MULTILINGUAL_TEST_MODEL
+    monkeypatch.setattr(config, "PARAKEET_MODELS", (str(config.BUNDLED_TEST_MODEL), str(multilingual)))
+    listed = [model.id for model in client(server).models.list().data]
+    assert listed == ["parakeet-tdt-digits", multilingual.stem]
+    german = encode(speech("sechs acht drei null vier", voice="de"), tmp_path / "german.flac")
+    with german.open("rb") as file:
+        result = client(server).audio.transcriptions.create(
+            model=multilingual.stem, file=file, response_format="verbose_json", language="de"
+        )
+    assert (result.text, result.language) == ("sechs acht drei null vier", "de")
+    assert result.model_dump()["language_mismatch"] is False
     with pytest.raises(openai.BadRequestError) as raised:
         transcribe(server, clip)  # "whisper-1" names no served model once there are several
     assert raised.value.body["message"].startswith("model 'whisper-1' is not served here")
-    body = json.dumps({"audio_base64": b64(clip), "model": "digits-copy"}).encode()
+    body = json.dumps({"audio_base64": b64(clip), "model": multilingual.stem}).encode()
     status, _, answer = post(server.port, "/v1/jobs", body, "application/json")
-    assert (status, json.loads(answer)["meta"]["model"]) == (200, str(copy))
+    assert (status, json.loads(answer)["meta"]["model"]) == (200, str(multilingual))
 
 
 def test_translations_say_the_model_does_not_translate(server: RunningServer, clip: Path) -> None:

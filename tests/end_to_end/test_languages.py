@@ -1,0 +1,114 @@
+"""Speech in five languages through the real handler, ffmpeg and the bundled multilingual model, served
+beside the English one: each item's language, the `language` input, a channel in another language, and
+jobs for both models at once."""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import config
+import handler
+from tests.support.media import RATE, b64, channels_file, encode, speech
+
+# A voice and a phrase per language; each phrase is long enough for the detector to be sure of it.
+PHRASES = {
+    "en": ("en-us", "seven four two nine"),
+    "de": ("de", "fünf zwei neun eins sieben"),
+    "fr": ("fr-fr", "cinq deux neuf un trois"),
+    "es": ("es", "cinco dos nueve uno siete"),
+    "it": ("it", "cinque due nove uno sette"),
+}
+MULTILINGUAL = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each language's phrase as base64 FLAC."""
+    directory = tmp_path_factory.mktemp("languages")
+    return {
+        code: b64(encode(speech(words, voice), directory / f"{code}.flac"))
+        for code, (voice, words) in PHRASES.items()
+    }
+
+
+@pytest.fixture
+def both_models(monkeypatch: pytest.MonkeyPatch, job_root: Path) -> tuple[str, str]:
+    """The English model (the default) and the multilingual one, served side by side."""
+    served = (str(config.BUNDLED_TEST_MODEL), str(config.BUNDLED_MULTILINGUAL_TEST_MODEL))
+    monkeypatch.setattr(config, "PARAKEET_MODELS", served)
+    return served
+
+
+def ask(job_input: dict[str, Any]) -> dict[str, Any]:
+    """The handler's answer for one job."""
+    return handler.handler({"id": "languages", "input": job_input})
+
+
+@pytest.mark.parametrize("code", list(PHRASES))
+def test_each_language_is_transcribed_and_named(
+    code: str, clips: dict[str, str], both_models: tuple[str, str]
+) -> None:
+    result = ask({"audio_base64": clips[code], "model": MULTILINGUAL, "language": code})
+    assert result["success"] is True, result
+    assert result["text"] == PHRASES[code][1]
+    assert result["language"] == code
+    assert 0.9 <= result["language_confidence"] <= 1
+    assert result["language_mismatch"] is False
+    assert result["meta"]["model"] == both_models[1]
+
+
+def test_a_batch_names_each_items_language_and_flags_those_not_expected(
+    clips: dict[str, str], both_models: tuple[str, str]
+) -> None:
+    audios = [{"audio_base64": clips[code]} for code in PHRASES]
+    result = ask({"audios": audios, "model": MULTILINGUAL, "language": "de"})
+    items = result["results"]
+    assert [item["text"] for item in items] == [words for _, words in PHRASES.values()]
+    assert [item["language"] for item in items] == list(PHRASES)
+    assert [item["language_mismatch"] for item in items] == [code != "de" for code in PHRASES]
+
+
+def test_a_channel_in_another_language_has_segments_that_say_so(
+    tmp_path: Path, both_models: tuple[str, str]
+) -> None:
+    # A call between Germany and Italy: the Italian side's segments carry their own language.
+    (de_voice, de_words), (it_voice, it_words) = PHRASES["de"], PHRASES["it"]
+    left, right = speech(de_words, de_voice), speech(it_words, it_voice)
+    gap = np.zeros(int(0.5 * RATE), np.float32)
+    tracks = [
+        np.concatenate([left, gap, np.zeros_like(right)]),
+        np.concatenate([np.zeros_like(left), gap, right]),
+    ]
+    clip = channels_file(tracks, tmp_path / "call.flac")
+    result = ask(
+        {"audio_base64": b64(clip), "model": MULTILINGUAL, "channels": "separate", "timestamps": ["segment"]}
+    )
+    assert result["success"] is True, result
+    assert result["language"] == "de"
+    segments = [(s["text"], s["channel"], s.get("language")) for s in result["timestamps"]["segment"]]
+    assert segments == [(de_words, 0, None), (it_words, 1, "it")]
+
+
+def test_the_english_model_beside_it_knows_only_english(
+    clips: dict[str, str], both_models: tuple[str, str]
+) -> None:
+    english = ask({"audio_base64": clips["en"]})
+    german = ask({"audio_base64": clips["de"]})
+    assert english["text"] == PHRASES["en"][1]
+    assert german["text"] != PHRASES["de"][1]
+    assert english["meta"]["model"] == german["meta"]["model"] == both_models[0]
+
+
+def test_jobs_for_both_models_at_once_each_get_their_own(
+    clips: dict[str, str], both_models: tuple[str, str]
+) -> None:
+    jobs = [
+        ({"audio_base64": clips[code], "model": MULTILINGUAL}, both_models[1], PHRASES[code][1])
+        for code in ("de", "fr", "es", "it")
+    ] + [({"audio_base64": clips["en"]}, both_models[0], PHRASES["en"][1])] * 4
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(ask, [job for job, _, _ in jobs]))
+    assert [(r["meta"]["model"], r["text"]) for r in results] == [(m, words) for _, m, words in jobs]
