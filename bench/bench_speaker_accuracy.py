@@ -34,7 +34,7 @@ from tests.support.conversations import conversation, word_accuracy
 from tests.support.media import b64, encode
 from tools.synth import DIGIT_WORDS
 from tools.train_test_diarizer import MIN_PITCH_GAP, PITCH_RANGE
-from tools.train_test_model import voice_split
+from tools.train_test_model import voice_splits
 
 
 def draw_voices(rng: random.Random, voices: list[str], count: int) -> tuple[tuple[str, int], ...]:
@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    _, held_out = voice_split(1234)  # the trainers' own split and seed
+    held_out = voice_splits(["en"], 1234)[0].held_out  # the trainers' own split and seed
     with tempfile.TemporaryDirectory(prefix="bench-speakers-") as work:
         config.TEMP_ROOT = Path(work) / "jobs"
         config.TEMP_ROOT.mkdir()

@@ -48,7 +48,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tools.synth import DIGIT_WORDS, SAMPLE_RATE, synthesize, trim_silence
-from tools.train_test_model import check_voices_exist, voice_split
+from tools.train_test_model import check_voices_exist, voice_splits
 from tools.training import fastconformer_encoder, package_version, warmup_cosine_factor
 
 FRAME_SECONDS = 0.08  # Sortformer's output frame: 10 ms features subsampled 8 times
@@ -644,13 +644,14 @@ def main(argv: list[str]) -> int:
     """
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    check_voices_exist()
+    check_voices_exist(["en"])
 
     from nemo.collections.asr.models import SortformerEncLabelModel
     from nemo.utils import logging as nemo_logging
 
     nemo_logging.setLevel(nemo_logging.WARNING)
-    train_voices, held_out_voices = voice_split(args.seed)
+    english = voice_splits(["en"], args.seed)[0]
+    train_voices, held_out_voices = english.train, english.held_out
     started = time.monotonic()
     rng = random.Random(args.seed)
     train_pools = synthesize_clips(rng, make_speakers(rng, train_voices, args.train_speakers))
