@@ -44,6 +44,17 @@ def job_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     assert list(root.iterdir()) == [], "a job left temporary files behind"
 
 
+# --- Models ---
+
+
+@pytest.fixture
+def two_models(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """The English test model (the default) and the multilingual one, served side by side."""
+    served = (str(config.BUNDLED_TEST_MODEL), str(config.BUNDLED_MULTILINGUAL_TEST_MODEL))
+    monkeypatch.setattr(config, "PARAKEET_MODELS", served)
+    return served
+
+
 # --- URL policy ---
 
 

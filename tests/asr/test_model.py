@@ -108,9 +108,9 @@ def test_the_multilingual_model_transcribes_unseen_voices_of_each_language(
     assert word_error_rate(texts, expected) <= MAX_LANGUAGE_WER, list(zip(expected, texts, strict=True))
 
 
-@pytest.mark.parametrize("path", [config.BUNDLED_TEST_MODEL, config.BUNDLED_MULTILINGUAL_TEST_MODEL])
-def test_model_is_a_parakeet_tdt_model(path: Path) -> None:
-    model = load_model(str(path))
+@pytest.mark.parametrize("loaded", ["model", "multilingual_model"])
+def test_model_is_a_parakeet_tdt_model(loaded: str, request: pytest.FixtureRequest) -> None:
+    model = request.getfixturevalue(loaded)  # the module's own loaded models, not a second restore
     cfg = model.cfg
     assert type(model).__name__ == "EncDecRNNTBPEModel"
     assert cfg.loss.loss_name == "tdt"

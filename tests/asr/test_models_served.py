@@ -19,13 +19,6 @@ from utils.errors import InvalidInputError
 SECOND = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
 
 
-@pytest.fixture
-def two_models(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    served = (str(config.BUNDLED_TEST_MODEL), str(config.BUNDLED_MULTILINGUAL_TEST_MODEL))
-    monkeypatch.setattr(config, "PARAKEET_MODELS", served)
-    return served
-
-
 def test_one_model_is_served_by_default() -> None:
     assert asr_model.served_models() == (config.PARAKEET_MODEL,)
 

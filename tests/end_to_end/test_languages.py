@@ -23,6 +23,8 @@ PHRASES = {
     "it": ("it", "cinque due nove uno sette"),
 }
 MULTILINGUAL = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
+# Every test serves both bundled models (`two_models`) and leaves no job files behind.
+pytestmark = pytest.mark.usefixtures("job_root")
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +37,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def both_models(monkeypatch: pytest.MonkeyPatch, job_root: Path) -> tuple[str, str]:
-    """The English model (the default) and the multilingual one, served side by side."""
-    served = (str(config.BUNDLED_TEST_MODEL), str(config.BUNDLED_MULTILINGUAL_TEST_MODEL))
-    monkeypatch.setattr(config, "PARAKEET_MODELS", served)
-    return served
-
-
 def ask(job_input: dict[str, Any]) -> dict[str, Any]:
     """The handler's answer for one job."""
     return handler.handler({"id": "languages", "input": job_input})
@@ -50,7 +44,7 @@ def ask(job_input: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("code", list(PHRASES))
 def test_each_language_is_transcribed_and_named(
-    code: str, clips: dict[str, str], both_models: tuple[str, str]
+    code: str, clips: dict[str, str], two_models: tuple[str, str]
 ) -> None:
     result = ask({"audio_base64": clips[code], "model": MULTILINGUAL, "language": code})
     assert result["success"] is True, result
@@ -58,11 +52,11 @@ def test_each_language_is_transcribed_and_named(
     assert result["language"] == code
     assert 0.9 <= result["language_confidence"] <= 1
     assert result["language_mismatch"] is False
-    assert result["meta"]["model"] == both_models[1]
+    assert result["meta"]["model"] == two_models[1]
 
 
 def test_a_batch_names_each_items_language_and_flags_those_not_expected(
-    clips: dict[str, str], both_models: tuple[str, str]
+    clips: dict[str, str], two_models: tuple[str, str]
 ) -> None:
     audios = [{"audio_base64": clips[code]} for code in PHRASES]
     result = ask({"audios": audios, "model": MULTILINGUAL, "language": "de"})
@@ -73,7 +67,7 @@ def test_a_batch_names_each_items_language_and_flags_those_not_expected(
 
 
 def test_a_channel_in_another_language_has_segments_that_say_so(
-    tmp_path: Path, both_models: tuple[str, str]
+    tmp_path: Path, two_models: tuple[str, str]
 ) -> None:
     # A call between Germany and Italy: the Italian side's segments carry their own language.
     (de_voice, de_words), (it_voice, it_words) = PHRASES["de"], PHRASES["it"]
@@ -97,22 +91,22 @@ def test_a_channel_in_another_language_has_segments_that_say_so(
 
 
 def test_the_english_model_beside_it_knows_only_english(
-    clips: dict[str, str], both_models: tuple[str, str]
+    clips: dict[str, str], two_models: tuple[str, str]
 ) -> None:
     english = ask({"audio_base64": clips["en"]})
     german = ask({"audio_base64": clips["de"]})
     assert english["text"] == PHRASES["en"][1]
     assert german["text"] != PHRASES["de"][1]
-    assert english["meta"]["model"] == german["meta"]["model"] == both_models[0]
+    assert english["meta"]["model"] == german["meta"]["model"] == two_models[0]
 
 
-def test_jobs_for_both_models_at_once_each_get_their_own(
-    clips: dict[str, str], both_models: tuple[str, str]
+def test_jobs_for_two_models_at_once_each_get_their_own(
+    clips: dict[str, str], two_models: tuple[str, str]
 ) -> None:
     jobs = [
-        ({"audio_base64": clips[code], "model": MULTILINGUAL}, both_models[1], PHRASES[code][1])
+        ({"audio_base64": clips[code], "model": MULTILINGUAL}, two_models[1], PHRASES[code][1])
         for code in ("de", "fr", "es", "it")
-    ] + [({"audio_base64": clips["en"]}, both_models[0], PHRASES["en"][1])] * 4
+    ] + [({"audio_base64": clips["en"]}, two_models[0], PHRASES["en"][1])] * 4
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(ask, [job for job, _, _ in jobs]))
     assert [(r["meta"]["model"], r["text"]) for r in results] == [(m, words) for _, m, words in jobs]

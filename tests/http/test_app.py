@@ -229,10 +229,9 @@ def test_models_lists_the_served_model(server: RunningServer) -> None:
 
 
 def test_several_served_models_are_listed_and_picked_by_id(
-    server: RunningServer, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, clip: Path, tmp_path: Path, two_models: tuple[str, str]
 ) -> None:
     multilingual = config.BUNDLED_MULTILINGUAL_TEST_MODEL
-    monkeypatch.setattr(config, "PARAKEET_MODELS", (str(config.BUNDLED_TEST_MODEL), str(multilingual)))
     listed = [model.id for model in client(server).models.list().data]
     assert listed == ["parakeet-tdt-digits", multilingual.stem]
     german = encode(speech("sechs acht drei null vier", voice="de"), tmp_path / "german.flac")
