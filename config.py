@@ -570,6 +570,12 @@ MODEL_LANGUAGES = (
     "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "hr", "hu", "it",
     "lt", "lv", "mt", "nl", "pl", "pt", "ro", "ru", "sk", "sl", "sv", "uk",
 )  # fmt: skip
+# The languages of NVIDIA's other Parakeet TDT models, by hub name. A model not named here (v3, a
+# fine-tuned `.nemo`) is taken to transcribe MODEL_LANGUAGES.
+OTHER_MODEL_LANGUAGES = {
+    "nvidia/parakeet-tdt-0.6b-v2": ("en",),
+    "nvidia/parakeet-tdt-1.1b": ("en",),
+}
 
 # --- Files -------------------------------------------------------------------------------------
 _section = "Files"

@@ -219,3 +219,15 @@ def test_a_language_the_model_does_not_know_is_refused_by_name(value: Any, messa
     with pytest.raises(InvalidInputError) as raised:
         validation.parse_input({"audio_base64": "UklGRg==", "language": value})
     assert str(raised.value).startswith(message)
+
+
+def test_language_is_checked_against_the_jobs_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only names are compared: neither model is loaded.
+    v3, v2 = "nvidia/parakeet-tdt-0.6b-v3", "nvidia/parakeet-tdt-0.6b-v2"
+    monkeypatch.setattr(config, "PARAKEET_MODELS", (v3, v2))
+    assert validation.parse_input({"audio_base64": "UklGRg==", "language": "de"}).language == "de"
+    english = {"audio_base64": "UklGRg==", "model": v2}
+    assert validation.parse_input({**english, "language": "en-GB"}).language == "en"
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input({**english, "language": "de"})
+    assert str(raised.value).startswith(f"language 'de' is not one model '{v2}' transcribes (en);")

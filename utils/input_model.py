@@ -30,6 +30,11 @@ _URL = (
     f"credentials (`s3:///key` uses `S3_BUCKET`). At most {config.MAX_URL_CHARS} characters."
 )
 
+# "name: en; other: en, fr", the models whose languages are known by name.
+_OTHER_MODELS_LANGUAGES = "; ".join(
+    f"{name}: {', '.join(codes)}" for name, codes in config.OTHER_MODEL_LANGUAGES.items()
+)
+
 
 class AudioItemInput(BaseModel):
     """One item of a batch (`audios`): exactly one of `audio_base64` or `audio_url`, and an optional id."""
@@ -158,7 +163,8 @@ class JobInput(BaseModel):
     language: str | None = Field(
         None,
         description="The language the caller expects (ISO 639-1; a region such as `pt-BR` is ignored), one "
-        f"of the model's: {', '.join(config.MODEL_LANGUAGES)}. Parakeet cannot be forced to a language: it "
+        f"of the job's model's: {_OTHER_MODELS_LANGUAGES}; any other model (v3, a fine-tuned `.nemo`): "
+        f"{', '.join(config.MODEL_LANGUAGES)}. Parakeet cannot be forced to a language: it "
         "transcribes what it hears, and every item reports the `language` detected in its text; with this "
         "field an item also says `language_mismatch` when the two differ.",
     )

@@ -381,11 +381,12 @@ def _parse_items(value: Any) -> tuple[AudioItem, ...]:
     return tuple(items)
 
 
-def parse_language(value: Any) -> str:
-    """Checks `language` against the model's languages.
+def parse_language(value: Any, model: str | None) -> str:
+    """Checks `language` against the languages of the model the job uses.
 
     Args:
         value: The field's value.
+        model: The served model the job uses, as configured; None: the default.
 
     Returns:
         The ISO 639-1 code, lower case, without a region.
@@ -396,10 +397,14 @@ def parse_language(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(f"language must be a string, got {_type_name(value)}")
     code = language.normalized(value)
-    if code not in config.MODEL_LANGUAGES:
+    served = asr_model.served_models()
+    chosen = model or served[0]
+    known = asr_model.languages(chosen)
+    if code not in known:
         shown = value[: config.MAX_ECHOED_NAME_CHARS]
+        which = "the model" if len(served) == 1 else f"model {asr_model.model_id(chosen)!r}"
         raise InvalidInputError(
-            f"language {shown!r} is not one the model transcribes ({', '.join(config.MODEL_LANGUAGES)}); "
+            f"language {shown!r} is not one {which} transcribes ({', '.join(known)}); "
             "it cannot be forced to a language anyway: leave language out to have it detected"
         )
     return code
@@ -470,7 +475,9 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
         if not isinstance(job_input["model"], str):
             raise InvalidInputError(f"model must be a string, got {_type_name(job_input['model'])}")
         model = asr_model.resolve(job_input["model"].strip())
-    language = parse_language(job_input["language"]) if job_input.get("language") is not None else None
+    language = None
+    if job_input.get("language") is not None:
+        language = parse_language(job_input["language"], model)
     return JobRequest(
         items,
         is_batch,

@@ -34,6 +34,14 @@ def test_a_job_names_a_model_by_its_id_or_as_configured(two_models: tuple[str, s
     assert str(raised.value) == f"model 'whisper-1' is not served here; served: {served}"
 
 
+def test_a_models_languages_are_known_by_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert asr_model.languages() == config.MODEL_LANGUAGES
+    assert asr_model.languages("nvidia/parakeet-tdt-0.6b-v2") == ("en",)
+    assert asr_model.languages("/models/fine-tuned.nemo") == config.MODEL_LANGUAGES
+    monkeypatch.setattr(config, "PARAKEET_MODELS", ("nvidia/parakeet-tdt-1.1b",))
+    assert asr_model.languages() == ("en",)
+
+
 def test_meta_says_which_model_ran(two_models: tuple[str, str], tmp_path: Path, job_root: Path) -> None:
     clip = b64(encode(speech("six one four"), tmp_path / "clip.flac"))
     default = handler.handler({"id": "a", "input": {"audio_base64": clip}})

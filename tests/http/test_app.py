@@ -20,6 +20,7 @@ from tests.support.conversations import conversation
 from tests.support.http_server import RunningServer, get, http_server, multipart, post
 from tests.support.media import b64, encode, speech
 from tests.support.model_spy import ModelSpy
+from utils.http import app
 from utils.input_model import JobInput
 
 WORDS = "seven three nine two zero five"
@@ -435,3 +436,16 @@ def test_the_openapi_document_holds_the_job_input_schema(server: RunningServer) 
     assert set(schema["properties"]) == set(JobInput.model_fields)
     body = document["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/JobInput"}
+    form = document["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]
+    assert form["multipart/form-data"]["schema"]["properties"]["language"]["enum"] == list(
+        config.MODEL_LANGUAGES
+    )
+
+
+def test_the_documented_languages_are_those_of_the_served_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        config, "PARAKEET_MODELS", ("nvidia/parakeet-tdt-0.6b-v2", "nvidia/parakeet-tdt-1.1b")
+    )
+    assert app.served_languages() == ["en"]
+    monkeypatch.setattr(config, "PARAKEET_MODELS", ("nvidia/parakeet-tdt-0.6b-v2", "/models/tuned.nemo"))
+    assert app.served_languages() == list(config.MODEL_LANGUAGES)

@@ -200,6 +200,18 @@ def resolve(requested: str) -> str:
     raise InvalidInputError(f"model {shown!r} is not served here; served: {ids}")
 
 
+def languages(name: str | None = None) -> tuple[str, ...]:
+    """The languages a served model transcribes, known from its name (nothing is loaded).
+
+    Args:
+        name: One of `served_models()`; None: the default.
+
+    Returns:
+        ISO 639-1 codes: `OTHER_MODEL_LANGUAGES` for the models it names, else v3's `MODEL_LANGUAGES`.
+    """
+    return config.OTHER_MODEL_LANGUAGES.get(name or served_models()[0], config.MODEL_LANGUAGES)
+
+
 def loaded(name: str | None = None) -> LoadedModel:
     """Returns a served model, loading it on first use; past `MAX_LOADED_MODELS` held, the least
     recently used one is unloaded.

@@ -61,6 +61,15 @@ def served_models() -> list[str]:
     return [asr_model.model_id(name) for name in asr_model.served_models()]
 
 
+def served_languages() -> list[str]:
+    """The languages the served models transcribe, together.
+
+    Returns:
+        ISO 639-1 codes, sorted.
+    """
+    return sorted({code for name in asr_model.served_models() for code in asr_model.languages(name)})
+
+
 def _model_card(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "parakeet-worker"}
 
@@ -233,34 +242,41 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return build
 
 
-_TRANSCRIPTION_FORM = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "model": {"type": "string"},
-                        "response_format": {"type": "string", "enum": list(openai_params.RESPONSE_FORMATS)},
-                        "timestamp_granularities[]": {
-                            "type": "array",
-                            "items": {"type": "string", "enum": list(openai_params.GRANULARITIES)},
+def _transcription_form() -> dict[str, Any]:
+    """The transcription route's multipart form, for the OpenAPI document."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "model": {"type": "string"},
+                            "response_format": {
+                                "type": "string",
+                                "enum": list(openai_params.RESPONSE_FORMATS),
+                            },
+                            "timestamp_granularities[]": {
+                                "type": "array",
+                                "items": {"type": "string", "enum": list(openai_params.GRANULARITIES)},
+                            },
+                            "stream": {"type": "boolean"},
+                            "language": {"type": "string", "enum": served_languages()},
+                            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+                            "prompt": {"type": "string", "maxLength": 0},
+                            "chunking_strategy": {"type": "string", "enum": ["auto"]},
+                            **{name: {"description": "As in JobInput."} for name in openai_params.OPTIONS},
                         },
-                        "stream": {"type": "boolean"},
-                        "language": {"type": "string", "enum": list(config.MODEL_LANGUAGES)},
-                        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                        "prompt": {"type": "string", "maxLength": 0},
-                        "chunking_strategy": {"type": "string", "enum": ["auto"]},
-                        **{name: {"description": "As in JobInput."} for name in openai_params.OPTIONS},
-                    },
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
 _JSON_BODY = {
     "requestBody": {
         "required": True,
@@ -337,7 +353,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
     async def translations(request: Request) -> Response:
         return _error(UnknownRouteError(f"the model does not translate; it transcribes, at {TRANSCRIPTIONS}"))
 
-    @app.post(TRANSCRIPTIONS, openapi_extra=_TRANSCRIPTION_FORM)
+    @app.post(TRANSCRIPTIONS, openapi_extra=_transcription_form())
     async def transcriptions(request: Request) -> Response:
         try:
             _check_key(request)
