@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import config
-from utils.asr.records import Transcript
+from utils.asr.records import Segment, Transcript
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 # A segment is said to be in another language only when the detector is this sure of it: a few words
@@ -102,7 +102,7 @@ def label(transcript: Transcript) -> Transcript:
     )
 
 
-def _segment_language(segment: Any, item_language: str) -> Any:
+def _segment_language(segment: Segment, item_language: str) -> Segment:
     """A segment with its own language, when the detector is sure it is not the item's."""
     if len(segment.text.split()) < SEGMENT_MIN_WORDS:
         return segment
