@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--model", default=str(config.BUNDLED_TEST_MODEL))
     args = parser.parse_args()
-    config.PARAKEET_MODEL = args.model
+    config.PARAKEET_MODELS = (args.model,)
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as tmp:
         clip = make_clip(args.seconds, Path(tmp))
         samples = audio.decode(clip)

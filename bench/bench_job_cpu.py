@@ -1,6 +1,6 @@
 """CPU cost of a short job outside the model, per job, with and without the decoder helpers.
 
-    .venv/bin/python bench/bench_job_cpu.py [--jobs 64] [--concurrency 8] [--seconds 2]
+    .venv/bin/python bench/bench_job_cpu.py [--jobs 64] [--concurrency 8] [--seconds 2] [--model NAME_OR_PATH]
 
 For 2-second clips (spoken digits) as MP3, Opus, M4A and WAV, `--jobs` jobs run through the real
 handler, `--concurrency` at a time, in this process (the worker). CPU time is counted for every process
@@ -127,7 +127,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--model", default=str(config.BUNDLED_TEST_MODEL), help="hub name or .nemo path")
     args = parser.parse_args()
+    config.PARAKEET_MODELS = (args.model,)
     torch.set_num_threads(1)
     config.MAX_CONCURRENCY = max(config.MAX_CONCURRENCY, args.concurrency)
     clock = ModelClock()
