@@ -401,7 +401,7 @@ FFMPEG_DEMUXER_ALLOWLIST = (
     "aac,ac3,aiff,amr,amrnb,amrwb,ape,asf,au,avi,caf,dts,eac3,flac,flv,gsm,matroska,mlp,mov,mp3,"
     "mpeg,mpegts,ogg,sln,truehd,tta,voc,w64,wav,wv,xwma"
 )
-# Up to this many channels, the mono mix is made in Python with polarity alignment (utils/audio.py);
+# Up to this many channels, the mono mix is made in Python with polarity alignment (utils/audio/decoding.py);
 # files with more are mixed by ffmpeg with equal weights.
 MIX_MAX_CHANNELS = 8
 # A channel correlated below this with the loudest one is flipped before mixing (-1: exactly inverted).
@@ -409,7 +409,7 @@ MIX_FLIP_CORRELATION = -0.5
 # Input below 16 kHz is resampled in frames of at most 1/this of a second, which bounds ffmpeg's memory.
 UPSAMPLE_FRAMES_PER_SECOND = 8
 # Small files (those that skip the length probe) are decoded by long-lived helper processes with FFmpeg's
-# libraries, in one pass with their probe: no process start per item (utils/decoder_pool.py).
+# libraries, in one pass with their probe: no process start per item (utils/audio/helper_pool.py).
 DECODER_HELPERS = _int(
     "DECODER_HELPERS",
     4,

@@ -21,9 +21,10 @@ from typing import Any
 import runpod
 
 import config
-from utils import fitness, job_dirs
-from utils import job as job_pipeline
-from utils.deadline import Deadline
+from utils import fitness
+from utils.job import dirs
+from utils.job import pipeline as job_pipeline
+from utils.job.deadline import Deadline
 from utils.logs import configure_logging
 
 log = logging.getLogger("parakeet.handler")
@@ -111,7 +112,7 @@ def concurrency(current: int) -> int:
 if __name__ == "__main__":
     configure_logging()
     fitness.register()
-    job_dirs.remove_stale()
-    job_dirs.use_process_directory()
+    dirs.remove_stale()
+    dirs.use_process_directory()
     job_pipeline.preload()
     runpod.serverless.start({"handler": async_handler, "concurrency_modifier": concurrency})

@@ -12,10 +12,11 @@ import socket
 import uvicorn
 
 import config
-from utils import fitness, job_dirs
-from utils import job as job_pipeline
+from utils import fitness
 from utils.http import app as http_app
 from utils.http.readiness import Readiness
+from utils.job import dirs
+from utils.job import pipeline as job_pipeline
 from utils.logs import configure_logging
 
 log = logging.getLogger("parakeet.server")
@@ -53,8 +54,8 @@ def start_up() -> None:
 def main() -> None:
     """Starts the server and serves until SIGTERM or SIGINT."""
     configure_logging()
-    job_dirs.remove_stale()
-    job_dirs.use_process_directory()
+    dirs.remove_stale()
+    dirs.use_process_directory()
     state = Readiness()
     app = http_app.create_app(state)
     ports = sorted({config.PORT, config.PORT_HEALTH})

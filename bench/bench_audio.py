@@ -1,9 +1,9 @@
-"""Conversion speed and memory of utils/audio.py, each as a ratio measured in one run.
+"""Conversion speed and memory of utils/audio/decoding.py, each as a ratio measured in one run.
 
     .venv/bin/python bench/bench_audio.py [--minutes 60] [--memory-hours 3] [--repeats 3]
 
 1. Speed: one hour of stereo MP3, Opus and M4A and of mono MP3 (noise-modulated tones encoded here by
-   ffmpeg) decoded by the worker's `audio.decode` vs the bare `ffmpeg -i F -ac 1 -ar 16000 -f s16le -`
+   ffmpeg) decoded by the worker's `decoding.decode` vs the bare `ffmpeg -i F -ac 1 -ar 16000 -f s16le -`
    whose output is read and thrown away. Best of `--repeats`; ratio = bare seconds / worker seconds
    (target >= 0.95 for mono; stereo pays for resampling both channels and mixing them here).
 2. Memory: peak resident memory of a fresh process that decodes `--memory-hours` of audio, minus its
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import config
-from utils import audio
+from utils.audio import decoding
 
 ENCODERS = {
     "mono.mp3": ("-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k"),
@@ -40,13 +40,13 @@ MEMORY_CHILD = """
 import resource, sys
 sys.path.insert(0, sys.argv[2])
 from pathlib import Path
-from utils import audio
+from utils.audio import decoding
 def rss_kb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
 before = rss_kb()
-samples = audio.decode(Path(sys.argv[1]))
+samples = decoding.decode(Path(sys.argv[1]))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(before, peak, samples.nbytes)
 """
@@ -76,9 +76,9 @@ def bare_ffmpeg_seconds(path: Path) -> float:
 
 
 def worker_seconds(path: Path) -> float:
-    """Seconds for `audio.decode`, float32 array included."""
+    """Seconds for `decoding.decode`, float32 array included."""
     started = time.perf_counter()
-    audio.decode(path)
+    decoding.decode(path)
     return time.perf_counter() - started
 
 

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import config
 import handler
 from tools import synth
-from utils import audio
 from utils.asr import model as asr_model
+from utils.audio import decoding
 
 
 def make_clip(seconds: float, directory: Path) -> Path:
@@ -61,7 +61,7 @@ def main() -> None:
     config.PARAKEET_MODELS = (args.model,)
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as tmp:
         clip = make_clip(args.seconds, Path(tmp))
-        samples = audio.decode(clip)
+        samples = decoding.decode(clip)
         job = {"id": "bench", "input": {"audio_base64": base64.b64encode(clip.read_bytes()).decode()}}
     model = asr_model.get_model()
 

@@ -34,8 +34,8 @@ import torch
 import config
 import handler
 from tests.support.media import encode, speech
-from utils import decoder_pool
 from utils.asr import model as asr_model
+from utils.audio import helper_pool
 
 FORMATS = {
     "mp3": ("-c:a", "libmp3lame", "-b:a", "64k"),
@@ -67,7 +67,7 @@ def helper_cpu() -> float:
     total = 0.0
     for child in psutil.Process().children():
         try:
-            if "utils.decoder_helper" in " ".join(child.cmdline()):
+            if "utils.audio.helper" in " ".join(child.cmdline()):
                 times = child.cpu_times()
                 total += times.user + times.system
         except psutil.NoSuchProcess:
@@ -154,7 +154,7 @@ def main() -> None:
     figures["model_ms_per_job"] = round(
         clock.seconds / (len(FORMATS) * 2 * (args.jobs + args.concurrency)) * 1000, 1
     )
-    decoder_pool.pool.close()
+    helper_pool.pool.close()
     print(json.dumps(figures, indent=2))
 
 

@@ -27,8 +27,11 @@ CHILD = """
 import json, resource, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from utils import inflight, job_dirs, preparation, validation
-from utils.deadline import Deadline
+from utils.job import inflight
+from utils.job import dirs
+from utils.job import preparation
+from utils.contract import validation
+from utils.job.deadline import Deadline
 from utils.errors import WorkerError
 
 payload = json.loads(Path(sys.argv[2]).read_text())
@@ -37,7 +40,7 @@ deadline = Deadline(3600)
 try:
     request = validation.parse_input(payload)
     with inflight.Reservation(inflight.budget, deadline) as reservation:
-        with job_dirs.job_directory() as job_dir:
+        with dirs.job_directory() as job_dir:
             items = preparation.fetch_items(request, Path(job_dir), deadline)
             preparation.decode_items(request, items, deadline, reservation)
             held = sum(item.seconds for item in items if item.samples is not None)

@@ -5,7 +5,7 @@
 
 - docs/configuration.md and the RunPod Hub settings (`.runpod/hub.json`, its `config.env`) from
   `config.VARIABLES`;
-- docs/input.md and docs/input.schema.json from the input model (`utils.input_model`).
+- docs/input.md and docs/input.schema.json from the input model (`utils.contract.job_input`).
 
 The reference shows the defaults, so it is written with none of the declared variables set: when some
 are, the tool runs itself again without them.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import config
-from utils.input_model import JobInput
+from utils.contract.job_input import JobInput
 
 CONFIGURATION = config.REPO_ROOT / "docs" / "configuration.md"
 INPUT = config.REPO_ROOT / "docs" / "input.md"

@@ -150,7 +150,7 @@ class BootstrapError(WorkerError):
 
 
 class JobTimeoutError(WorkerError):
-    """The job as a whole ran past `config.JOB_TIMEOUT_SECONDS` (see `utils.deadline`)."""
+    """The job as a whole ran past `config.JOB_TIMEOUT_SECONDS` (see `utils.job.deadline`)."""
 
     error_type = "job_timeout"
 

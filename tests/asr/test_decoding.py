@@ -17,7 +17,7 @@ from utils.asr import decoding, transcribe
 from utils.asr import model as asr_model
 from utils.asr.records import CONFIDENCE
 from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
+from utils.job.deadline import Deadline
 
 WORDS = "four one seven two nine three"
 

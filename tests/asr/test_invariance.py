@@ -7,7 +7,7 @@ import pytest
 from tests.support.media import speech
 from utils.asr.records import CONFIDENCE
 from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
+from utils.job.deadline import Deadline
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 KINDS = frozenset({"word", "segment"})

@@ -10,11 +10,12 @@ import pytest
 import config
 import handler
 from tests.support.media import b64, encode, speech
-from utils import validation, volume
+from utils import volume
 from utils.asr import model as asr_model
 from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
+from utils.contract import validation
 from utils.errors import InvalidInputError
+from utils.job.deadline import Deadline
 
 SECOND = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
 

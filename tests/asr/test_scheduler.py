@@ -5,8 +5,8 @@ import threading
 import pytest
 
 from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
 from utils.errors import JobTimeoutError
+from utils.job.deadline import Deadline
 
 
 def test_device_tasks_run_on_the_scheduler_thread_and_leave_with_their_job() -> None:

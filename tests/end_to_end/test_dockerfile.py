@@ -137,7 +137,7 @@ def test_dockerignore_patterns_are_plain() -> None:
     assert ignored("tests/fixtures/sample-digits.ogg")
     assert ignored("utils/__pycache__/audio.cpython-311.pyc")
     assert ignored("__pycache__/config.cpython-311.pyc")
-    assert not ignored("utils/audio.py")
+    assert not ignored("utils/audio/decoding.py")
 
 
 def test_image_gets_every_module_the_worker_imports() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 import config
 from tools.reference import defaults_environment
-from utils import validation
+from utils.contract import validation
 from utils.sources import s3, url_policy
 
 DOCUMENTS = [config.REPO_ROOT / "README.md", *sorted((config.REPO_ROOT / "docs").glob("*.md"))]

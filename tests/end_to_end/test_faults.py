@@ -20,9 +20,9 @@ import pytest
 import config
 import handler
 from tools import synth
-from utils import decoder_pool
 from utils.asr import attention
 from utils.asr import model as asr_model
+from utils.audio import helper_pool
 
 GOOD_WORDS = "three one four"
 
@@ -98,9 +98,9 @@ def hang_in_decoder_helper(
     patch: pytest.MonkeyPatch, tmp_path: Path, clip: bytes, url: str
 ) -> dict[str, Any]:
     # A stand-in helper that never answers: a real one cannot be made to hang on purpose quickly.
-    patch.setattr(decoder_pool, "HELPER_COMMAND", ("sleep", "30"))
+    patch.setattr(helper_pool, "HELPER_COMMAND", ("sleep", "30"))
     patch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 0.5)
-    patch.setattr(decoder_pool, "pool", decoder_pool.DecoderPool())  # else an idle real helper takes it
+    patch.setattr(helper_pool, "pool", helper_pool.DecoderPool())  # else an idle real helper takes it
     return {"audio_base64": base64.b64encode(clip).decode()}
 
 

@@ -9,12 +9,12 @@ import pytest
 import config
 import handler
 from tests.support.media import b64, float_wav, one_hertz_wav, speech
-from utils import inflight
 from utils.asr import attention
 from utils.asr import model as asr_model
 from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
 from utils.errors import UnreliableTranscriptError
+from utils.job import inflight
+from utils.job.deadline import Deadline
 
 WORDS = "one two three four five six seven eight nine zero"
 

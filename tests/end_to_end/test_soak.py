@@ -126,7 +126,7 @@ def usage(pid: int) -> Usage:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     children = psutil.Process(pid).children(recursive=True)
-    helpers = sum("utils.decoder_helper" in " ".join(child.cmdline()) for child in children)
+    helpers = sum("utils.audio.helper" in " ".join(child.cmdline()) for child in children)
     return Usage(rss_kib * 1024, len(os.listdir(f"/proc/{pid}/fd")), len(children) - helpers, helpers)
 
 

@@ -19,7 +19,8 @@ import handler
 from tests.support.media import b64, encode, speech
 from tests.support.model_spy import ModelSpy
 from tests.support.worker import job_queue, start_worker_loop, stop_worker
-from utils import audio, inflight
+from utils.audio import decoding
+from utils.job import inflight
 
 WORDS = ["one two three", "four five", "six seven eight", "nine zero", "two two five"]
 
@@ -53,7 +54,7 @@ def decoded_length(clip: str, tmp_path: Path) -> int:
     """The number of samples the worker decodes a base64 clip to."""
     path = tmp_path / "probe.flac"
     path.write_bytes(base64.b64decode(clip))
-    return audio.decode(path).size
+    return decoding.decode(path).size
 
 
 def test_jobs_at_once_share_a_model_call_and_each_gets_its_own_words(

@@ -20,8 +20,8 @@ from tests.support.conversations import conversation
 from tests.support.http_server import RunningServer, get, http_server, multipart, post
 from tests.support.media import b64, encode, speech
 from tests.support.model_spy import ModelSpy
+from utils.contract.job_input import JobInput
 from utils.http import app
-from utils.input_model import JobInput
 
 WORDS = "seven three nine two zero five"
 

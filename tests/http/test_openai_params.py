@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from utils.contract.validation import parse_input
 from utils.errors import InvalidInputError
 from utils.http.openai_params import TranscriptionRequest, parse_form
-from utils.validation import parse_input
 
 SERVED = ["parakeet-tdt-0.6b-v3"]
 

@@ -3,10 +3,10 @@
 import numpy as np
 
 from utils.asr.records import Segment, Timestamps, Transcript, Word
+from utils.contract.validation import parse_input
 from utils.errors import NoAudioStreamError
+from utils.job.preparation import PreparedItem
 from utils.output import results
-from utils.preparation import PreparedItem
-from utils.validation import parse_input
 
 WORDS = [Word("one", 0.08, 0.4), Word("two.", 0.5, 0.9)]
 TRANSCRIPT = Transcript(

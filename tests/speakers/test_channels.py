@@ -9,7 +9,7 @@ import pytest
 import config
 import handler
 from tests.support.media import RATE, b64, channels_file, speech
-from utils import audio
+from utils.audio import decoding
 
 LEFT = "seven four two"
 RIGHT = "eight nine five"
@@ -117,7 +117,7 @@ def test_each_channel_counts_against_the_job_audio_limit(
     monkeypatch.setattr(config, "MAX_JOB_AUDIO_SECONDS", seconds * 1.5)
     monkeypatch.setattr(config, "DECODE_GUESS_MAX_SECONDS", 0.0)  # the headers' length is used
     clip = channels_file([left, right], tmp_path / "call.wav")
-    assert audio.probe(clip).channels == 2
+    assert decoding.probe(clip).channels == 2
     assert ask(clip)["success"] is True
     result = ask(clip, channels="separate")
     assert result["error_type"] == "audio_too_long", result
@@ -126,7 +126,7 @@ def test_each_channel_counts_against_the_job_audio_limit(
 def test_decoding_apart_keeps_each_channel_as_it_was(tmp_path: Path) -> None:
     left, right = call_tracks()
     clip = channels_file([left, right], tmp_path / "call.wav")
-    rows = audio.decode(clip, separate=True)
+    rows = decoding.decode(clip, separate=True)
     assert rows.shape == (2, left.size)
     np.testing.assert_allclose(rows[0], left, atol=1e-4)
     np.testing.assert_allclose(rows[1], right, atol=1e-4)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import uvicorn
 
 from tests.support.worker import SERVER_START_SECONDS, free_port
-from utils import job as job_pipeline
 from utils.http import app as http_app
 from utils.http.readiness import HEALTHY, Readiness
+from utils.job import pipeline as job_pipeline
 
 
 @dataclass(frozen=True)

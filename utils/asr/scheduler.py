@@ -35,8 +35,8 @@ from utils.asr.decoding import Boost
 from utils.asr.plans import LOCAL, WINDOWED
 from utils.asr.records import CONFIDENCE, Timestamps, Transcript, Word
 from utils.asr.windows import Window
-from utils.deadline import Deadline
 from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscriptError
+from utils.job.deadline import Deadline
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The HTTP server's routes: OpenAI's transcription API, the queue's JSON contract, /ping and /v1/models.
 
-Every job goes through `utils.job.answer`, as queue jobs do, on a thread of the server's own pool, so
+Every job goes through `utils.job.pipeline.answer`, as queue jobs do, on a thread of the server's own pool, so
 requests of different connections meet in the one model scheduler and share model calls. A worker
 running `MAX_CONCURRENCY` jobs, or holding its audio budget, answers 503 with `Retry-After` at once
 rather than queueing unseen work. A client that disconnects cancels its job: its queued items leave the
@@ -27,11 +27,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import config
-from utils import job as job_pipeline
-from utils import job_dirs, validation
 from utils.asr import model as asr_model
 from utils.asr.records import Word
-from utils.deadline import Deadline
+from utils.contract import validation
+from utils.contract.job_input import JobInput
 from utils.errors import (
     InvalidInputError,
     UnauthorizedError,
@@ -40,7 +39,9 @@ from utils.errors import (
     WorkerError,
 )
 from utils.http import errors, form, formats, openai_params, readiness
-from utils.input_model import JobInput
+from utils.job import dirs
+from utils.job import pipeline as job_pipeline
+from utils.job.deadline import Deadline
 from utils.output import results
 
 log = logging.getLogger(__name__)
@@ -360,7 +361,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
             form.check_length(request.headers.get("content-length"))
         except WorkerError as error:
             return _error(error)
-        upload: TemporaryDirectory | None = job_dirs.job_directory()
+        upload: TemporaryDirectory | None = dirs.job_directory()
         try:
             content_type = request.headers.get("content-type")
             received = await form.read_form(request.stream(), content_type, Path(upload.name))

@@ -15,8 +15,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 import config
+from utils.contract.validation import UPLOAD_FIELD
 from utils.errors import InvalidInputError, PayloadTooLargeError, UploadTimeoutError
-from utils.validation import UPLOAD_FIELD
 
 # Room for the form's boundaries, part headers and text fields around the file.
 _FORM_OVERHEAD_BYTES = config.MAX_FORM_FIELDS * (config.MAX_FORM_FIELD_BYTES + 512)

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from utils.asr.records import CONFIDENCE, Transcript, mean_confidence
+from utils.contract.validation import JobRequest, SubtitleOptions
 from utils.errors import WorkerError
+from utils.job.preparation import PreparedItem
 from utils.output import subtitles
-from utils.preparation import PreparedItem
-from utils.validation import JobRequest, SubtitleOptions
 
 
 @dataclass
@@ -108,7 +108,7 @@ def language_fields(transcript: Transcript, expected: str | None) -> dict[str, A
     """An item's detected language, and whether it is the one the caller expected.
 
     Args:
-        transcript: The item's transcript (labelled by `utils.language.label`).
+        transcript: The item's transcript (labelled by `utils.text.language.label`).
         expected: The job's `language`, or None.
 
     Returns:

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from utils.contract.validation import UPLOAD_FIELD
 from utils.errors import WorkerError
 from utils.sources import https, inline, s3, url_policy
-from utils.validation import UPLOAD_FIELD
 
 _SCHEMES = ("https", "http", "s3")
 

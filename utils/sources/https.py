@@ -32,7 +32,6 @@ from urllib3.exceptions import (
 )
 
 import config
-from utils.deadline import cap_to_job
 from utils.errors import (
     FIELD,
     FetchError,
@@ -41,6 +40,7 @@ from utils.errors import (
     SourceNotFoundError,
     UrlRejectedError,
 )
+from utils.job.deadline import cap_to_job
 from utils.sources import capped_file, url_policy
 
 logger = logging.getLogger(__name__)

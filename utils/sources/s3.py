@@ -21,7 +21,6 @@ from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeoutError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
 import config
-from utils.deadline import cap_to_job
 from utils.errors import (
     FIELD,
     FetchError,
@@ -30,6 +29,7 @@ from utils.errors import (
     SourceAccessDeniedError,
     SourceNotFoundError,
 )
+from utils.job.deadline import cap_to_job
 from utils.sources import capped_file
 
 logger = logging.getLogger(__name__)

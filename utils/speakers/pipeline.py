@@ -17,8 +17,8 @@ import config
 from utils.asr import transcribe
 from utils.asr.records import Timestamps, Transcript, segments_of
 from utils.asr.scheduler import scheduler
-from utils.deadline import Deadline
 from utils.errors import DiarizationError, GpuOutOfMemoryError, WorkerError
+from utils.job.deadline import Deadline
 from utils.speakers import assign, diarizer
 from utils.speakers.diarizer import SpeakerActivity
 

@@ -20,8 +20,8 @@ from utils.volume.cli import check, main
 from utils.volume.gc import collect_garbage
 from utils.volume.model import ensure_model
 from utils.volume.publish import find_ready
-from utils.volume.settings import Environment, Installer, Settings
-from utils.volume.spec import Spec, compute_spec, installed_distributions, running_site_packages
+from utils.volume.settings import Environment, Installer, Settings, running_site_packages
+from utils.volume.spec import Spec, compute_spec, installed_distributions
 
 __all__ = [
     "Environment",

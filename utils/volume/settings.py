@@ -10,7 +10,9 @@ Layout under the bootstrap root (`bootstrap_root()`: `/runpod-volume/Parakeet` o
 """
 
 import logging
+import os
 import re
+import site
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import config
-from utils.volume.spec import running_site_packages
 
 log = logging.getLogger("parakeet.bootstrap")
 
@@ -39,6 +40,18 @@ CONTAINER_PTH_NAME = "_parakeet_container.pth"
 RESULT_PREFIX = "BOOTSTRAP_RESULT "
 # How often a waiting worker retries the lock and looks for a published environment.
 LOCK_POLL_SECONDS = 1.0
+
+
+def running_site_packages() -> tuple[Path, ...]:
+    """Returns the running interpreter's site-packages directories (the container's packages).
+
+    Returns:
+        Existing directories, in import order.
+    """
+    paths = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        paths.append(site.getusersitepackages())
+    return tuple(Path(p) for p in dict.fromkeys(paths) if os.path.isdir(p))
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,15 @@ import logging
 import os
 import platform
 import re
-import site
 import sys
 import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from utils.errors import BootstrapError
-
-if TYPE_CHECKING:
-    from utils.volume.settings import Settings
+from utils.volume.settings import Settings
 
 SCHEMA_VERSION = 1
 
@@ -36,18 +33,6 @@ class Spec:
 
     id: str
     inputs: dict[str, Any] = field(hash=False, compare=False)
-
-
-def running_site_packages() -> tuple[Path, ...]:
-    """Returns the running interpreter's site-packages directories (the container's packages).
-
-    Returns:
-        Existing directories, in import order.
-    """
-    paths = list(site.getsitepackages())
-    if site.ENABLE_USER_SITE:
-        paths.append(site.getusersitepackages())
-    return tuple(Path(p) for p in dict.fromkeys(paths) if os.path.isdir(p))
 
 
 def _normalize_name(name: str) -> str:
@@ -80,7 +65,7 @@ def installed_distributions(paths: Sequence[Path]) -> dict[str, str]:
     return found
 
 
-def compute_spec(settings: "Settings") -> Spec:
+def compute_spec(settings: Settings) -> Spec:
     """Computes the specification id of the environment these settings describe.
 
     Args:

@@ -11,8 +11,8 @@ import pytest
 
 import config
 from tests.support.media import channels_file, encode, speech
-from utils import audio
-from utils.decoder_helper import decode, serve
+from utils.audio import decoding
+from utils.audio.helper import decode, serve
 
 CODECS = {
     "clip.mp3": ("-c:a", "libmp3lame", "-b:a", "64k"),
@@ -37,11 +37,11 @@ def test_the_samples_and_layout_are_the_ffmpeg_programs(
     header, payload = decode(str(path), 60.0)
     assert header["status"] == "ok", header
     ours = np.frombuffer(payload, dtype="<f4")
-    theirs = audio.decode(path)
+    theirs = decoding.decode(path)
     assert abs(ours.size - theirs.size) <= config.SAMPLE_RATE // 100  # within 10 ms (codec delay)
     common = min(ours.size, theirs.size)
     assert np.corrcoef(ours[:common], theirs[:common])[0, 1] > 0.999
-    probed = audio.probe(path)
+    probed = decoding.probe(path)
     assert header["stream"]["sample_rate"] == probed.sample_rate
     assert header["stream"]["channels"] == probed.channels
     assert header["stream"]["start_offset"] == probed.start_offset

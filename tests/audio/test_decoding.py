@@ -1,5 +1,6 @@
-"""Decoding to 16 kHz mono with the real ffmpeg (`utils.audio`): encodings, rates, channels, video, empty
-and hostile files, limits; and odd audio through the handler: downmix, polarity, short clips, late starts."""
+"""Decoding to 16 kHz mono with the real ffmpeg (`utils.audio.decoding`): encodings, rates, channels, video,
+empty and hostile files, limits; and odd audio through the handler: downmix, polarity, short clips,
+late starts."""
 
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import config
 import handler
 from tests.support.media import b64, channels_file, one_hertz_wav, speech
-from utils import audio
+from utils.audio import decoding
 from utils.errors import (
     AudioDecodeError,
     AudioTimeoutError,
@@ -68,7 +69,7 @@ def test_encodings_decode_to_16k_mono_with_right_pitch_and_length(
     tmp_path: Path, name: str, codec: tuple
 ) -> None:
     path = tone(tmp_path / name, 440, 2.0, 44_100, *codec)
-    samples = audio.decode(path)
+    samples = decoding.decode(path)
     assert samples.dtype == np.float32
     assert samples.ndim == 1
     # Lossy encoders pad a few ms; a wrong sample rate would be off by 2.75x.
@@ -79,7 +80,7 @@ def test_encodings_decode_to_16k_mono_with_right_pitch_and_length(
 
 @pytest.mark.parametrize("rate", [8_000, 22_050, 48_000])
 def test_other_sample_rates_are_resampled(tmp_path: Path, rate: int) -> None:
-    samples = audio.decode(tone(tmp_path / "tone.wav", 1000, 1.5, rate))
+    samples = decoding.decode(tone(tmp_path / "tone.wav", 1000, 1.5, rate))
     assert abs(samples.size - 1.5 * config.SAMPLE_RATE) <= 2
     assert abs(dominant_frequencies(samples)[0] - 1000) < 5
 
@@ -91,7 +92,7 @@ def test_stereo_is_mixed_so_both_channels_are_heard(tmp_path: Path) -> None:
         "-f", "lavfi", "-i", "sine=frequency=1320:sample_rate=44100:duration=1",
         "-filter_complex", "[0:a][1:a]join=inputs=2:channel_layout=stereo", str(path),
     )  # fmt: skip
-    samples = audio.decode(path)
+    samples = decoding.decode(path)
     assert sorted(round(f / 10) * 10 for f in dominant_frequencies(samples, 2)) == [440, 1320]
 
 
@@ -104,7 +105,7 @@ def test_video_with_audio_track_uses_the_first_audio_stream(tmp_path: Path) -> N
         "-map", "0:v", "-map", "1:a", "-map", "2:a",
         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
     )  # fmt: skip
-    samples = audio.decode(path)
+    samples = decoding.decode(path)
     assert abs(samples.size / config.SAMPLE_RATE - 2.0) < 0.1
     assert abs(dominant_frequencies(samples)[0] - 600) < 5
     spectrum = np.abs(np.fft.rfft(samples))
@@ -126,13 +127,13 @@ def test_video_without_audio_is_no_audio_stream(tmp_path: Path) -> None:
         str(path),
     )
     with pytest.raises(NoAudioStreamError):
-        audio.decode(path)
+        decoding.decode(path)
 
 
 def test_silence_decodes_to_quiet_samples(tmp_path: Path) -> None:
     path = tmp_path / "silence.wav"
     ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "1", str(path))
-    samples = audio.decode(path)
+    samples = decoding.decode(path)
     assert samples.size == config.SAMPLE_RATE
     assert np.abs(samples).max() == 0
 
@@ -141,7 +142,7 @@ def test_empty_file_is_empty_audio(tmp_path: Path) -> None:
     path = tmp_path / "empty.mp3"
     path.write_bytes(b"")
     with pytest.raises(EmptyAudioError):
-        audio.decode(path)
+        decoding.decode(path)
 
 
 def test_header_only_wav_is_empty_audio(tmp_path: Path) -> None:
@@ -151,7 +152,7 @@ def test_header_only_wav_is_empty_audio(tmp_path: Path) -> None:
         writer.setsampwidth(2)
         writer.setframerate(16_000)
     with pytest.raises(EmptyAudioError):
-        audio.decode(path)
+        decoding.decode(path)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,7 @@ def test_non_audio_bytes_are_invalid_audio(
     path = tmp_path / "input.bin"
     path.write_bytes(content)
     with pytest.raises(AudioDecodeError) as raised:
-        audio.decode(path)
+        decoding.decode(path)
     assert raised.value.error_type == "invalid_audio"
     # ffmpeg's complaint is logged, but never the job's temporary path.
     assert "ffmpeg exited" in caplog.text
@@ -185,16 +186,16 @@ def test_playlists_are_refused_without_being_followed(tmp_path: Path, playlist: 
     path = tmp_path / "input.m3u8"
     path.write_text(playlist)
     with pytest.raises(AudioDecodeError) as raised:
-        audio.decode(path)
+        decoding.decode(path)
     assert raised.value.error_type == "invalid_audio"
 
 
 def test_audio_longer_than_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "MAX_AUDIO_SECONDS", 2.0)
     with pytest.raises(AudioTooLongError):
-        audio.decode(tone(tmp_path / "long.flac", 440, 5.0, 16_000))
+        decoding.decode(tone(tmp_path / "long.flac", 440, 5.0, 16_000))
     # Exactly at the limit is accepted.
-    assert audio.decode(tone(tmp_path / "ok.flac", 440, 2.0, 16_000)).size == 2 * config.SAMPLE_RATE
+    assert decoding.decode(tone(tmp_path / "ok.flac", 440, 2.0, 16_000)).size == 2 * config.SAMPLE_RATE
 
 
 def test_a_hung_ffmpeg_is_killed_at_the_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,13 +207,13 @@ def test_a_hung_ffmpeg_is_killed_at_the_timeout(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 0.5)
     path = tone(tmp_path / "tone.wav", 440, 1.0, 16_000)
     with pytest.raises(AudioTimeoutError):
-        audio.decode(path)
+        decoding.decode(path)
 
 
 def test_truncated_mp3_decodes_what_is_there(tmp_path: Path) -> None:
     path = tone(tmp_path / "tone.mp3", 440, 4.0, 44_100)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    samples = audio.decode(path)
+    samples = decoding.decode(path)
     assert 1.5 < samples.size / config.SAMPLE_RATE < 2.5
 
 
@@ -241,7 +242,7 @@ def test_speech_on_any_one_channel_survives_the_downmix(
     voice = speech(WORDS)
     tracks = [voice if channel == speaking else np.zeros_like(voice) for channel in range(count)]
     clip = channels_file(tracks, tmp_path / name, *layout)
-    assert audio.probe(clip).channels == count
+    assert decoding.probe(clip).channels == count
     result = transcribe(clip)
     assert result["success"] is True, result
     assert result["text"] == WORDS
@@ -305,8 +306,8 @@ def test_a_one_hertz_header_does_not_make_ffmpeg_hold_gigabytes(tmp_path: Path) 
     clip = one_hertz_wav(tmp_path / "one-hertz.wav", hours=1)
     # A fresh interpreter, so the children's peak is this decode's ffmpeg (and ffprobe) alone.
     script = (
-        "import resource, sys; from pathlib import Path; from utils import audio; "
-        "samples = audio.decode(Path(sys.argv[1])); "
+        "import resource, sys; from pathlib import Path; from utils.audio import decoding; "
+        "samples = decoding.decode(Path(sys.argv[1])); "
         "print(samples.size, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     found = subprocess.run(

@@ -1,4 +1,4 @@
-"""Long-lived decoder processes (`utils.decoder_helper`) for small files: probe and decode in one pass,
+"""Long-lived decoder processes (`utils.audio.helper`) for small files: probe and decode in one pass,
 without starting a process per item.
 
 Isolation is kept: a helper is a process of its own, used by one item at a time. One that hangs past
@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import config
-from utils import deadline
-from utils.deadline import cap_to_job
 from utils.errors import AudioTimeoutError
+from utils.job import deadline
+from utils.job.deadline import cap_to_job
 
 log = logging.getLogger(__name__)
 
 _HEADER_MAX_BYTES = 4096
 # The helper's program (tests put a stand-in that hangs or dies in its place, as they do for ffmpeg).
-HELPER_COMMAND = (sys.executable, "-m", "utils.decoder_helper")
+HELPER_COMMAND = (sys.executable, "-m", "utils.audio.helper")
 
 
 class HelperGone(Exception):

@@ -1,4 +1,4 @@
-"""The per-job deadline (config.JOB_TIMEOUT_SECONDS, utils/deadline.py): a whole job ends in time.
+"""The per-job deadline (config.JOB_TIMEOUT_SECONDS, utils/job/deadline.py): a whole job ends in time.
 
 Downloads and ffmpeg get no more than the job's time left, stage boundaries check it, and what the
 client then sees is `job_timeout`, not the stage's own timeout (whose much longer limit it never reached).
@@ -22,8 +22,8 @@ import handler
 from tools import synth
 from utils.asr import attention
 from utils.asr import model as asr_model
-from utils.deadline import Deadline, cap_to_job
 from utils.errors import FetchTimeoutError, InvalidInputError, JobTimeoutError
+from utils.job.deadline import Deadline, cap_to_job
 
 DRIP_SECONDS = 0.05  # one byte this often: no single read ever times out, only the deadline stops it
 

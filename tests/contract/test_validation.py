@@ -1,13 +1,13 @@
-"""utils/validation.py: the input contract, field by field."""
+"""utils/contract/validation.py: the input contract, field by field."""
 
 from typing import Any
 
 import pytest
 
 import config
-from utils import validation
+from utils.contract import validation
+from utils.contract.job_input import AudioItemInput, JobInput, SubtitleOptionsInput
 from utils.errors import InvalidInputError, PayloadTooLargeError
-from utils.input_model import AudioItemInput, JobInput, SubtitleOptionsInput
 
 
 def test_base64_source_with_defaults() -> None:

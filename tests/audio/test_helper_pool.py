@@ -13,16 +13,16 @@ import pytest
 
 import config
 from tests.support.media import channels_file, encode, speech
-from utils import audio, decoder_pool
-from utils.deadline import Deadline
+from utils.audio import decoding, helper_pool
 from utils.errors import AudioTimeoutError, WorkerError
+from utils.job.deadline import Deadline
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[decoder_pool.DecoderPool]:
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[helper_pool.DecoderPool]:
     """A pool of the test's own, closed at the end (the worker's pool is left alone)."""
-    fresh = decoder_pool.DecoderPool()
-    monkeypatch.setattr(decoder_pool, "pool", fresh)
+    fresh = helper_pool.DecoderPool()
+    monkeypatch.setattr(helper_pool, "pool", fresh)
     yield fresh
     fresh.close()
 
@@ -36,15 +36,15 @@ def helpers() -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process().children()
-        if "utils.decoder_helper" in " ".join(child.cmdline()) or child.name() == "sleep"
+        if "utils.audio.helper" in " ".join(child.cmdline()) or child.name() == "sleep"
     ]
 
 
-def test_one_helper_serves_item_after_item(pool: decoder_pool.DecoderPool, clip: Path) -> None:
+def test_one_helper_serves_item_after_item(pool: helper_pool.DecoderPool, clip: Path) -> None:
     before = {child.pid for child in helpers()}
-    first, stream = audio.decode_small(clip, 30.0)
+    first, stream = decoding.decode_small(clip, 30.0)
     started = {child.pid for child in helpers()} - before
-    second, _ = audio.decode_small(clip, 30.0)
+    second, _ = decoding.decode_small(clip, 30.0)
     assert {child.pid for child in helpers()} - before == started
     assert len(started) == 1
     assert np.array_equal(first, second)
@@ -53,69 +53,69 @@ def test_one_helper_serves_item_after_item(pool: decoder_pool.DecoderPool, clip:
 
 
 def test_channels_are_mixed_as_the_ffmpeg_program_output_is(
-    pool: decoder_pool.DecoderPool, tmp_path: Path
+    pool: helper_pool.DecoderPool, tmp_path: Path
 ) -> None:
     spoken = speech("one two three")
     inverted = channels_file([spoken, -spoken], tmp_path / "inverted.wav")
-    samples, stream = audio.decode_small(inverted, 30.0)
+    samples, stream = decoding.decode_small(inverted, 30.0)
     assert stream.channels == 2
-    assert np.allclose(samples, audio.decode(inverted), atol=1e-5)
+    assert np.allclose(samples, decoding.decode(inverted), atol=1e-5)
     assert np.abs(samples).max() > 0.1  # polarity aligned, not cancelled
 
 
 def test_at_most_the_configured_helpers_run_and_the_rest_wait(
-    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "DECODER_HELPERS", 1)
     before = {child.pid for child in helpers()}
     with ThreadPoolExecutor(6) as threads:
-        results = list(threads.map(lambda _: audio.decode_small(clip, 30.0)[0], range(6)))
+        results = list(threads.map(lambda _: decoding.decode_small(clip, 30.0)[0], range(6)))
     assert all(np.array_equal(result, results[0]) for result in results)
     assert len({child.pid for child in helpers()} - before) == 1
 
 
 def test_a_helper_that_hangs_is_killed_and_replaced(
-    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stand-in helper that never answers: a real one cannot be made to hang on purpose quickly.
-    monkeypatch.setattr(decoder_pool, "HELPER_COMMAND", ("sleep", "30"))
+    monkeypatch.setattr(helper_pool, "HELPER_COMMAND", ("sleep", "30"))
     monkeypatch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 0.5)
     with pytest.raises(AudioTimeoutError, match="longer than 0.5 s"):
         pool.decode(clip, 30.0)
     assert [child for child in helpers() if child.name() == "sleep"] == []
     monkeypatch.undo()
-    samples, _ = audio.decode_small(clip, 30.0)  # a fresh helper takes the next item
+    samples, _ = decoding.decode_small(clip, 30.0)  # a fresh helper takes the next item
     assert samples.size > 0
 
 
 def test_a_helper_that_dies_hands_its_item_to_the_ffmpeg_program(
-    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stand-in helper that exits at once, as one that crashed on a hostile file would.
-    monkeypatch.setattr(decoder_pool, "HELPER_COMMAND", ("true",))
+    monkeypatch.setattr(helper_pool, "HELPER_COMMAND", ("true",))
     assert pool.decode(clip, 30.0) is None
-    samples, stream = audio.decode_small(clip, 30.0)
-    assert np.array_equal(samples, audio.decode(clip))
+    samples, stream = decoding.decode_small(clip, 30.0)
+    assert np.array_equal(samples, decoding.decode(clip))
     assert stream.sample_rate == 48000
 
 
 def test_helpers_that_cannot_start_are_not_started_again(
-    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A stand-in that dies before its first answer, as a helper without PyAV would.
-    monkeypatch.setattr(decoder_pool, "HELPER_COMMAND", ("true",))
+    monkeypatch.setattr(helper_pool, "HELPER_COMMAND", ("true",))
     assert pool.decode(clip, 30.0) is None
     assert pool.broken
     before = {child.pid for child in helpers()}
     for _ in range(3):
-        assert audio.decode_small(clip, 30.0)[0].size > 0
+        assert decoding.decode_small(clip, 30.0)[0].size > 0
     assert {child.pid for child in helpers()} - before == set()
 
 
 def test_a_cancelled_job_kills_its_helper_and_reports_the_cancellation(
-    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(decoder_pool, "HELPER_COMMAND", ("sleep", "30"))
+    monkeypatch.setattr(helper_pool, "HELPER_COMMAND", ("sleep", "30"))
     job = Deadline(60)
     threading.Timer(0.3, job.cancel).start()
     started = time.monotonic()
@@ -127,21 +127,21 @@ def test_a_cancelled_job_kills_its_helper_and_reports_the_cancellation(
 
 
 def test_no_helpers_means_the_ffmpeg_program(
-    pool: decoder_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "DECODER_HELPERS", 0)
     before = {child.pid for child in helpers()}
     assert pool.decode(clip, 30.0) is None
-    samples, _ = audio.decode_small(clip, 30.0)
+    samples, _ = decoding.decode_small(clip, 30.0)
     assert samples.size > 0
     assert {child.pid for child in helpers()} - before == set()
 
 
-def test_bad_files_get_the_ffmpeg_programs_errors(pool: decoder_pool.DecoderPool, tmp_path: Path) -> None:
+def test_bad_files_get_the_ffmpeg_programs_errors(pool: helper_pool.DecoderPool, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.mp3"
     garbage.write_bytes(b"ID3" + bytes(range(256)) * 8)
     with pytest.raises(WorkerError) as raised:
-        audio.decode_small(garbage, 30.0)
+        decoding.decode_small(garbage, 30.0)
     assert (
         str(raised.value)
         == "the file could not be decoded as audio (corrupt, truncated or unsupported format)"

@@ -1,8 +1,8 @@
 """The input contract (`job["input"]`), declared once: every field's name, type, default, bounds and
 meaning.
 
-`utils.validation` enforces it with messages that name the field; it takes the field names from here, so
-a field exists in both or in neither. The JSON Schema (docs/input.schema.json) and the input reference
+`utils.contract.validation` enforces it with messages that name the field; it takes the field names from here,
+so a field exists in both or in neither. The JSON Schema (docs/input.schema.json) and the input reference
 (docs/input.md) are generated from these models by `python -m tools.reference`.
 """
 

@@ -3,7 +3,7 @@
 `fetch_items` saves each item into a directory of its own inside the job's temporary directory and
 reads its stream's headers (a large file's length is taken from them, a small one's guessed from its
 size); `decode_items`
-reserves room for the job's audio (`utils.inflight`) and turns the files into samples. A batch runs
+reserves room for the job's audio (`utils.job.inflight`) and turns the files into samples. A batch runs
 each step concurrently, and one item's failure becomes that item's error; a single-file job fails as
 a whole.
 """
@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 import config
-from utils import audio, sources
-from utils.deadline import Deadline
+from utils import sources
+from utils.audio import decoding
+from utils.contract.validation import AudioItem, JobRequest
 from utils.errors import AudioTooLongError, InternalError, WorkerError
-from utils.inflight import Reservation
-from utils.validation import AudioItem, JobRequest
+from utils.job.deadline import Deadline
+from utils.job.inflight import Reservation
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class PreparedItem:
     # The length ffprobe read from the headers (None: not used yet, or it could not tell).
     probed_seconds: float | None = None
     # The stream's layout from its headers: shapes the decode; its start offset shifts the times.
-    stream: audio.StreamInfo = field(default_factory=audio.StreamInfo)
+    stream: decoding.StreamInfo = field(default_factory=decoding.StreamInfo)
     # False for a small file, whose headers are read with its decode, in one pass.
     stream_read: bool = True
     # Whether its channels are kept apart (`channels: "separate"`): samples then have one row each.
@@ -139,7 +140,7 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline, separate: bo
         # A small file's headers are not trusted for its reservation (it is decoded up to its guess),
         # so they are read with its decode; channels kept apart must be counted before.
         read_now = guessed is None or separate
-        stream = audio.probe(path) if read_now else audio.StreamInfo()
+        stream = decoding.probe(path) if read_now else decoding.StreamInfo()
         if separate:
             stream.check_separable()
     return PreparedItem(
@@ -175,10 +176,10 @@ def decode_item(prepared: PreparedItem, deadline: Deadline) -> None:
     with deadline.applied():
         deadline.check()
         if prepared.stream_read:
-            samples = audio.decode(prepared.path, limit, prepared.stream, prepared.separate)
+            samples = decoding.decode(prepared.path, limit, prepared.stream, prepared.separate)
         else:
             assert limit is not None  # an unread stream belongs to a small, guessed file
-            samples, prepared.stream = audio.decode_small(prepared.path, limit)
+            samples, prepared.stream = decoding.decode_small(prepared.path, limit)
             prepared.stream_read = True
         seconds = samples.shape[-1] / config.SAMPLE_RATE
         prepared.convert_seconds += time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Checks `job["input"]` against the input contract (declared in `utils.input_model`) and turns it into
+"""Checks `job["input"]` against the input contract (declared in `utils.contract.job_input`) and turns it into
 a `JobRequest`.
 
 Every problem raises `InvalidInputError` (or `PayloadTooLargeError`) with a message that names the
@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import config
-from utils import language
 from utils.asr import model as asr_model
 from utils.asr.records import TIMESTAMP_KINDS
-from utils.errors import InvalidInputError, PayloadTooLargeError
-from utils.input_model import (
+from utils.contract.job_input import (
     CHANNEL_MODES,
     OUTPUT_FORMATS,
     AudioItemInput,
     JobInput,
     SubtitleOptionsInput,
 )
+from utils.errors import InvalidInputError, PayloadTooLargeError
+from utils.text import language
 
 SOURCE_FIELDS = ("audio_base64", "audio_url")
 # The HTTP server's uploaded file: a source only the server gives (a path it wrote), never a client.

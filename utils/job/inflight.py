@@ -5,7 +5,7 @@ when its transcription is over; while the cap is full, jobs wait (backpressure) 
 growing memory. Reserving a job's whole need at once means no two jobs can each hold part of the cap
 while waiting for the rest. A job whose audio alone is over the cap is refused before decoding.
 
-What a job reserves (`utils.preparation.planned_seconds`): a large file's length as ffprobe reads it
+What a job reserves (`utils.job.preparation.planned_seconds`): a large file's length as ffprobe reads it
 from the headers; a small file's length guessed from its size (it is decoded no further than that,
 nor past the cap, and probed if its audio goes on); a length ffprobe cannot tell at the worst case.
 Guesses and unknowns never ask for more than the whole cap, so only audio known to be too long gets a
@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import Self
 
 import config
-from utils.deadline import Deadline
 from utils.errors import AudioTooLongError, WorkerBusyError
+from utils.job.deadline import Deadline
 
 log = logging.getLogger(__name__)
 

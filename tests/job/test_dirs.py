@@ -1,4 +1,4 @@
-"""Per-job and per-process temporary directories (`utils.job_dirs`): the start-up sweep of dead ones, and
+"""Per-job and per-process temporary directories (`utils.job.dirs`): the start-up sweep of dead ones, and
 library temp files kept in the worker's own directory."""
 
 import os
@@ -11,7 +11,7 @@ import pytest
 import config
 from tests.support.media import b64, float_wav, speech
 from tests.support.worker import job_queue, start_worker_loop, stop_worker
-from utils import job_dirs
+from utils.job import dirs
 
 WORDS = "one two three four five six seven eight nine zero"
 
@@ -22,7 +22,7 @@ def test_job_directories_of_dead_processes_are_removed_at_start(
     monkeypatch.setattr(config, "TEMP_ROOT", tmp_path)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    host = job_dirs._host()
+    host = dirs._host()
     stale = tmp_path / f"{config.JOB_DIR_PREFIX}{host}-{dead.pid}-abc"
     running = tmp_path / f"{config.JOB_DIR_PREFIX}{host}-{os.getpid()}-def"
     elsewhere = tmp_path / f"{config.JOB_DIR_PREFIX}other-host-{dead.pid}-ghi"
@@ -30,9 +30,9 @@ def test_job_directories_of_dead_processes_are_removed_at_start(
     for directory in (stale, running, elsewhere, unrelated):
         directory.mkdir()
         (directory / "source-1.mp3").write_bytes(b"x")
-    with job_dirs.job_directory() as fresh:
+    with dirs.job_directory() as fresh:
         assert Path(fresh).name.startswith(f"{config.JOB_DIR_PREFIX}{host}-{os.getpid()}-")
-        assert job_dirs.remove_stale() == [stale]
+        assert dirs.remove_stale() == [stale]
         assert Path(fresh).is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         p.name for p in (running, elsewhere, unrelated)
@@ -61,9 +61,9 @@ def test_the_process_directory_becomes_the_temp_dir_of_libraries(
     monkeypatch.setattr(config, "TEMP_ROOT", tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
     monkeypatch.setenv("TMPDIR", os.environ.get("TMPDIR", "/tmp"))
-    own = job_dirs.use_process_directory()  # removed at exit, like a worker's
+    own = dirs.use_process_directory()  # removed at exit, like a worker's
     assert own.parent == tmp_path
-    assert own.name.startswith(f"{config.JOB_DIR_PREFIX}{job_dirs._host()}-{os.getpid()}-process-")
+    assert own.name.startswith(f"{config.JOB_DIR_PREFIX}{dirs._host()}-{os.getpid()}-process-")
     assert tempfile.gettempdir() == os.environ["TMPDIR"] == str(own)
     # torch's compile cache is one such library output.
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir

@@ -1,4 +1,4 @@
-"""utils/preparation.py: items from their sources to samples, with real ffmpeg and base64 inputs."""
+"""utils/job/preparation.py: items from their sources to samples, with real ffmpeg and base64 inputs."""
 
 import base64
 import subprocess
@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import config
-from utils.deadline import Deadline
+from utils.contract.validation import parse_input
 from utils.errors import InvalidInputError
-from utils.inflight import Reservation, budget
-from utils.preparation import decode_items, fetch_items, planned_seconds
-from utils.validation import parse_input
+from utils.job.deadline import Deadline
+from utils.job.inflight import Reservation, budget
+from utils.job.preparation import decode_items, fetch_items, planned_seconds
 
 
 def tone_wav(path: Path, seconds: float) -> str:

@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 import config
-from utils import deadline, decoder_pool
-from utils.deadline import cap_to_job
+from utils.audio import helper_pool
 from utils.errors import (
     AudioDecodeError,
     AudioTimeoutError,
@@ -43,6 +42,8 @@ from utils.errors import (
     NoAudioStreamError,
     TooManyChannelsError,
 )
+from utils.job import deadline
+from utils.job.deadline import cap_to_job
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ def decode(
         timed_out.set()
         process.kill()
 
-    # Within the job's time left, too: a job-deadline kill is reported as job_timeout (utils/deadline.py).
+    # Within the job's time left, too: a job-deadline kill is reported as job_timeout (utils/job/deadline.py).
     timer = threading.Timer(cap_to_job(config.FFMPEG_TIMEOUT_SECONDS), kill_on_timeout)
     timer.start()
     # A large bytearray grows in place (realloc of an mmap'd block), so this costs ~1x the audio.
@@ -366,7 +367,7 @@ def decode_small(path: Path, limit_seconds: float) -> tuple[np.ndarray, StreamIn
     """
     if path.stat().st_size == 0:
         raise EmptyAudioError("the audio file is empty (0 bytes)")
-    answer = decoder_pool.pool.decode(path, min(limit_seconds, config.MAX_AUDIO_SECONDS))
+    answer = helper_pool.pool.decode(path, min(limit_seconds, config.MAX_AUDIO_SECONDS))
     stream = StreamInfo(**answer.stream) if answer is not None and answer.stream else None
     if answer is None or answer.pcm is None:
         stream = stream or probe(path)

@@ -1,6 +1,6 @@
 """One job from validated input to the result a client gets, with the time each stage took.
 
-validation → sources + audio (`utils.preparation`) → the model (`utils.asr`) → results (`utils.output`).
+validation → sources + audio (`utils.job.preparation`) → the model (`utils.asr`) → results (`utils.output`).
 Both front doors (the queue handler and the HTTP server) run jobs through `answer`, the one place that
 turns a failure of the whole job into the error contract.
 """
@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 import config
-from utils import inflight, job_dirs, language, preparation, sources, validation, volume
+from utils import sources, volume
 from utils.asr import decoding, vad
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
 from utils.asr.scheduler import WordSink, scheduler
-from utils.deadline import Deadline
+from utils.contract import validation
 from utils.errors import (
     DiarizationError,
     GpuFailureError,
@@ -32,8 +32,11 @@ from utils.errors import (
     UnreliableTranscriptError,
     WorkerError,
 )
+from utils.job import dirs, inflight, preparation
+from utils.job.deadline import Deadline
 from utils.output import delivery, results
 from utils.speakers import channels, diarizer, pipeline
+from utils.text import language
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +282,7 @@ def run_job(
     if request.output_url is not None:
         sources.check_output_url(request.output_url)  # a bad target fails now, not after the work is done
     with inflight.Reservation(inflight.budget, deadline, options.wait_for_room) as reservation:
-        with job_dirs.job_directory() as job_dir:
+        with dirs.job_directory() as job_dir:
             prepared = preparation.fetch_items(request, Path(job_dir), deadline)
             # Room for the job's audio before any of it is decoded (waits while other jobs hold it).
             preparation.decode_items(request, prepared, deadline, reservation)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from utils import language
 from utils.asr.records import Segment, Timestamps, Transcript
+from utils.text import language
 
 
 @pytest.mark.parametrize(

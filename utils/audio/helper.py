@@ -1,7 +1,7 @@
 """A long-lived decoder process: reads small audio files with FFmpeg's libraries (PyAV) and answers their
 stream layout and their samples at 16 kHz in one pass, so that a short job pays no process start.
 
-Run by `utils.decoder_pool` as `python -m utils.decoder_helper`; it never imports torch. One request
+Run by `utils.audio.helper_pool` as `python -m utils.audio.helper`; it never imports torch. One request
 per line on stdin, `{"path", "limit"}`; each answer is one JSON line on stdout, followed by the raw
 float32 samples (interleaved channels, as ffmpeg's f32le pipe gives them) when `status` is "ok".
 
@@ -30,7 +30,7 @@ def _seconds(value: Any, time_base: Any) -> float | None:
 
 
 def _stream_fields(container: Any, stream: Any, first_pts: float | None) -> dict[str, Any]:
-    """The stream's layout, as `utils.audio.probe` reads it with ffprobe."""
+    """The stream's layout, as `utils.audio.decoding.probe` reads it with ffprobe."""
     context = stream.codec_context
     seconds = _seconds(stream.duration, stream.time_base)
     if seconds is None and container.duration is not None:

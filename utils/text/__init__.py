@@ -1,0 +1,1 @@
+"""Text after the model: the language of a transcript."""
