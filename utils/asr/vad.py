@@ -73,8 +73,8 @@ class SpeechMap:
 
 
 @functools.cache
-def _model() -> Any:
-    """Silero VAD's model, loaded once (its JIT file ships with the package)."""
+def silero_model() -> Any:
+    """Silero VAD's model, loaded once (its JIT file ships in the package); live turn detection shares it."""
     from silero_vad import load_silero_vad
 
     return load_silero_vad()
@@ -123,7 +123,7 @@ def speech_regions(samples: np.ndarray) -> list[tuple[int, int]]:
             span = torch.from_numpy(np.ascontiguousarray(samples[offset:end]))
             for region in get_speech_timestamps(
                 span,
-                _model(),
+                silero_model(),
                 threshold=config.VAD_THRESHOLD,
                 sampling_rate=rate,
                 min_speech_duration_ms=int(config.VAD_MIN_SPEECH_SECONDS * 1000),
