@@ -577,6 +577,51 @@ OTHER_MODEL_LANGUAGES = {
     "nvidia/parakeet-tdt-1.1b": ("en",),
 }
 
+# --- Live transcription (WebSocket) --------------------------------------------------------------
+_section = "Live transcription"
+REALTIME_MAX_SESSIONS = _int(
+    "REALTIME_MAX_SESSIONS",
+    16,
+    "Live sessions (/v1/realtime WebSocket) the server holds at once; one more is refused at once (503). "
+    "0: the live door is closed.",
+    minimum=0,
+    hub="Live sessions at once",
+)
+REALTIME_MAX_SESSION_SECONDS = _float(
+    "REALTIME_MAX_SESSION_SECONDS",
+    3600,
+    "Longest live session (OpenAI's limit is 60 minutes); then its open turn is answered and it is closed.",
+    minimum=10,
+)
+REALTIME_IDLE_TIMEOUT_SECONDS = _float(
+    "REALTIME_IDLE_TIMEOUT_SECONDS",
+    60,
+    "A live session whose client sends nothing for this long is closed.",
+    minimum=1,
+)
+REALTIME_MAX_TURN_SECONDS = _float(
+    "REALTIME_MAX_TURN_SECONDS",
+    300,
+    "Most uncommitted audio a live session holds: a server-VAD turn this long is committed where it "
+    "stands; without turn detection an append beyond it is refused until the client commits.",
+    minimum=1,
+    maximum=3600,
+)
+# OpenAI's limit on the audio of one input_audio_buffer.append.
+REALTIME_MAX_APPEND_BYTES = 15 * 1024 * 1024
+# The largest WebSocket message the server reads: one full append in base64 and the event around it.
+REALTIME_MAX_MESSAGE_BYTES = (REALTIME_MAX_APPEND_BYTES + 2) // 3 * 4 + 64 * 1024
+# A commit needs this much audio (OpenAI's rule).
+REALTIME_MIN_COMMIT_MS = 100
+# How long a closing session (server shutdown, session length reached) waits for its turns' answers.
+REALTIME_CLOSE_WAIT_SECONDS = 30.0
+# server_vad values a session may set (inclusive).
+REALTIME_PREFIX_PADDING_MS_BOUNDS = (0, 5000)
+REALTIME_SILENCE_DURATION_MS_BOUNDS = (100, 10_000)
+REALTIME_IDLE_TIMEOUT_MS_BOUNDS = (1000, 600_000)
+# semantic_vad is served as server_vad whose silence follows the eagerness.
+REALTIME_EAGERNESS_SILENCE_MS = {"high": 300, "medium": 700, "auto": 700, "low": 1500}
+
 # --- Files -------------------------------------------------------------------------------------
 _section = "Files"
 TEMP_ROOT = _path(

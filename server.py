@@ -3,13 +3,15 @@
 For RunPod load-balancing endpoints and for self-hosting: `python server.py` listens on `HOST:PORT`
 and answers /ping on `PORT_HEALTH` too. The model loads in the background, so /ping answers 204 from
 the first second and 200 once the server can transcribe. On SIGTERM the server stops taking requests,
-finishes the ones in flight, then exits.
+finishes the ones in flight, then exits; live sessions (WebSocket) first answer their turns in flight
+and are told the server is going.
 """
 
 import logging
 import socket
 
 import uvicorn
+from fastapi import FastAPI
 
 import config
 from utils import fitness
@@ -39,6 +41,30 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, which closes the live sessions gracefully before its own shutdown (which would
+    drop their connections at once)."""
+
+    def __init__(self, server_config: uvicorn.Config, app: FastAPI) -> None:
+        """Args:
+        server_config: uvicorn's configuration.
+        app: The server's app (its live sessions are closed at shutdown).
+        """
+        super().__init__(server_config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stops listening, closes the live sessions (turns answered), then shuts down as uvicorn does.
+
+        Args:
+            sockets: The listening sockets.
+        """
+        for server in self.servers:
+            server.close()
+        await self._app.state.live_sessions.drain()
+        await super().shutdown(sockets)
+
+
 def start_up() -> None:
     """The server's start-up work, run in the background: fitness checks, then the environment and model.
 
@@ -64,7 +90,14 @@ def main() -> None:
     state.start(start_up)
     log.info("serving on %s port(s) %s", config.HOST, ", ".join(map(str, ports)))
     # No access log: RunPod polls /ping every few seconds, and each job logs its own line.
-    server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, access_log=False, timeout_keep_alive=30))
+    settings = uvicorn.Config(
+        asgi,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=30,
+        ws_max_size=config.REALTIME_MAX_MESSAGE_BYTES,
+    )
+    server = Server(settings, app)
     server.run(sockets=sockets)
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
+import config
+import server as http_entry
 from tests.support.worker import SERVER_START_SECONDS, free_port
 from utils.http import app as http_app
 from utils.http.readiness import HEALTHY, Readiness
@@ -41,9 +43,11 @@ def http_server(load: bool = True) -> Iterator[RunningServer]:
         job_pipeline.load_models()
         state.state = HEALTHY
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(http_app.create_app(state), host="127.0.0.1", port=port, log_config=None)
+    app = http_app.create_app(state)
+    settings = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, ws_max_size=config.REALTIME_MAX_MESSAGE_BYTES
     )
+    server = http_entry.Server(settings, app)  # as server.py serves it: live sessions close gracefully
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     started = time.monotonic()

@@ -8,7 +8,6 @@ model's queue, and its files are removed.
 """
 
 import asyncio
-import hmac
 import json
 import logging
 import threading
@@ -39,10 +38,12 @@ from utils.errors import (
     WorkerError,
 )
 from utils.http import errors, form, formats, openai_params, readiness
+from utils.http.keys import check_key
 from utils.job import dirs
 from utils.job import pipeline as job_pipeline
 from utils.job.deadline import Deadline
 from utils.output import results
+from utils.realtime import route as realtime_route
 
 log = logging.getLogger(__name__)
 
@@ -150,17 +151,6 @@ async def _finished(request: Request, future: "Future[dict[str, Any]]", deadline
         return await asyncio.wrap_future(future)
     finally:
         watcher.cancel()
-
-
-def _check_key(request: Request) -> None:
-    """Demands `Authorization: Bearer <API_KEY>` when a key is set (compared in constant time)."""
-    expected = config.API_KEY
-    if expected is None:
-        return
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise UnauthorizedError("a valid API key is needed: send Authorization: Bearer <API_KEY>")
 
 
 def _error(error: WorkerError) -> JSONResponse:
@@ -310,6 +300,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
         redoc_url=None,
     )
     app.openapi = _openapi(app)  # type: ignore[method-assign]
+    realtime_route.mount(app, state)  # the live door, GET /v1/realtime (WebSocket)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -335,7 +326,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         try:
-            _check_key(request)
+            check_key(request)
         except WorkerError as error:
             return _error(error)
         return JSONResponse({"object": "list", "data": [_model_card(name) for name in served_models()]})
@@ -343,7 +334,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
     @app.get("/v1/models/{model_id:path}")
     async def model(request: Request, model_id: str) -> Response:
         try:
-            _check_key(request)
+            check_key(request)
             if model_id not in served_models():
                 raise UnknownRouteError(f"model {model_id[:64]!r} is not served here")
         except WorkerError as error:
@@ -357,7 +348,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
     @app.post(TRANSCRIPTIONS, openapi_extra=_transcription_form())
     async def transcriptions(request: Request) -> Response:
         try:
-            _check_key(request)
+            check_key(request)
             form.check_length(request.headers.get("content-length"))
         except WorkerError as error:
             return _error(error)
@@ -389,7 +380,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
     async def run_job(request: Request) -> Response:
         """Takes the queue job's `input` object and answers the queue's output contract."""
         try:
-            _check_key(request)
+            check_key(request)
             body = await form.read_body(request.stream(), config.MAX_BASE64_CHARS + _JSON_SLACK_BYTES)
             try:
                 job_input = json.loads(body)

@@ -134,6 +134,38 @@ def _stream_flag(text: str) -> bool:
     return value
 
 
+def check_prompt(prompt: str) -> None:
+    """Takes an empty prompt only: the model takes no text prompt.
+
+    Args:
+        prompt: The prompt sent.
+
+    Raises:
+        InvalidInputError: A prompt with text in it.
+    """
+    if prompt.strip():
+        raise InvalidInputError(
+            "prompt is not supported: the model takes no text prompt; send hotwords for names and terms "
+            "to favour"
+        )
+
+
+def job_model(requested: str | None, served_models: list[str]) -> str | None:
+    """The model a request's `model` asks for: with one model served, any name is taken (clients send
+    their own, such as whisper-1), so none is asked for; with several, the name as sent (resolved later).
+
+    Args:
+        requested: The `model` sent, if any.
+        served_models: The ids of the models this server serves.
+
+    Returns:
+        The name to resolve, or None for the default model.
+    """
+    if requested is None or len(served_models) <= 1:
+        return None
+    return requested
+
+
 def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> TranscriptionRequest:
     """Reads a transcription form's text fields.
 
@@ -157,11 +189,7 @@ def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> Trans
             raise InvalidInputError(f"{name} is not supported: {reason}")
     scalars = {name: _one(name, grouped[name]) for name in TAKEN if name in grouped}
 
-    if scalars.get("prompt", "").strip():
-        raise InvalidInputError(
-            "prompt is not supported: the model takes no text prompt; send hotwords for names and terms "
-            "to favour"
-        )
+    check_prompt(scalars.get("prompt", ""))
     if "temperature" in scalars:
         _check_temperature(scalars["temperature"])
     if "chunking_strategy" in scalars:
@@ -187,8 +215,9 @@ def parse_form(fields: list[tuple[str, str]], served_models: list[str]) -> Trans
     job_input = {**options, **_format_input(response_format, granularities)}
     if "language" in scalars:
         job_input["language"] = scalars["language"]  # checked by the queue's validation, as there
-    if "model" in scalars and len(served_models) > 1:
-        job_input["model"] = scalars["model"]  # with one model, any name is taken (clients send their own)
+    model = job_model(scalars.get("model"), served_models)
+    if model is not None:
+        job_input["model"] = model
     return TranscriptionRequest(job_input, response_format, granularities or frozenset({"segment"}), stream)
 
 
