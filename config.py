@@ -673,6 +673,27 @@ MAX_HOTWORDS = 100
 MAX_HOTWORD_CHARS = 64
 HOTWORD_WEIGHT = 2.0
 HOTWORD_WEIGHT_BOUNDS = (0.1, 10.0)
+# Live engine (utils/realtime/engine.py): buffered streaming. Each step encodes a turn's next chunk with
+# up to LIVE_LEFT_CONTEXT_SECONDS of audio before it and the look-ahead after it; only the chunk's tokens
+# are committed. Delay (OpenAI's `transcription.delay` names) -> (chunk seconds, look-ahead seconds):
+# a word is settled about chunk/2 + look-ahead + one step after it is spoken, plus the next word's
+# start. More look-ahead: more context for the encoder, a little more accuracy. NVIDIA's streaming
+# set-up for Parakeet v3 is "medium" (0.8 s chunks, 1.6 s right context, 9.6 s left context).
+LIVE_DELAYS: dict[str, tuple[float, float]] = {
+    "minimal": (0.4, 0.4),
+    "low": (0.8, 0.8),
+    "medium": (0.8, 1.6),
+    "high": (1.6, 2.4),
+    "xhigh": (2.4, 4.0),
+}
+LIVE_DEFAULT_DELAY = "medium"
+LIVE_LEFT_CONTEXT_SECONDS = 9.6
+# A turn that fell behind sends at most this many chunks in one step (one longer frame), so that a busy
+# worker catches up in fewer, larger steps rather than stepping chunk by chunk.
+LIVE_MAX_CHUNKS_PER_STEP = 8
+# Steps start at most this often (a finished turn's step goes at once): turns whose chunks complete
+# within this time of each other share a step, at a mean cost of half of it in delay.
+LIVE_STEP_INTERVAL_SECONDS = 0.1
 
 # --- Volume --------------------------------------------------------------------------------------
 _section = "Volume and bootstrap"

@@ -14,6 +14,10 @@ there), and runs one model call at a time:
 - An item whose job was cancelled, or whose deadline passed, is dropped before its next call.
 - Other work on the device (the diarizer) queues as a task (`run_task`) and takes its turn like an
   item, alone.
+- Live steps (`run_live`: the live engine's batched streaming steps) are latency-bound: they wait in a
+  queue of their own that goes before the items and tasks, and cut short the wait for a batch to fill.
+  Only when live steps come back to back does one waiting file call go between two of them, so that a
+  busy live door slows file jobs but never stops them.
 
 Every call ends with the model in full attention (`transcribe.run_call`).
 """
@@ -21,6 +25,7 @@ Every call ends with the model in full attention (`transcribe.run_call`).
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -104,12 +109,23 @@ class _Task:
         return False
 
 
+@dataclass(eq=False)
+class _LiveStep:
+    """A live step: run on the scheduler's thread before any waiting item or task."""
+
+    work: Callable[[], Any]
+    future: "Future[Any]"
+
+
 class Scheduler:
     """The model's queue and the thread that works it."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._pending: list[_Request | _Task] = []
+        self._live: deque[_LiveStep] = deque()
+        # Whether the last call was a live step (the next one then lets a waiting file call go first).
+        self._live_ran_last = False
         self._thread: threading.Thread | None = None
 
     def submit(
@@ -176,14 +192,35 @@ class Scheduler:
         self._enqueue(task)
         return task.future
 
+    def run_live(self, work: Callable[[], Any]) -> "Future[Any]":
+        """Queues a live step, to run on the scheduler's thread before waiting items and tasks.
+
+        Args:
+            work: The step; its result or exception goes to the future. It has no deadline: the live
+                engine decides what a step holds when the step starts.
+
+        Returns:
+            The future of the step's result.
+        """
+        step = _LiveStep(work, Future())
+        with self._condition:
+            self._start_thread()
+            self._live.append(step)
+            self._condition.notify()
+        return step.future
+
     def _enqueue(self, entry: "_Request | _Task") -> None:
         """Adds an item or task to the queue, starting the thread if it is not running."""
         with self._condition:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="asr-scheduler", daemon=True)
-                self._thread.start()
+            self._start_thread()
             self._pending.append(entry)
             self._condition.notify()
+
+    def _start_thread(self) -> None:
+        """Starts the scheduler's thread unless it runs (the caller holds the condition)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="asr-scheduler", daemon=True)
+            self._thread.start()
 
     def _work(self) -> None:
         """The scheduler thread: forever, the next model call."""
@@ -196,15 +233,28 @@ class Scheduler:
                 for request in call:
                     _fail(request, error)
 
-    def _next_call(self) -> "list[_Request | _Task]":
-        """Waits for work and picks the items of the next model call (removing them from the queue)."""
+    def _next_call(self) -> "list[_Request | _Task] | list[_LiveStep]":
+        """Waits for work and picks the next call: a live step, or the items of the next model call
+        (removing them from the queue)."""
         with self._condition:
             while True:
-                while not self._pending:
+                while not self._pending and not self._live:
                     self._condition.wait()
+                # After a live step, a waiting file call has its turn before the next live step.
+                file_turn = self._live_ran_last and bool(self._pending)
+                if self._live and not file_turn:
+                    self._live_ran_last = True
+                    return [self._live.popleft()]
+                self._live_ran_last = False
                 gather_until = min(r.ready_at for r in self._pending) + config.BATCH_WAIT_MS / 1000
-                while (left := gather_until - time.monotonic()) > 0 and not self._full_batch_waiting():
+                while (
+                    (left := gather_until - time.monotonic()) > 0
+                    and not self._full_batch_waiting()
+                    and (file_turn or not self._live)
+                ):
                     self._condition.wait(left)
+                if self._live and not file_turn:
+                    continue  # a live step arrived while the batch was filling: it goes first
                 self._drop_finished()
                 if self._pending:
                     call = self._choose()
@@ -244,10 +294,10 @@ class Scheduler:
             self._pending.append(request)
             self._condition.notify()
 
-    def _run(self, call: "list[_Request] | list[_Task]") -> None:
-        """Runs one model call (or task) and settles or requeues each of its items."""
+    def _run(self, call: "list[_Request] | list[_Task] | list[_LiveStep]") -> None:
+        """Runs one model call (or task, or live step) and settles or requeues each of its items."""
         first = call[0]
-        if isinstance(first, _Task):
+        if isinstance(first, (_Task, _LiveStep)):
             try:
                 result = first.work()
             except Exception as error:  # noqa: BLE001  (the task's job gets it)
@@ -352,7 +402,7 @@ def _settle(request: _Request, transcript: Transcript) -> None:
         request.future.set_result(transcript)
 
 
-def _fail(request: "_Request | _Task", error: BaseException) -> None:
+def _fail(request: "_Request | _Task | _LiveStep", error: BaseException) -> None:
     """Hands an item the error that stopped it (unless its job stopped waiting)."""
     if not request.future.done():
         request.future.set_exception(error)
