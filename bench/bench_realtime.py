@@ -45,6 +45,9 @@ import config
 from tests.support.media import encode
 from tests.support.worker import http_server_process, ping
 from tools import synth
+from utils.realtime import turns
+from utils.realtime.audio_in import InputAudio
+from utils.realtime.turns import TurnDetector, TurnSettings
 
 RATE = config.SAMPLE_RATE
 WIRE_RATE = 24_000
@@ -204,7 +207,7 @@ def words_of(text: str) -> list[str]:
 
 def analyse(scripts: list[Script], outcomes: list[Outcome]) -> dict:
     """Turn-end latency, delta lag, WER and completeness over all sessions."""
-    latencies, lags, errors, missing = [], [], [], 0
+    latencies, lags, errors, missing, wrong = [], [], [], 0, []
     reference, heard = [], []
     for script, outcome in zip(scripts, outcomes, strict=True):
         errors += outcome.errors
@@ -218,6 +221,8 @@ def analyse(scripts: list[Script], outcomes: list[Outcome]) -> dict:
             covering = [item for item in items if item.get("start_ms", 0) <= end_ms]
             if covering and index in outcome.phrase_sent:
                 latencies.append(covering[-1]["completed"] - outcome.phrase_sent[index])
+                if words_of(covering[-1]["text"]) != list(phrase.words):
+                    wrong.append(f"{' '.join(phrase.words)} -> {covering[-1]['text']}")
             else:
                 missing += 1
         for item in items:
@@ -239,6 +244,7 @@ def analyse(scripts: list[Script], outcomes: list[Outcome]) -> dict:
         "live_wer_percent": round(100 * word_error_rate(reference, heard), 2),
         "missing": missing,
         "errors": errors[:3],
+        "turns_heard_otherwise": wrong[:4],
         "sender_late_max_s": round(max(outcome.late_seconds for outcome in outcomes), 3),
     }
 
@@ -294,6 +300,44 @@ def long_file(directory: Path, minutes: float) -> Path:
     return encode(script.samples, directory / "long.flac", "-c:a", "flac")
 
 
+def component_cpu(seconds: float = 60.0) -> dict:
+    """CPU milliseconds per second of audio of the input converter and the turn detector, in this process.
+
+    One session's audio in 40 ms appends (20 ms for G.711, as telephony sends it), after a warm-up.
+    """
+    script = build_script(5, seconds)
+    samples = script.samples
+    # The converter's cost does not depend on what the bytes say.
+    telephone = np.random.default_rng(0).integers(0, 256, int(seconds * 8000), dtype=np.uint8).tobytes()
+    figures = {}
+    for name, converter, raw, step in (
+        (
+            "input_audio_pcm_24k",
+            InputAudio("audio/pcm", WIRE_RATE),
+            script.wire,
+            int(APPEND_SECONDS * WIRE_RATE) * 2,
+        ),
+        ("input_audio_pcmu_8k", InputAudio("audio/pcmu", 8000), telephone, 160),
+    ):
+        started = time.process_time()
+        for offset in range(0, len(raw), step):
+            converter.feed(raw[offset : offset + step])
+        figures[f"{name}_cpu_ms_per_audio_second"] = round(
+            (time.process_time() - started) / seconds * 1000, 2
+        )
+    turns.load()
+    detector = TurnDetector(TurnSettings())
+    detector.feed(samples[: RATE * 2])
+    step = int(APPEND_SECONDS * RATE)
+    started = time.process_time()
+    for offset in range(0, samples.size, step):
+        detector.feed(samples[offset : offset + step])
+    figures["turn_detector_cpu_ms_per_audio_second"] = round(
+        (time.process_time() - started) / seconds * 1000, 2
+    )
+    return figures
+
+
 def main() -> None:
     """Prints the figures."""
     formatter = argparse.RawDescriptionHelpFormatter
@@ -306,6 +350,7 @@ def main() -> None:
     parser.add_argument("--delay", default=config.LIVE_DEFAULT_DELAY)
     args = parser.parse_args()
     results: dict = {"machine": "shared 2-core CPU box, bundled test model; pessimistic"}
+    results["components"] = component_cpu()
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         environment = {"REALTIME_MAX_SESSIONS": "64", "MAX_CONCURRENCY": "4", "PARAKEET_TEMP_DIR": folder}
