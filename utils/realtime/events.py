@@ -125,7 +125,6 @@ def beta_session_object(settings: SessionSettings, session_id: str, expires_at: 
         "turn_detection": vad,
         "input_audio_noise_reduction": None if noise is None else {"type": noise.type},
         "include": list(settings.include),
-        "client_secret": None,
     }
 
 
