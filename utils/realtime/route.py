@@ -97,8 +97,14 @@ class LiveSessions:
         for stop in self._stops.values():
             stop.set()
         waiting = set(self._served)
-        if waiting:
-            await asyncio.wait(waiting, timeout=config.REALTIME_CLOSE_WAIT_SECONDS + 5)
+        if not waiting:
+            return
+        _, stuck = await asyncio.wait(waiting, timeout=config.REALTIME_CLOSE_WAIT_SECONDS + 5)
+        for task in stuck:  # a connection that cannot even be closed: the shutdown goes on without it
+            task.cancel()
+        if stuck:
+            log.warning("%d live session(s) did not close in time; cancelled", len(stuck))
+            await asyncio.wait(stuck, timeout=5)
 
 
 def mount(app: FastAPI, state: readiness.Readiness) -> LiveSessions:

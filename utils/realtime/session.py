@@ -273,8 +273,13 @@ class Session:
                 position = origin + found.audio_start_ms * _RATE // 1000
                 await self._open_turn(max(position, self._floor, self._history.start), announce=True)
         elif isinstance(found, SpeechStopped):
-            if self._turn is not None:
-                position = max(origin + found.audio_end_ms * _RATE // 1000, self._turn.start)
+            vad = self.settings.turn_detection
+            if self._turn is not None and vad is not None:
+                # As OpenAI's audio_end_ms: the end of the audio the model hears, the silence that ended
+                # the turn included (which also lets the model settle the last word).
+                silent_from = origin + found.audio_end_ms * _RATE // 1000
+                position = silent_from + vad.silence_duration_ms * _RATE // 1000
+                position = max(min(position, self._history.end), self._turn.start)
                 await self._advance(position)
                 if self._turn is not None:
                     await self._send(events.speech_stopped(self._turn.item_id, _ms(position)))
