@@ -21,3 +21,26 @@ def test_device_tasks_run_on_the_scheduler_thread_and_leave_with_their_job() -> 
     late = scheduler.run_task(lambda: pytest.fail("ran"), Deadline(0))
     with pytest.raises(JobTimeoutError, match="did not finish within 0 s"):
         late.result(timeout=30)
+
+
+def test_live_steps_go_before_waiting_file_work_and_let_one_file_call_between_two_of_them() -> None:
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    held = scheduler.run_task(hold, Deadline(60))
+    assert started.wait(30)
+    # Queued while the thread is busy: file work first, then live steps.
+    files = [scheduler.run_task(lambda i=i: order.append(f"file {i}"), Deadline(60)) for i in range(2)]
+    lives = [scheduler.run_live(lambda i=i: order.append(f"live {i}")) for i in range(3)]
+    release.set()
+    for future in [held, *files, *lives]:
+        future.result(timeout=30)
+    assert order == ["live 0", "file 0", "live 1", "file 1", "live 2"]
+    # A live step's failure goes to its future; the thread lives on.
+    with pytest.raises(ZeroDivisionError):
+        scheduler.run_live(lambda: 1 / 0).result(timeout=30)
+    assert scheduler.run_live(lambda: threading.current_thread().name).result(timeout=30) == "asr-scheduler"

@@ -127,6 +127,7 @@ class LiveTurn:
         self._received = 0
         self._decoded = 0  # samples decoded (committed) so far
         self._taking = 0  # samples the frame in the running step commits (0: none)
+        self._taking_last = False  # whether that frame is the turn's last (finish came before it)
         self._finishing = False
         self._closed = False  # closed, finished or failed: nothing more to do
         self._state: Any = None
@@ -217,6 +218,7 @@ class LiveTurn:
             self._pieces = []
         left = min(self._left, self._decoded)
         start = self._decoded - left
+        self._taking_last = self._finishing
         if self._finishing:
             end, commit = self._received, None
             self._taking = max(self._received - self._decoded, 1)
@@ -231,12 +233,16 @@ class LiveTurn:
 
     def _chunks_taken(self) -> int:
         """How many chunks the frame in the running step covers (a last frame counts one)."""
-        return 1 if self._finishing else self._taking // self._chunk
+        return 1 if self._taking_last else self._taking // self._chunk
 
-    def _apply(self, tokens: streaming.Tokens, pieces: streaming.LiveModel) -> None:
-        """Takes a step's settled tokens: the new decoder state, and the words they complete."""
+    def _apply(self, tokens: streaming.Tokens, pieces: streaming.LiveModel) -> LiveUpdate | None:
+        """Takes a step's settled tokens: the new decoder state, and the words they complete.
+
+        Returns:
+            The update to deliver (after the step has released what the turn held), if any.
+        """
         if self._closed:
-            return
+            return None
         self._state = tokens.state
         self._decoded += self._taking
         self._taking = 0
@@ -245,7 +251,8 @@ class LiveTurn:
             self._audio = self._audio[keep_from - self._base :].copy()
             self._base = keep_from
         self._open.extend(zip(tokens.ids, tokens.frames, tokens.durations, strict=True))
-        final = self._finishing
+        # finish() may have come while the step ran: only a frame taken after it is the last.
+        final = self._taking_last
         words = self._settle(pieces, final)
         texts = [word.word for word in words]
         delta = " ".join(texts)
@@ -253,11 +260,9 @@ class LiveTurn:
             delta = " " + delta
         self._sent.extend(texts)
         if final:
-            text = " ".join(self._sent)
             self._end()
-            self._deliver(LiveUpdate(delta, tuple(words), True, text))
-        elif words:
-            self._deliver(LiveUpdate(delta, tuple(words), False, ""))
+            return LiveUpdate(delta, tuple(words), True, " ".join(self._sent))
+        return LiveUpdate(delta, tuple(words), False, "") if words else None
 
     def _settle(self, pieces: streaming.LiveModel, final: bool) -> list[LiveWord]:
         """The open tokens' complete words (all of them when final), removed from the open tokens."""
@@ -280,12 +285,17 @@ class LiveTurn:
             self._open = []
         return words
 
-    def _fail(self, error: WorkerError) -> None:
-        """Ends the turn with the error its step raised."""
+    def _fail(self, error: WorkerError) -> WorkerError | None:
+        """Ends the turn with the error its step raised.
+
+        Returns:
+            The error to deliver (after the step has released what the turn held), unless the turn
+            had already ended.
+        """
         if self._closed:
-            return
+            return None
         self._end()
-        self._deliver(error)
+        return error
 
     def _end(self) -> None:
         """Frees the turn's audio and state and takes it off the engine (the lock is held)."""
@@ -444,8 +454,8 @@ class LiveEngine:
             self._stats[0] += 1 if busy else 0
             self._stats[1] += len(busy)
             self._stats[2] += sum(turns[i]._chunks_taken() for i in busy)
-            for turn, tokens in zip(turns, results, strict=True):
-                turn._apply(tokens, pieces)
+            updates = [turn._apply(tokens, pieces) for turn, tokens in zip(turns, results, strict=True)]
+        self._deliver(turns, updates)
 
     def _hold_boost(self, pieces: streaming.LiveModel, turn: LiveTurn) -> None:
         """Adds a turn's hotwords to its model's boosting decoder; a phrase the model cannot write
@@ -467,8 +477,16 @@ class LiveEngine:
         """Ends `turns` with the error a step (or their model) raised."""
         failure = _live_failure(error, turns)
         with self.lock:
-            for turn in turns:
-                turn._fail(failure)
+            errors = [turn._fail(failure) for turn in turns]
+        self._deliver(turns, errors)
+
+    def _deliver(self, turns: list[LiveTurn], items: "list[LiveUpdate | WorkerError | None]") -> None:
+        """Releases what ended turns held, then hands each turn its update or error (if any), so that
+        a reader who sees a turn end sees it gone."""
+        self._release_boosts()
+        for turn, item in zip(turns, items, strict=True):
+            if item is not None:
+                turn._deliver(item)
 
     def _release_boosts(self) -> None:
         """Drops the boosting trees of ended turns (on the scheduler's thread, between decodings)."""
