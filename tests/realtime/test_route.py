@@ -57,8 +57,8 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def ws_url(server: RunningServer, query: str = "intent=transcription") -> str:
-    return f"ws://127.0.0.1:{server.port}/v1/realtime?{query}"
+def ws_url(port: int, query: str = "intent=transcription") -> str:
+    return f"ws://127.0.0.1:{port}/v1/realtime?{query}"
 
 
 def assert_turns_well_formed(events: list[dict[str, Any]], vad: bool) -> None:
@@ -457,7 +457,7 @@ def test_the_api_key_is_checked_at_the_handshake(
 
     async def bare(subprotocols: list[str], headers: dict[str, str]) -> tuple[str | None, str]:
         async with ws_connect(
-            ws_url(server), subprotocols=subprotocols or None, additional_headers=headers
+            ws_url(server.port), subprotocols=subprotocols or None, additional_headers=headers
         ) as socket:
             return socket.subprotocol, json.loads(await socket.recv())["type"]
 
@@ -590,6 +590,7 @@ def test_sigterm_answers_the_turn_in_flight_then_closes_the_session(tmp_path: Pa
         while ping(running.health_port) != 200:
             assert time.monotonic() < deadline, "the server did not load its model"
             time.sleep(0.2)
+        assert denied_status(running.health_port) == 403  # the health port serves /ping alone
 
         async def session() -> list[dict[str, Any]]:
             async with live(running.url, turn_detection=None) as connection:
@@ -603,3 +604,15 @@ def test_sigterm_answers_the_turn_in_flight_then_closes_the_session(tmp_path: Pa
         assert running.process.wait(timeout=60) == -signal.SIGTERM
     assert transcripts(events) == [FIRST]
     assert events[-1]["error"]["code"] == "server_shutting_down"
+
+
+def denied_status(port: int) -> int:
+    """The HTTP status of a refused handshake."""
+
+    async def attempt() -> None:
+        async with ws_connect(ws_url(port)) as socket:
+            await socket.recv()
+
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        run(attempt())
+    return refused.value.response.status_code

@@ -413,6 +413,9 @@ def health_port_only(app: ASGIApp, port: int) -> ASGIApp:
             response = errors.error_response(f"only {PING} is served on port {port}", "unknown_route")
             await response(scope, receive, send)
             return
+        if scope["type"] == "websocket" and server[1] == port:
+            await send({"type": "websocket.close", "code": 1008})  # before accepting: refused (403)
+            return
         await app(scope, receive, send)
 
     return wrapped

@@ -197,6 +197,8 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
     stop = sessions.admit(session)
     if stop is None:
         held = f"holds {config.REALTIME_MAX_SESSIONS} live sessions (REALTIME_MAX_SESSIONS)"
+        if config.REALTIME_MAX_SESSIONS == 0:
+            held = "takes no live sessions (REALTIME_MAX_SESSIONS is 0)"
         why = "is shutting down" if sessions.closing else held
         await _deny(websocket, WorkerBusyError(f"the worker {why}; retry shortly"))
         return
