@@ -104,6 +104,28 @@ def transcript_fields(
     return fields
 
 
+def within(transcript: Transcript, duration: float) -> Transcript:
+    """A transcript whose times (words, segments, chars, and so cues) lie within `[0, duration]`, and
+    whose speakers speak no longer than the item lasts.
+
+    Every path (one call, windows, channels kept apart, the diarizer, vad) ends here, so none of them
+    needs to clamp: the model's last frame can end past the audio.
+
+    Args:
+        transcript: The item's transcript, on the audio's own timeline.
+        duration: The item's length in seconds, as reported.
+
+    Returns:
+        The transcript, clamped.
+    """
+    speakers = transcript.speakers
+    if speakers is not None:
+        speakers = [dataclasses.replace(s, seconds=min(s.seconds, duration)) for s in speakers]
+    return dataclasses.replace(
+        transcript, timestamps=transcript.timestamps.clamped(duration), speakers=speakers
+    )
+
+
 def language_fields(transcript: Transcript, expected: str | None) -> dict[str, Any]:
     """An item's detected language, and whether it is the one the caller expected.
 
@@ -213,7 +235,7 @@ def build_result(
         if item.error is not None:
             entry = error_fields(item.error)
         else:
-            transcript = transcripts[index]
+            transcript = within(transcripts[index], round(item.seconds, 3))
             offset = item.stream.start_offset
             if offset > 0:
                 # A late-starting sound track: times follow the container, as a player shows them.
