@@ -292,7 +292,10 @@ def run_job(
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
         stage = transcribe_ready(ready, request, deadline, progress, options)
-        transcripts = {index: language.label(transcript) for index, transcript in stage.transcripts.items()}
+        transcripts = {
+            index: language.label(transcript, request.language)
+            for index, transcript in stage.transcripts.items()
+        }
         model = stage.model
         timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
         timings.diarize = stage.diarize_seconds
