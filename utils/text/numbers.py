@@ -1,0 +1,449 @@
+"""Number words written as digits ("twenty five" → "25"), word by word, so that word times survive.
+
+`text2num` (a compiled parser, no downloads) finds the number words of da, de, en, es, fr, it, nl and
+pt; this module decides which of its findings to keep. It never writes a number the words did not say:
+what the parser gets wrong is repaired or left as words.
+
+- Ordinals stay words ("the second one", "twenty first").
+- Isolated numbers below three stay words ("one of them", "a second"), as the parser decides.
+- A run of single digits stays one digit a word ("two zero five" → "2 0 5", not the parser's "2 05").
+- A decimal before a scale word keeps the scale word ("three point five million" → "3.5 million", not
+  "3.5 1000000"; French and others: "3,5 millions", not "3,5000000").
+- Two numbers said back to back are left as words ("fifty fifty", "nine eleven", times such as "twelve
+  fifteen"), except years said in pairs in English and Dutch ("nineteen ninety nine" → "1999", "nineteen
+  oh five" → "1905").
+- "minus" stays a word ("minus 5"); digits the model wrote stay as they are.
+
+A number never spans punctuation or two channels. Number words that become one token become one word:
+it starts when the first word starts and ends when the last ends, keeps the lowest confidence and the
+speaker of most of its time.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from text_to_num import find_numbers, text2num
+
+from utils.asr.records import Word
+from utils.text.language import detect, normalized
+
+_Item = TypeVar("_Item")
+_Merged = TypeVar("_Merged")
+
+LANGUAGES = ("da", "de", "en", "es", "fr", "it", "nl", "pt")
+MODES = ("spoken", "digits")
+# Punctuation around a word's letters: what is outside them is kept, and separates numbers.
+_EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
+# Scale words ("thousand", "Millionen") are numbers on their own; after a decimal they stay words.
+_SCALES = frozenset({10**3, 10**6, 10**9, 10**12})
+# An article the parser leaves before a scale word ("a hundred" → "a 100"): it is part of the number.
+_ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
+# Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
+_PAIRED_YEARS = frozenset({"en", "nl"})
+_YEAR_FIRST_HALVES = range(16, 21)
+# A stream holds back at most this many words of a run of single digits.
+MAX_HELD_WORDS = 12
+# A stream's language is detected in this many of its last words.
+_DETECTED_WORDS = 200
+_OH = frozenset({"oh", "o"})
+# Words that may belong to a number when what follows is not known yet (a stream's last words).
+_CONNECTORS = frozenset(
+    {"a", "an", "and", "point", "oh", "o", "und", "komma", "ein", "eine", "et", "virgule", "un", "une"}
+    | {"y", "coma", "una", "e", "virgola", "vírgula", "um", "uma", "en", "een", "og"}
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    """One word as the parser sees it: its letters, and whether something separates it from the one
+    before (punctuation, another channel). Implements text2num's token protocol."""
+
+    core: str
+    separated: bool
+
+    def text(self) -> str:
+        return self.core
+
+    def nt_separated(self, previous: object) -> bool:
+        return self.separated
+
+    def not_a_number_part(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Tokens `start` to `end` (exclusive) become one token whose number is `text`."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A number the parser found: tokens [start, end), its digits and value."""
+
+    start: int
+    end: int
+    text: str
+    value: float
+    ordinal: bool = False
+
+    @property
+    def is_digit(self) -> bool:
+        """One word that is one digit ("seven", "null")."""
+        return self.end - self.start == 1 and self.text.isdigit() and len(self.text) == 1
+
+
+def covers(language: str | None) -> bool:
+    """Whether number words of `language` can be written as digits.
+
+    Args:
+        language: An ISO 639-1 code, or None.
+
+    Returns:
+        True for da, de, en, es, fr, it, nl and pt.
+    """
+    return language in LANGUAGES
+
+
+def _edges(token: str) -> tuple[str, str, str]:
+    """A token's leading punctuation, letters (and inner marks) and trailing punctuation."""
+    lead, core, trail = _EDGES.match(token).groups()  # type: ignore[union-attr]  (matches any string)
+    return lead, core, trail
+
+
+def _value(core: str, language: str) -> int | None:
+    """The number a single word says on its own, or None."""
+    try:
+        return int(text2num(core, language))
+    except ValueError:
+        return None
+
+
+def _tokens(words: Sequence[str], breaks: Sequence[bool] | None) -> list[_Token]:
+    """The parser's tokens: a token is separated after trailing and before leading punctuation, where a
+    word has no letters, and where `breaks` says so."""
+    tokens = []
+    previous_trail = False
+    for index, word in enumerate(words):
+        lead, core, trail = _edges(word)
+        separated = previous_trail or bool(lead) or not core or bool(breaks and breaks[index])
+        tokens.append(_Token(core or word, index > 0 and separated))
+        previous_trail = bool(trail) or not core
+    return tokens
+
+
+def _decimal(found: _Found) -> bool:
+    return "." in found.text or "," in found.text
+
+
+def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found]:
+    """One finding made right, split into several, or dropped (its words stay)."""
+    if found.ordinal:
+        return []
+    if _decimal(found):
+        if _right_decimal(found):
+            return [found]
+        if found.end - found.start > 3:
+            # "trois virgule cinq millions" → "3,5000000": the decimal alone, the last word (a scale word)
+            # kept as it is.
+            inner = _find(tokens[found.start : found.end - 1], language)
+            whole = len(inner) == 1 and (inner[0].start, inner[0].end) == (0, found.end - 1 - found.start)
+            if whole and _decimal(inner[0]):
+                shifted = replace(inner[0], start=found.start, end=found.end - 1)
+                return [shifted] if _right_decimal(shifted) else []
+        return []
+    if found.text.startswith("0") and len(found.text) > 1:
+        # "zero zero seven" → "007", "two zero five" → "2", "05": one digit a word, or the words.
+        digits = [_value(tokens[index].core, language) for index in range(found.start, found.end)]
+        if any(digit is None or not 0 <= digit <= 9 for digit in digits):
+            return []
+        return [_Found(found.start + i, found.start + i + 1, str(d), float(d)) for i, d in enumerate(digits)]
+    if found.value != int(found.value) or found.text != str(int(found.value)):
+        return []
+    return [found]
+
+
+def _right_decimal(found: _Found) -> bool:
+    """Whether a decimal's digits say its value, and no more digits than its words can say (a word after
+    the decimal mark says one or two)."""
+    whole, _, fraction = found.text.replace(",", ".").partition(".")
+    try:
+        right = float(f"{whole}.{fraction}") == found.value
+    except ValueError:
+        return False
+    return right and len(fraction) <= 2 * (found.end - found.start - 2)
+
+
+def _find(tokens: list[_Token], language: str) -> list[_Found]:
+    """The parser's findings, as records."""
+    found = find_numbers(tokens, language)
+    return [_Found(o.start, o.end, o.text, float(o.value), bool(o.is_ordinal)) for o in found]
+
+
+def _touching(previous: _Found, found: _Found, tokens: list[_Token]) -> bool:
+    return previous.end == found.start and not tokens[found.start].separated
+
+
+def _with_articles(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
+    """ "a hundred" → "100": the article before a lone scale word joins the number."""
+    articles = _ARTICLES.get(language, frozenset())
+    joined = []
+    for item in found:
+        before = item.start - 1
+        if (
+            before >= 0
+            and not tokens[item.start].separated
+            and tokens[before].core.lower() in articles
+            and _value(tokens[item.start].core, language) in {100, *_SCALES}
+            and (not joined or joined[-1].end <= before)
+        ):
+            item = replace(item, start=before)
+        joined.append(item)
+    return joined
+
+
+def _with_ohs(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
+    """English "oh" between two numbers is a zero ("five oh five", "nineteen oh five")."""
+    if language != "en":
+        return found
+    result: list[_Found] = []
+    for item in found:
+        gap = item.start - 1
+        if (
+            result
+            and result[-1].end == gap
+            and tokens[gap].core.lower() in _OH
+            and not tokens[gap].separated
+            and not tokens[item.start].separated
+        ):
+            result.append(_Found(gap, gap + 1, "0", 0.0))
+        result.append(item)
+    return result
+
+
+def _year(chain: list[_Found], language: str) -> _Found | None:
+    """Two numbers that say a year ("nineteen ninety nine", "nineteen oh five"), as one."""
+    if language not in _PAIRED_YEARS:
+        return None
+    first, rest = chain[0], chain[1:]
+    if first.end - first.start != 1 or int(first.value) not in _YEAR_FIRST_HALVES:
+        return None
+    if len(rest) == 1 and 10 <= rest[0].value <= 99 and len(rest[0].text) == 2:
+        return _Found(first.start, rest[0].end, f"{first.text}{rest[0].text}", 0.0)
+    if len(rest) == 2 and rest[0].is_digit and rest[0].value == 0 and rest[1].is_digit and rest[1].value >= 1:
+        return _Found(first.start, rest[1].end, f"{first.text}0{rest[1].text}", 0.0)
+    return None
+
+
+def _resolved_chains(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
+    """Numbers said back to back: a run of digits stays, a year pair joins, anything else stays words."""
+    chains: list[list[_Found]] = []
+    for item in found:
+        if chains and _touching(chains[-1][-1], item, tokens):
+            chains[-1].append(item)
+        else:
+            chains.append([item])
+    result = []
+    for chain in chains:
+        if len(chain) == 1 or all(item.is_digit for item in chain):
+            result += chain
+        elif (year := _year(chain, language)) is not None:
+            result.append(year)
+    return result
+
+
+def _drop_lone_scales(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
+    """A scale word right after a number stays a word ("3.5 million", not "3.5 1000000")."""
+    kept: list[_Found] = []
+    for item in found:
+        lone = item.end - item.start == 1 and item.value in _SCALES
+        if lone and kept and _touching(kept[-1], item, tokens):
+            continue
+        kept.append(item)
+    return kept
+
+
+def replacements(
+    words: Sequence[str], language: str, breaks: Sequence[bool] | None = None
+) -> list[Replacement]:
+    """Where number words become digits.
+
+    Args:
+        words: Tokens in order (punctuation attached, as the model writes them).
+        language: A covered ISO 639-1 code.
+        breaks: True where a token must not join the one before (another channel); None: no such place.
+
+    Returns:
+        Non-overlapping replacements in order; tokens outside them stay as they are.
+    """
+    tokens = _tokens(words, breaks)
+    found = [fixed for item in _find(tokens, language) for fixed in _repaired(item, tokens, language)]
+    found = _drop_lone_scales(found, tokens, language)
+    found = _with_ohs(found, tokens, language)
+    found = _resolved_chains(found, tokens, language)
+    found = _with_articles(found, tokens, language)
+    result = []
+    for item in found:
+        lead = _edges(words[item.start])[0]
+        trail = _edges(words[item.end - 1])[2]
+        result.append(Replacement(item.start, item.end, f"{lead}{item.text}{trail}"))
+    return result
+
+
+def text_to_digits(text: str, language: str | None) -> str:
+    """A text with its number words as digits (spaces collapsed).
+
+    Args:
+        text: A transcript or a segment's text.
+        language: Its ISO 639-1 code; a language not covered (or None) leaves the text as it is.
+
+    Returns:
+        The text.
+    """
+    if not covers(language):
+        return text
+    tokens = text.split()
+    return " ".join(_applied(tokens, replacements(tokens, language or ""), lambda group, text: text))
+
+
+def _applied(
+    items: Sequence[_Item], found: list[Replacement], merge: Callable[[Sequence[_Item], str], _Merged]
+) -> list[_Item | _Merged]:
+    """`items` with each replacement's items merged into one by `merge(group, text)`."""
+    result: list[_Item | _Merged] = []
+    position = 0
+    for item in found:
+        result.extend(items[position : item.start])
+        result.append(merge(items[item.start : item.end], item.text))
+        position = item.end
+    result.extend(items[position:])
+    return result
+
+
+def _merged_word(group: Sequence[Word], text: str) -> Word:
+    """One word for a number said in several: first start, last end, lowest confidence, main speaker."""
+    confidences = [word.confidence for word in group]
+    confidence = None if None in confidences else min(c for c in confidences if c is not None)
+    spoken: dict[str | None, float] = {}
+    for word in group:
+        spoken[word.speaker] = spoken.get(word.speaker, 0.0) + max(word.end - word.start, 1e-6)
+    speaker = max(spoken, key=lambda name: spoken[name])  # the first of equals: dicts keep order
+    return Word(text, group[0].start, group[-1].end, confidence, speaker, group[0].channel)
+
+
+def merge_groups(words: Sequence[Word], language: str) -> tuple[list[Word], list[range]]:
+    """Words with number words as digits, and which of the given words each comes from.
+
+    Args:
+        words: Words in spoken order.
+        language: A covered ISO 639-1 code.
+
+    Returns:
+        The new words, and for each the range of indices in `words` it replaces.
+    """
+    breaks = [index > 0 and word.channel != words[index - 1].channel for index, word in enumerate(words)]
+    found = replacements([word.word for word in words], language, breaks)
+    indices = _applied(list(range(len(words))), found, lambda group, text: range(group[0], group[-1] + 1))
+    spans = [index if isinstance(index, range) else range(index, index + 1) for index in indices]
+    merged = _applied(list(words), found, lambda group, text: _merged_word(group, text))
+    return merged, spans
+
+
+def to_digits(words: Sequence[Word], language: str | None) -> list[Word]:
+    """Words with their number words as digits: the function a door calls on words it has settled.
+
+    Args:
+        words: Words in spoken order (a turn, an item, a window's settled words).
+        language: Their ISO 639-1 code; a language not covered (or None) leaves them as they are.
+
+    Returns:
+        New words; each number said in several words is one word spanning their times.
+    """
+    if not covers(language) or not words:
+        return list(words)
+    return merge_groups(words, language or "")[0]
+
+
+def open_tail(words: Sequence[str], language: str) -> int:
+    """Where the words that may still join a number said next begin (a stream's last words).
+
+    Args:
+        words: Tokens settled so far and not yet sent.
+        language: A covered ISO 639-1 code.
+
+    Returns:
+        An index into `words`: tokens from there on wait for what follows. A long run of single digits
+        (a number read out digit by digit) waits only for its last `MAX_HELD_WORDS` words.
+    """
+    index = len(words)
+    while index > 0:
+        lead, core, trail = _edges(words[index - 1])
+        if trail or not core:
+            break
+        if core.lower() not in _CONNECTORS and _value(core, language) is None:
+            break
+        index -= 1
+        if lead:
+            break
+    for cut in range(len(words) - MAX_HELD_WORDS, index, -1):
+        if _single_digit(words[cut - 1], language) and _single_digit(words[cut], language):
+            return cut
+    return index
+
+
+def _single_digit(word: str, language: str) -> bool:
+    value = _value(_edges(word)[1], language)
+    return value is not None and 0 <= value <= 9
+
+
+class SettledDigits:
+    """A stream's settled words with number words as digits, the last few held back while a number
+    may go on in the words that come next ("twenty" | "five" is 25).
+
+    The language is the one given, else the one detected in the last words heard.
+    """
+
+    def __init__(self, language: str | None = None) -> None:
+        self._given = normalized(language) if language else None
+        self._held: list[Word] = []
+        self._heard: list[str] = []
+
+    def language(self) -> str | None:
+        """The language numbers are read in now.
+
+        Returns:
+            An ISO 639-1 code, or None (nothing heard yet).
+        """
+        return self._given or detect(" ".join(self._heard)).language
+
+    def feed(self, words: Sequence[Word]) -> list[Word]:
+        """The words that can be sent now.
+
+        Args:
+            words: Words just settled, in spoken order.
+
+        Returns:
+            The words held back before and these, as digits, less the ones that may still join a number.
+        """
+        self._heard = [*self._heard, *(word.word for word in words)][-_DETECTED_WORDS:]
+        pending, language = [*self._held, *words], self.language()
+        if not covers(language):
+            self._held = []
+            return pending
+        cut = open_tail([word.word for word in pending], language or "")
+        self._held = pending[cut:]
+        return to_digits(pending[:cut], language)
+
+    def finish(self) -> list[Word]:
+        """The words still held back, as digits: the stream has ended.
+
+        Returns:
+            The words.
+        """
+        held, self._held = self._held, []
+        return to_digits(held, self.language())
