@@ -106,11 +106,16 @@ def test_merged_words_keep_the_channel_and_never_join_two() -> None:
     assert numbers.to_digits(words, "en") == [Word("25", 0.0, 0.6, channel=1)]
 
 
+def timed(text: str) -> list[Word]:
+    """A word a second, each half a second long."""
+    return [Word(token, index, index + 0.5) for index, token in enumerate(text.split(" "))]
+
+
 def test_merged_words_give_the_range_they_replace() -> None:
-    words = [Word(text, index, index + 0.5) for index, text in enumerate("we had one hundred and five".split())]
+    words = timed("we had one hundred and five")
     merged, spans = numbers.merge_groups(words, "en")
     assert [w.word for w in merged] == ["we", "had", "105"]
-    assert spans == [range(0, 1), range(1, 2), range(2, 6)]
+    assert spans == [range(1), range(1, 2), range(2, 6)]
     assert (merged[2].start, merged[2].end) == (2.0, 5.5)
 
 
@@ -125,8 +130,8 @@ def test_a_stream_holds_back_the_words_a_number_may_go_on_with() -> None:
 
 def test_a_stream_sends_a_long_run_of_digits_before_it_ends() -> None:
     settled = numbers.SettledDigits("en")
-    digits = "one two three four five six seven eight nine zero one two three four five".split()
-    sent = settled.feed([Word(text, index, index + 0.5) for index, text in enumerate(digits)])
+    digits = timed("one two three four five six seven eight nine zero one two three four five")
+    sent = settled.feed(digits)
     rest = settled.finish()
     assert len(sent) == len(digits) - numbers.MAX_HELD_WORDS
     assert " ".join(w.word for w in sent + rest) == "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5"
@@ -134,8 +139,7 @@ def test_a_stream_sends_a_long_run_of_digits_before_it_ends() -> None:
 
 def test_a_stream_detects_its_language_when_none_is_given() -> None:
     settled = numbers.SettledDigits()
-    words = "wir haben siebenundzwanzig Euro bezahlt und sind dann nach Hause gegangen".split()
-    sent = settled.feed([Word(text, index, index + 0.5) for index, text in enumerate(words)])
+    sent = settled.feed(timed("wir haben siebenundzwanzig Euro bezahlt und sind dann nach Hause gegangen"))
     assert settled.language() == "de"
     assert [w.word for w in sent][2] == "27"
 
