@@ -113,9 +113,9 @@ def timed(text: str) -> list[Word]:
 
 def test_merged_words_give_the_range_they_replace() -> None:
     words = timed("we had one hundred and five")
-    merged, spans = numbers.merge_groups(words, "en")
+    merged, found = numbers.merge_groups(words, "en")
     assert [w.word for w in merged] == ["we", "had", "105"]
-    assert spans == [range(1), range(1, 2), range(2, 6)]
+    assert found == [numbers.Replacement(2, 6, "105")]
     assert (merged[2].start, merged[2].end) == (2.0, 5.5)
 
 

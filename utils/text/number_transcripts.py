@@ -1,66 +1,86 @@
 """An item's transcript with its number words as digits: words merged (`utils.text.numbers`), and the
 text and segments made to follow them."""
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import replace
 
 from utils.asr.records import Segment, Transcript, Word
-from utils.text.numbers import LANGUAGES, covers, merge_groups, text_to_digits
+from utils.text.numbers import LANGUAGES, Replacement, covers, merge_groups, text_to_digits
 
 
-def _owners(segments: Sequence[Segment], words: Sequence[Word]) -> list[int] | None:
-    """The segment each word belongs to, found by walking each channel's segments and words together;
+def _segment_words(segments: Sequence[Segment], words: Sequence[Word]) -> list[Sequence[int]] | None:
+    """The indices of each segment's words, found by walking each channel's segments and words together;
     None when their words do not line up."""
-    owners: list[int | None] = [None] * len(words)
-    for channel in {word.channel for word in words} | {segment.channel for segment in segments}:
-        mine = [index for index, word in enumerate(words) if word.channel == channel]
-        position = 0
-        for number, segment in enumerate(segments):
-            if segment.channel != channel:
-                continue
-            tokens = segment.text.split()
-            taken = mine[position : position + len(tokens)]
-            if [words[index].word for index in taken] != tokens:
-                return None
-            for index in taken:
-                owners[index] = number
-            position += len(tokens)
-        if position != len(mine):
+    tokens = [word.word for word in words]
+    channels = {word.channel for word in words} | {segment.channel for segment in segments}
+    if len(channels) == 1:
+        by_channel: dict[int | None, Sequence[int]] = {channels.pop(): range(len(words))}
+    else:
+        by_channel = {
+            channel: [i for i, word in enumerate(words) if word.channel == channel] for channel in channels
+        }
+    positions = dict.fromkeys(by_channel, 0)
+    result: list[Sequence[int]] = []
+    for segment in segments:
+        mine, position = by_channel[segment.channel], positions[segment.channel]
+        expected = segment.text.split()
+        taken = mine[position : position + len(expected)]
+        heard = tokens[taken.start : taken.stop] if isinstance(taken, range) else [tokens[i] for i in taken]
+        if heard != expected:
             return None
-    return [owner for owner in owners if owner is not None] if None not in owners else None
+        result.append(taken)
+        positions[segment.channel] = position + len(expected)
+    if any(positions[channel] != len(mine) for channel, mine in by_channel.items()):
+        return None
+    return result
 
 
 def _segments(
-    segments: list[Segment], words: Sequence[Word], merged: list[Word], spans: list[range], language: str
+    segments: list[Segment], words: Sequence[Word], found: list[Replacement], language: str
 ) -> list[Segment]:
     """Segments whose text follows the new words (a number said across two goes to the one holding most
     of its time); segments that do not line up with the words have their text converted alone."""
-    owners = _owners(segments, words)
-    if owners is None:
+    groups = _segment_words(segments, words)
+    if groups is None:
         return [replace(segment, text=text_to_digits(segment.text, language)) for segment in segments]
-    held: list[list[Word]] = [[] for _ in segments]
-    covered: list[set[int]] = [set() for _ in segments]
-    for word, span in zip(merged, spans, strict=True):
+    replaced = {index for item in found for index in range(item.start, item.end)}
+    if all(isinstance(group, range) for group in groups):  # one channel: segments follow each other
+        starts = [group.start for group in groups]  # type: ignore[union-attr]
+        owner = {index: bisect.bisect_right(starts, index) - 1 for index in replaced}
+    else:
+        owner = {index: number for number, group in enumerate(groups) for index in group if index in replaced}
+    # Each replacement goes to one segment; segments that gave or took a word move their times.
+    given: dict[int, int] = {}
+    moved: set[int] = set()
+    for place, item in enumerate(found):
         time: dict[int, float] = {}
-        for index in span:
-            time[owners[index]] = time.get(owners[index], 0.0) + max(
-                words[index].end - words[index].start, 1e-6
-            )
-        owner = max(time, key=lambda number: time[number])
-        held[owner].append(word)
-        covered[owner].update(span)
+        for index in range(item.start, item.end):
+            spoken = max(words[index].end - words[index].start, 1e-6)
+            time[owner[index]] = time.get(owner[index], 0.0) + spoken
+        given[place] = max(time, key=lambda number: time[number])  # the first of equals
+        if len(time) > 1:
+            moved.update(time)
+    affected = set(given.values()) | moved
     result = []
     for number, segment in enumerate(segments):
-        mine = {index for index, owner in enumerate(owners) if owner == number}
-        if not held[number]:
-            if not mine:
-                result.append(segment)  # a segment without words stays as it was
+        if number not in affected:
+            result.append(segment)
+            continue
+        kept = [index for index in groups[number] if index not in replaced]
+        mine = [(words[index].start, words[index].word, words[index].end) for index in kept] + [
+            (words[item.start].start, item.text, words[item.end - 1].end)
+            for place, item in enumerate(found)
+            if given[place] == number
+        ]
+        mine.sort()
+        if not mine:
             continue  # its only words joined a number of the segment before or after
-        text = " ".join(word.word for word in held[number])
-        if covered[number] == mine:
-            result.append(replace(segment, text=text))
+        text = " ".join(word for _, word, _ in mine)
+        if number in moved:
+            result.append(replace(segment, text=text, start=mine[0][0], end=mine[-1][2]))
         else:
-            result.append(replace(segment, text=text, start=held[number][0].start, end=held[number][-1].end))
+            result.append(replace(segment, text=text))
     return result
 
 
@@ -89,9 +109,11 @@ def with_digits(transcript: Transcript, language: str | None) -> Transcript:
         if segments is not None:
             segments = [replace(segment, text=text_to_digits(segment.text, code)) for segment in segments]
     else:
-        merged, spans = merge_groups(words, code) if words else ([], [])
+        merged, found = merge_groups(words, code)
+        if not found:
+            return replace(transcript, numbers="digits")  # no number words: nothing changes
         if segments is not None:
-            segments = _segments(segments, words, merged, spans, code)
+            segments = _segments(segments, words, found, code)
         if [word.word for word in words] == text.split():
             text = " ".join(word.word for word in merged)
         elif transcript.channels is not None and segments is not None:

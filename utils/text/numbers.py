@@ -19,6 +19,7 @@ it starts when the first word starts and ends when the last ends, keeps the lowe
 speaker of most of its time.
 """
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
 # Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
 _PAIRED_YEARS = frozenset({"en", "nl"})
 _YEAR_FIRST_HALVES = range(16, 21)
+# Words on each side of a number word that go to the parser with it ("a hundred", "point five").
+_CONTEXT = 2
 # A stream holds back at most this many words of a run of single digits.
 MAX_HELD_WORDS = 12
 # A stream's language is detected in this many of its last words.
@@ -55,13 +58,15 @@ _CONNECTORS = frozenset(
 )
 
 
-@dataclass(frozen=True)
 class _Token:
     """One word as the parser sees it: its letters, and whether something separates it from the one
     before (punctuation, another channel). Implements text2num's token protocol."""
 
-    core: str
-    separated: bool
+    __slots__ = ("core", "separated")
+
+    def __init__(self, core: str, separated: bool) -> None:
+        self.core = core
+        self.separated = separated
 
     def text(self) -> str:
         return self.core
@@ -110,18 +115,28 @@ def covers(language: str | None) -> bool:
     return language in LANGUAGES
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _edges(token: str) -> tuple[str, str, str]:
     """A token's leading punctuation, letters (and inner marks) and trailing punctuation."""
     lead, core, trail = _EDGES.match(token).groups()  # type: ignore[union-attr]  (matches any string)
     return lead, core, trail
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _value(core: str, language: str) -> int | None:
-    """The number a single word says on its own, or None."""
+    """The number a single word says on its own, or None (kept: a transcript repeats its words)."""
+    if not core or core.isdigit():
+        return None
     try:
         return int(text2num(core, language))
     except ValueError:
         return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _says_number(word: str, language: str) -> bool:
+    """Whether a token's letters are a number on their own (one cached look-up a word)."""
+    return _value(_edges(word)[1], language) is not None
 
 
 def _tokens(words: Sequence[str], breaks: Sequence[bool] | None) -> list[_Token]:
@@ -281,6 +296,33 @@ def replacements(
     Returns:
         Non-overlapping replacements in order; tokens outside them stay as they are.
     """
+    # Most words are not numbers: only the stretches around number words go to the parser.
+    hits = [index for index, word in enumerate(words) if _says_number(word, language)]
+    if not hits:
+        return []
+    result = []
+    for start, end in _stretches(hits, len(words)):
+        stretch = _stretch_replacements(words[start:end], language, breaks[start:end] if breaks else None)
+        result += [Replacement(item.start + start, item.end + start, item.text) for item in stretch]
+    return result
+
+
+def _stretches(hits: list[int], count: int) -> list[tuple[int, int]]:
+    """The ranges of tokens within `_CONTEXT` of a number word, joined where they meet."""
+    stretches: list[tuple[int, int]] = []
+    for index in hits:
+        start, end = max(0, index - _CONTEXT), min(count, index + _CONTEXT + 1)
+        if stretches and start <= stretches[-1][1]:
+            stretches[-1] = (stretches[-1][0], end)
+        else:
+            stretches.append((start, end))
+    return stretches
+
+
+def _stretch_replacements(
+    words: Sequence[str], language: str, breaks: Sequence[bool] | None
+) -> list[Replacement]:
+    """`replacements` within one stretch of words."""
     tokens = _tokens(words, breaks)
     found = [fixed for item in _find(tokens, language) for fixed in _repaired(item, tokens, language)]
     found = _drop_lone_scales(found, tokens, language)
@@ -336,22 +378,23 @@ def _merged_word(group: Sequence[Word], text: str) -> Word:
     return Word(text, group[0].start, group[-1].end, confidence, speaker, group[0].channel)
 
 
-def merge_groups(words: Sequence[Word], language: str) -> tuple[list[Word], list[range]]:
-    """Words with number words as digits, and which of the given words each comes from.
+def merge_groups(words: Sequence[Word], language: str) -> tuple[list[Word], list[Replacement]]:
+    """Words with number words as digits, and where they were replaced.
 
     Args:
         words: Words in spoken order.
         language: A covered ISO 639-1 code.
 
     Returns:
-        The new words, and for each the range of indices in `words` it replaces.
+        The new words, and the replacements over `words` (empty: the words are returned as they are).
     """
-    breaks = [index > 0 and word.channel != words[index - 1].channel for index, word in enumerate(words)]
+    breaks = None
+    if len({word.channel for word in words}) > 1:
+        breaks = [index > 0 and word.channel != words[index - 1].channel for index, word in enumerate(words)]
     found = replacements([word.word for word in words], language, breaks)
-    indices = _applied(list(range(len(words))), found, lambda group, text: range(group[0], group[-1] + 1))
-    spans = [index if isinstance(index, range) else range(index, index + 1) for index in indices]
-    merged = _applied(list(words), found, lambda group, text: _merged_word(group, text))
-    return merged, spans
+    if not found:
+        return list(words), found
+    return _applied(words, found, _merged_word), found
 
 
 def to_digits(words: Sequence[Word], language: str | None) -> list[Word]:
