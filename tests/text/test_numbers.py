@@ -1,6 +1,9 @@
 """Number words as digits: text cases in every covered language (what text2num gets wrong included),
 word merging with times, confidence and speakers, and a stream's held-back words."""
 
+import random
+import re
+
 import pytest
 
 from utils.asr.records import Word
@@ -56,6 +59,14 @@ CASES = [
     ("fr", "deuxième", "deuxième"),
     ("de", "eine Sekunde", "eine Sekunde"),
     ("es", "uno de ellos", "uno de ellos"),
+    # A scale word after digits the model wrote, or alone, stays a word.
+    ("de", "25 Millionen Euro", "25 Millionen Euro"),
+    ("en", "3.5 million people", "3.5 million people"),
+    ("fr", "25 mille cent euros", "25 mille cent euros"),
+    ("fr", "vingt pour cent", "20 pour cent"),
+    ("es", "veinte por ciento", "20 por ciento"),
+    ("en", "the million dollar question", "the million dollar question"),
+    ("en", "hundred and five", "105"),
     # Punctuation separates numbers.
     ("en", "twenty, five", "20, 5"),
     ("en", "I have twenty. Five more", "I have 20. 5 more"),
@@ -149,3 +160,37 @@ def test_a_stream_in_a_language_not_covered_passes_words_as_they_are() -> None:
     words = [Word("dwadzieścia", 0, 0.5), Word("pięć", 0.5, 1)]
     assert settled.feed(words) == words
     assert settled.finish() == []
+
+
+VOCABULARY_TEXT = {
+    "en": "zero oh one two three five nine ten eleven twelve nineteen twenty ninety hundred thousand million "
+    "point and a minus first second the of dollars , . ? 25 2025",
+    "de": "null eins zwei drei fünf neun zehn zwölf zwanzig siebenundzwanzig hundert tausend Millionen Komma "
+    "und ein eine zweite der Euro , . 25",
+    "fr": "zéro un une deux trois cinq neuf dix douze vingt vingt-cinq cent mille millions virgule et "
+    "deuxième le euros , . 25",
+}
+VOCABULARY = {language: text.split() for language, text in VOCABULARY_TEXT.items()}
+
+
+@pytest.mark.parametrize("language", list(VOCABULARY))
+def test_random_word_salad_keeps_times_in_order_and_writes_only_numbers(language: str) -> None:
+    rng = random.Random(7)
+    number = re.compile(r"^\W*\d+([.,]\d+)?\W*$")
+    for _ in range(400):
+        tokens = [rng.choice(VOCABULARY[language]) for _ in range(rng.randint(1, 12))]
+        # Punctuation marks attach to the word before, as the model writes them.
+        spoken: list[str] = []
+        for token in tokens:
+            if token in ",.?" and spoken:
+                spoken[-1] += token
+            elif token not in ",.?":
+                spoken.append(token)
+        words = [Word(token, index * 0.5, index * 0.5 + 0.4, 0.9) for index, token in enumerate(spoken)]
+        result = numbers.to_digits(words, language)
+        assert [(w.start, w.end) for w in result] == sorted((w.start, w.end) for w in result)
+        assert all(0 <= w.start <= w.end <= words[-1].end for w in result)
+        assert all(w in words or number.match(w.word) for w in result), (spoken, result)
+        assert len(result) <= len(words)
+        # The text alone reads the same.
+        assert numbers.text_to_digits(" ".join(spoken), language) == " ".join(w.word for w in result)

@@ -61,24 +61,23 @@ def _segments(
         given[place] = max(time, key=lambda number: time[number])  # the first of equals
         if len(time) > 1:
             moved.update(time)
-    affected = set(given.values()) | moved
+    taken: dict[int, list[Replacement]] = {}
+    for place, item in enumerate(found):
+        taken.setdefault(given[place], []).append(item)
     result = []
     for number, segment in enumerate(segments):
-        if number not in affected:
+        if number not in taken and number not in moved:
             result.append(segment)
             continue
-        kept = [index for index in groups[number] if index not in replaced]
-        mine = [(words[index].start, words[index].word, words[index].end) for index in kept] + [
-            (words[item.start].start, item.text, words[item.end - 1].end)
-            for place, item in enumerate(found)
-            if given[place] == number
-        ]
+        # (word index, start, text, end) of what the segment now holds, in spoken order.
+        mine = [(i, words[i].start, words[i].word, words[i].end) for i in groups[number] if i not in replaced]
+        mine += [(i.start, words[i.start].start, i.text, words[i.end - 1].end) for i in taken.get(number, [])]
         mine.sort()
         if not mine:
             continue  # its only words joined a number of the segment before or after
-        text = " ".join(word for _, word, _ in mine)
+        text = " ".join([word for _, _, word, _ in mine])
         if number in moved:
-            result.append(replace(segment, text=text, start=mine[0][0], end=mine[-1][2]))
+            result.append(replace(segment, text=text, start=mine[0][1], end=mine[-1][3]))
         else:
             result.append(replace(segment, text=text))
     return result
@@ -115,7 +114,7 @@ def with_digits(transcript: Transcript, language: str | None) -> Transcript:
         if segments is not None:
             segments = _segments(segments, words, found, code)
         if [word.word for word in words] == text.split():
-            text = " ".join(word.word for word in merged)
+            text = " ".join([word.word for word in merged])
         elif transcript.channels is not None and segments is not None:
             text = " ".join(segment.text for segment in segments)  # as channels are merged
         else:

@@ -39,6 +39,7 @@ MODES = ("spoken", "digits")
 _EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
 # Scale words ("thousand", "Millionen") are numbers on their own; after a decimal they stay words.
 _SCALES = frozenset({10**3, 10**6, 10**9, 10**12})
+_SCALE_WORDS = frozenset({100, *_SCALES})
 # An article the parser leaves before a scale word ("a hundred" → "a 100"): it is part of the number.
 _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
 # Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
@@ -204,22 +205,25 @@ def _touching(previous: _Found, found: _Found, tokens: list[_Token]) -> bool:
     return previous.end == found.start and not tokens[found.start].separated
 
 
-def _with_articles(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
-    """ "a hundred" → "100": the article before a lone scale word joins the number."""
+def _scale_words(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
+    """Numbers that begin with a scale word ("hundred", "Millionen", "mille"): after an article they
+    take it in ("a hundred" → "100"); after digits the model wrote, or alone, they stay words ("25
+    Millionen", not "25 1000000"; "pour cent", not "pour 100")."""
     articles = _ARTICLES.get(language, frozenset())
-    joined = []
+    kept: list[_Found] = []
     for item in found:
+        if _value(tokens[item.start].core, language) not in _SCALE_WORDS:
+            kept.append(item)
+            continue
         before = item.start - 1
-        if (
-            before >= 0
-            and not tokens[item.start].separated
-            and tokens[before].core.lower() in articles
-            and _value(tokens[item.start].core, language) in {100, *_SCALES}
-            and (not joined or joined[-1].end <= before)
-        ):
-            item = replace(item, start=before)
-        joined.append(item)
-    return joined
+        joined = before >= 0 and not tokens[item.start].separated and (not kept or kept[-1].end <= before)
+        if joined and any(char.isdigit() for char in tokens[before].core):
+            continue
+        if joined and tokens[before].core.lower() in articles:
+            kept.append(replace(item, start=before))
+        elif item.end - item.start > 1:
+            kept.append(item)
+    return kept
 
 
 def _with_ohs(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
@@ -328,7 +332,7 @@ def _stretch_replacements(
     found = _drop_lone_scales(found, tokens, language)
     found = _with_ohs(found, tokens, language)
     found = _resolved_chains(found, tokens, language)
-    found = _with_articles(found, tokens, language)
+    found = _scale_words(found, tokens, language)
     result = []
     for item in found:
         lead = _edges(words[item.start])[0]
