@@ -7,7 +7,7 @@ sentences with number phrases mixed in at three densities: none, typical (a numb
 words: amounts, a year, a phone number) and dense (one every 8 words). For English, German and French,
 each is converted as an item is: words, segments and text (`utils.text.number_transcripts.with_digits`),
 and as text alone (`utils.text.numbers.text_to_digits`), repeated for `--seconds`; the mean per call
-is reported per minute of transcript.
+is reported per minute of transcript, in CPU time.
 
 The budget is 1 % of the transcription time on a GPU worker. That time is the audio's length over the
 model's real-time factor on the GPU (`--gpu-rtfx`, default 3000: batched Parakeet-TDT-0.6B on a
@@ -75,13 +75,14 @@ def transcript(language: str, minutes: float, every: int) -> Transcript:
 
 
 def per_minute(call: Any, minutes: float, seconds: float) -> float:
-    """Mean milliseconds of `call()` per minute of transcript, after one warm-up call."""
+    """Mean CPU milliseconds of `call()` per minute of transcript, after one warm-up call (the thread's
+    CPU time, which other processes on a shared machine inflate less than the wall clock)."""
     call()
-    calls, started = 0, time.perf_counter()
+    calls, started, cpu = 0, time.perf_counter(), time.thread_time()
     while time.perf_counter() - started < seconds:
         call()
         calls += 1
-    return (time.perf_counter() - started) / calls * 1000 / minutes
+    return (time.thread_time() - cpu) / calls * 1000 / minutes
 
 
 def main() -> None:

@@ -54,6 +54,9 @@ def _segments(
     given: dict[int, int] = {}
     moved: set[int] = set()
     for place, item in enumerate(found):
+        if item.end - item.start == 1:
+            given[place] = owner[item.start]
+            continue
         time: dict[int, float] = {}
         for index in range(item.start, item.end):
             spoken = max(words[index].end - words[index].start, 1e-6)

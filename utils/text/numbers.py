@@ -373,6 +373,9 @@ def _applied(
 
 def _merged_word(group: Sequence[Word], text: str) -> Word:
     """One word for a number said in several: first start, last end, lowest confidence, main speaker."""
+    if len(group) == 1:
+        word = group[0]
+        return Word(text, word.start, word.end, word.confidence, word.speaker, word.channel)
     confidences = [word.confidence for word in group]
     confidence = None if None in confidences else min(c for c in confidences if c is not None)
     spoken: dict[str | None, float] = {}
