@@ -12,6 +12,8 @@ what the parser gets wrong is repaired or left as words.
 - Two numbers said back to back are left as words ("fifty fifty", "nine eleven", times such as "twelve
   fifteen"), except years said in pairs in English and Dutch ("nineteen ninety nine" → "1999", "nineteen
   oh five" → "1905").
+- A scale word after digits the model wrote, or alone, stays a word ("25 Millionen", not "25 1000000";
+  "vingt pour cent" → "20 pour cent"); after an article it is a number ("a hundred" → "100").
 - "minus" stays a word ("minus 5"); digits the model wrote stay as they are.
 
 A number never spans punctuation or two channels. Number words that become one token become one word:
