@@ -66,6 +66,12 @@ CASES = [
     ("fr", "vingt pour cent", "20 pour cent"),
     ("es", "veinte por ciento", "20 por ciento"),
     ("en", "the million dollar question", "the million dollar question"),
+    ("de", "Millionen Menschen", "Millionen Menschen"),
+    ("fr", "cent personnes", "100 personnes"),
+    ("de", "tausend Leute", "1000 Leute"),
+    ("it", "tre per cento", "3 per cento"),
+    ("en", "at eight o clock", "at 8 o clock"),
+    ("en", "nineteen o five", "1905"),
     ("en", "hundred and five", "105"),
     # Punctuation separates numbers.
     ("en", "twenty, five", "20, 5"),

@@ -12,8 +12,9 @@ what the parser gets wrong is repaired or left as words.
 - Two numbers said back to back are left as words ("fifty fifty", "nine eleven", times such as "twelve
   fifteen"), except years said in pairs in English and Dutch ("nineteen ninety nine" → "1999", "nineteen
   oh five" → "1905").
-- A scale word after digits the model wrote, or alone, stays a word ("25 Millionen", not "25 1000000";
-  "vingt pour cent" → "20 pour cent"); after an article it is a number ("a hundred" → "100").
+- A scale word after digits the model wrote stays a word ("25 Millionen", not "25 1000000"), and so
+  does a bare one in English, a bare million ("Millionen Menschen") and "pour cent" (percent); after an
+  article it is a number ("a hundred" → "100"), and so is a bare "cent" or "tausend".
 - "minus" stays a word ("minus 5"); digits the model wrote stay as they are.
 
 A number never spans punctuation or two channels. Number words that become one token become one word:
@@ -45,6 +46,8 @@ _SCALE_WORDS = frozenset({100, *_SCALES})
 # An article the parser leaves before a scale word ("a hundred" → "a 100"): it is part of the number.
 _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
 # Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
+# "pour cent", "per cento", "por ciento": percent, not a hundred.
+_PERCENT_PREPOSITIONS = frozenset({"pour", "per", "por"})
 _PAIRED_YEARS = frozenset({"en", "nl"})
 _YEAR_FIRST_HALVES = range(16, 21)
 # Words on each side of a number word that go to the parser with it ("a hundred", "point five").
@@ -65,11 +68,12 @@ class _Token:
     """One word as the parser sees it: its letters, and whether something separates it from the one
     before (punctuation, another channel). Implements text2num's token protocol."""
 
-    __slots__ = ("core", "separated")
+    __slots__ = ("blocked", "core", "separated")
 
-    def __init__(self, core: str, separated: bool) -> None:
+    def __init__(self, core: str, separated: bool, blocked: bool = False) -> None:
         self.core = core
         self.separated = separated
+        self.blocked = blocked
 
     def text(self) -> str:
         return self.core
@@ -78,7 +82,7 @@ class _Token:
         return self.separated
 
     def not_a_number_part(self) -> bool:
-        return False
+        return self.blocked
 
 
 @dataclass(frozen=True)
@@ -142,15 +146,17 @@ def _says_number(word: str, language: str) -> bool:
     return _value(_edges(word)[1], language) is not None
 
 
-def _tokens(words: Sequence[str], breaks: Sequence[bool] | None) -> list[_Token]:
+def _tokens(words: Sequence[str], breaks: Sequence[bool] | None, language: str) -> list[_Token]:
     """The parser's tokens: a token is separated after trailing and before leading punctuation, where a
-    word has no letters, and where `breaks` says so."""
+    word has no letters, and where `breaks` says so. English "o" is no zero to the parser ("eight o
+    clock"); between two digits it is one (`_with_ohs`)."""
     tokens = []
     previous_trail = False
     for index, word in enumerate(words):
         lead, core, trail = _edges(word)
         separated = previous_trail or bool(lead) or not core or bool(breaks and breaks[index])
-        tokens.append(_Token(core or word, index > 0 and separated))
+        blocked = language == "en" and core.lower() in _OH
+        tokens.append(_Token(core or word, index > 0 and separated, blocked))
         previous_trail = bool(trail) or not core
     return tokens
 
@@ -209,8 +215,10 @@ def _touching(previous: _Found, found: _Found, tokens: list[_Token]) -> bool:
 
 def _scale_words(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
     """Numbers that begin with a scale word ("hundred", "Millionen", "mille"): after an article they
-    take it in ("a hundred" → "100"); after digits the model wrote, or alone, they stay words ("25
-    Millionen", not "25 1000000"; "pour cent", not "pour 100")."""
+    take it in ("a hundred" → "100"); after digits the model wrote they stay words ("25 Millionen", not
+    "25 1000000"). Alone, "cent" and "tausend" are numbers, but English says "a hundred" (a bare
+    "million" is "the million dollar question"), a bare million is "millions of", and "pour cent" is
+    "percent"."""
     articles = _ARTICLES.get(language, frozenset())
     kept: list[_Found] = []
     for item in found:
@@ -219,11 +227,14 @@ def _scale_words(found: list[_Found], tokens: list[_Token], language: str) -> li
             continue
         before = item.start - 1
         joined = before >= 0 and not tokens[item.start].separated and (not kept or kept[-1].end <= before)
-        if joined and any(char.isdigit() for char in tokens[before].core):
+        previous = tokens[before].core.lower() if joined else ""
+        if any(char.isdigit() for char in previous):
             continue
-        if joined and tokens[before].core.lower() in articles:
+        if previous in articles:
             kept.append(replace(item, start=before))
-        elif item.end - item.start > 1:
+        elif item.end - item.start > 1 or (
+            language != "en" and item.value < 10**6 and previous not in _PERCENT_PREPOSITIONS
+        ):
             kept.append(item)
     return kept
 
@@ -329,7 +340,7 @@ def _stretch_replacements(
     words: Sequence[str], language: str, breaks: Sequence[bool] | None
 ) -> list[Replacement]:
     """`replacements` within one stretch of words."""
-    tokens = _tokens(words, breaks)
+    tokens = _tokens(words, breaks, language)
     found = [fixed for item in _find(tokens, language) for fixed in _repaired(item, tokens, language)]
     found = _drop_lone_scales(found, tokens, language)
     found = _with_ohs(found, tokens, language)
