@@ -71,6 +71,9 @@ CASES = [
     ("de", "tausend Leute", "1000 Leute"),
     ("it", "tre per cento", "3 per cento"),
     ("en", "at eight o clock", "at 8 o clock"),
+    ("en", "I have one. Two of them left.", "I have one. Two of them left."),
+    ("en", "in the eighteen hundreds", "in the eighteen hundreds"),
+    ("en", "hundreds of people", "hundreds of people"),
     ("en", "nineteen o five", "1905"),
     ("en", "hundred and five", "105"),
     # Punctuation separates numbers.

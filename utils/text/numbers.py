@@ -46,6 +46,10 @@ _SCALE_WORDS = frozenset({100, *_SCALES})
 # An article the parser leaves before a scale word ("a hundred" → "a 100"): it is part of the number.
 _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
 # Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
+# English plural scale words say a span ("the eighteen hundreds", "hundreds of"), not a number.
+_PLURAL_SCALES = frozenset({"hundreds", "thousands", "millions", "billions", "trillions"})
+# Below this, a number said alone stays a word ("one of them", "zero"); within a run of digits it is one.
+_ALONE_FROM = 3
 # "pour cent", "per cento", "por ciento": percent, not a hundred.
 _PERCENT_PREPOSITIONS = frozenset({"pour", "per", "por"})
 _PAIRED_YEARS = frozenset({"en", "nl"})
@@ -169,6 +173,10 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
     """One finding made right, split into several, or dropped (its words stay)."""
     if found.ordinal:
         return []
+    if language == "en" and any(
+        tokens[i].core.lower() in _PLURAL_SCALES for i in range(found.start, found.end)
+    ):
+        return []  # "the eighteen hundreds" are not 1800
     if _decimal(found):
         if _right_decimal(found):
             return [found]
@@ -273,7 +281,8 @@ def _year(chain: list[_Found], language: str) -> _Found | None:
 
 
 def _resolved_chains(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
-    """Numbers said back to back: a run of digits stays, a year pair joins, anything else stays words."""
+    """Numbers said back to back: a run of digits stays, a year pair joins, anything else stays words. A
+    number of one word below three said alone stays a word ("I have one.")."""
     chains: list[list[_Found]] = []
     for item in found:
         if chains and _touching(chains[-1][-1], item, tokens):
@@ -282,7 +291,11 @@ def _resolved_chains(found: list[_Found], tokens: list[_Token], language: str) -
             chains.append([item])
     result = []
     for chain in chains:
-        if len(chain) == 1 or all(item.is_digit for item in chain):
+        if len(chain) == 1:
+            alone = chain[0]
+            if alone.end - alone.start > 1 or alone.value >= _ALONE_FROM or _decimal(alone):
+                result += chain
+        elif all(item.is_digit for item in chain):
             result += chain
         elif (year := _year(chain, language)) is not None:
             result.append(year)
