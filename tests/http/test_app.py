@@ -22,7 +22,7 @@ from tests.support.media import b64, encode, speech
 from tests.support.model_spy import ModelSpy
 from utils.contract.job_input import JobInput
 from utils.http import app
-from utils.text import numbers
+from utils.text import number_stream
 
 WORDS = "seven three nine two zero five"
 
@@ -216,7 +216,7 @@ def test_a_stream_in_digits_holds_a_number_back_until_it_is_whole(
     server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "STREAM_WINDOW_SECONDS", 10.0)
-    monkeypatch.setattr(numbers, "MAX_HELD_WORDS", 2)
+    monkeypatch.setattr(number_stream, "MAX_HELD_WORDS", 2)
     phrases = ["one two three", "four five six", "seven eight nine", "zero one two", "three four five"]
     gap = np.zeros(2 * config.SAMPLE_RATE, dtype=np.float32)
     samples = np.concatenate([part for phrase in phrases for part in (speech(phrase), gap)])

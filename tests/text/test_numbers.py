@@ -139,38 +139,6 @@ def test_merged_words_give_the_range_they_replace() -> None:
     assert (merged[2].start, merged[2].end) == (2.0, 5.5)
 
 
-def test_a_stream_holds_back_the_words_a_number_may_go_on_with() -> None:
-    settled = numbers.SettledDigits("en")
-    first = settled.feed([Word("we", 0, 0.1), Word("paid", 0.1, 0.2), Word("twenty", 0.2, 0.4)])
-    assert [w.word for w in first] == ["we", "paid"]
-    second = settled.feed([Word("five", 0.4, 0.5), Word("dollars", 0.5, 0.8), Word("and", 0.8, 0.9)])
-    assert [w.word for w in second] == ["25", "dollars"]
-    assert [w.word for w in settled.finish()] == ["and"]
-
-
-def test_a_stream_sends_a_long_run_of_digits_before_it_ends() -> None:
-    settled = numbers.SettledDigits("en")
-    digits = timed("one two three four five six seven eight nine zero one two three four five")
-    sent = settled.feed(digits)
-    rest = settled.finish()
-    assert len(sent) == len(digits) - numbers.MAX_HELD_WORDS
-    assert " ".join(w.word for w in sent + rest) == "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5"
-
-
-def test_a_stream_detects_its_language_when_none_is_given() -> None:
-    settled = numbers.SettledDigits()
-    sent = settled.feed(timed("wir haben siebenundzwanzig Euro bezahlt und sind dann nach Hause gegangen"))
-    assert settled.language() == "de"
-    assert [w.word for w in sent][2] == "27"
-
-
-def test_a_stream_in_a_language_not_covered_passes_words_as_they_are() -> None:
-    settled = numbers.SettledDigits("pl")
-    words = [Word("dwadzieścia", 0, 0.5), Word("pięć", 0.5, 1)]
-    assert settled.feed(words) == words
-    assert settled.finish() == []
-
-
 VOCABULARY_TEXT = {
     "en": "zero oh one two three five nine ten eleven twelve nineteen twenty ninety hundred thousand million "
     "point and a minus first second the of dollars , . ? 25 2025",

@@ -43,7 +43,7 @@ from utils.job import dirs
 from utils.job import pipeline as job_pipeline
 from utils.job.deadline import Deadline
 from utils.output import results
-from utils.text import numbers
+from utils.text import number_stream
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _stream(
     future, deadline = jobs.start(params.job_input, options, upload)
     future.add_done_callback(lambda done: loop.call_soon_threadsafe(events.put_nowait, done.result()))
     given = params.job_input.get("language")
-    digits = numbers.SettledDigits(given if isinstance(given, str) else None)
+    digits = number_stream.SettledDigits(given if isinstance(given, str) else None)
     as_digits = params.job_input.get("numbers") == "digits"
 
     async def body() -> AsyncIterator[str]:

@@ -31,7 +31,6 @@ from typing import TypeVar
 from text_to_num import find_numbers, text2num
 
 from utils.asr.records import Word
-from utils.text.language import detect, normalized
 
 _Item = TypeVar("_Item")
 _Merged = TypeVar("_Merged")
@@ -56,16 +55,7 @@ _PAIRED_YEARS = frozenset({"en", "nl"})
 _YEAR_FIRST_HALVES = range(16, 21)
 # Words on each side of a number word that go to the parser with it ("a hundred", "point five").
 _CONTEXT = 2
-# A stream holds back at most this many words of a run of single digits.
-MAX_HELD_WORDS = 12
-# A stream's language is detected in this many of its last words.
-_DETECTED_WORDS = 200
 _OH = frozenset({"oh", "o"})
-# Words that may belong to a number when what follows is not known yet (a stream's last words).
-_CONNECTORS = frozenset(
-    {"a", "an", "and", "point", "oh", "o", "und", "komma", "ein", "eine", "et", "virgule", "un", "une"}
-    | {"y", "coma", "una", "e", "virgola", "vírgula", "um", "uma", "en", "een", "og"}
-)
 
 
 class _Token:
@@ -127,15 +117,31 @@ def covers(language: str | None) -> bool:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _edges(token: str) -> tuple[str, str, str]:
-    """A token's leading punctuation, letters (and inner marks) and trailing punctuation."""
+def word_parts(token: str) -> tuple[str, str, str]:
+    """A token's parts.
+
+    Args:
+        token: A word as the model writes it ("(twenty,").
+
+    Returns:
+        Its leading punctuation, its letters (inner marks kept: "twenty-five") and its trailing
+        punctuation.
+    """
     lead, core, trail = _EDGES.match(token).groups()  # type: ignore[union-attr]  (matches any string)
     return lead, core, trail
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _value(core: str, language: str) -> int | None:
-    """The number a single word says on its own, or None (kept: a transcript repeats its words)."""
+def word_value(core: str, language: str) -> int | None:
+    """The number a single word says on its own (kept: a transcript repeats its words).
+
+    Args:
+        core: A word's letters, without punctuation.
+        language: A covered ISO 639-1 code.
+
+    Returns:
+        Its value ("twenty" → 20, "zero" → 0), or None for a word that is no number alone.
+    """
     if not core or core.isdigit():
         return None
     try:
@@ -147,7 +153,7 @@ def _value(core: str, language: str) -> int | None:
 @functools.lru_cache(maxsize=1 << 16)
 def _says_number(word: str, language: str) -> bool:
     """Whether a token's letters are a number on their own (one cached look-up a word)."""
-    return _value(_edges(word)[1], language) is not None
+    return word_value(word_parts(word)[1], language) is not None
 
 
 def _tokens(words: Sequence[str], breaks: Sequence[bool] | None, language: str) -> list[_Token]:
@@ -157,7 +163,7 @@ def _tokens(words: Sequence[str], breaks: Sequence[bool] | None, language: str) 
     tokens = []
     previous_trail = False
     for index, word in enumerate(words):
-        lead, core, trail = _edges(word)
+        lead, core, trail = word_parts(word)
         separated = previous_trail or bool(lead) or not core or bool(breaks and breaks[index])
         blocked = language == "en" and core.lower() in _OH
         tokens.append(_Token(core or word, index > 0 and separated, blocked))
@@ -191,7 +197,7 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
         return []
     if found.text.startswith("0") and len(found.text) > 1:
         # "zero zero seven" → "007", "two zero five" → "2", "05": one digit a word, or the words.
-        digits = [_value(tokens[index].core, language) for index in range(found.start, found.end)]
+        digits = [word_value(tokens[index].core, language) for index in range(found.start, found.end)]
         if any(digit is None or not 0 <= digit <= 9 for digit in digits):
             return []
         return [_Found(found.start + i, found.start + i + 1, str(d), float(d)) for i, d in enumerate(digits)]
@@ -230,7 +236,7 @@ def _scale_words(found: list[_Found], tokens: list[_Token], language: str) -> li
     articles = _ARTICLES.get(language, frozenset())
     kept: list[_Found] = []
     for item in found:
-        if _value(tokens[item.start].core, language) not in _SCALE_WORDS:
+        if word_value(tokens[item.start].core, language) not in _SCALE_WORDS:
             kept.append(item)
             continue
         before = item.start - 1
@@ -361,8 +367,8 @@ def _stretch_replacements(
     found = _scale_words(found, tokens, language)
     result = []
     for item in found:
-        lead = _edges(words[item.start])[0]
-        trail = _edges(words[item.end - 1])[2]
+        lead = word_parts(words[item.start])[0]
+        trail = word_parts(words[item.end - 1])[2]
         result.append(Replacement(item.start, item.end, f"{lead}{item.text}{trail}"))
     return result
 
@@ -443,83 +449,3 @@ def to_digits(words: Sequence[Word], language: str | None) -> list[Word]:
     if not covers(language) or not words:
         return list(words)
     return merge_groups(words, language or "")[0]
-
-
-def open_tail(words: Sequence[str], language: str) -> int:
-    """Where the words that may still join a number said next begin (a stream's last words).
-
-    Args:
-        words: Tokens settled so far and not yet sent.
-        language: A covered ISO 639-1 code.
-
-    Returns:
-        An index into `words`: tokens from there on wait for what follows. A long run of single digits
-        (a number read out digit by digit) waits only for its last `MAX_HELD_WORDS` words.
-    """
-    index = len(words)
-    while index > 0:
-        lead, core, trail = _edges(words[index - 1])
-        if trail or not core:
-            break
-        if core.lower() not in _CONNECTORS and _value(core, language) is None:
-            break
-        index -= 1
-        if lead:
-            break
-    for cut in range(len(words) - MAX_HELD_WORDS, index, -1):
-        if _single_digit(words[cut - 1], language) and _single_digit(words[cut], language):
-            return cut
-    return index
-
-
-def _single_digit(word: str, language: str) -> bool:
-    value = _value(_edges(word)[1], language)
-    return value is not None and 0 <= value <= 9
-
-
-class SettledDigits:
-    """A stream's settled words with number words as digits, the last few held back while a number
-    may go on in the words that come next ("twenty" | "five" is 25).
-
-    The language is the one given, else the one detected in the last words heard.
-    """
-
-    def __init__(self, language: str | None = None) -> None:
-        self._given = normalized(language) if language else None
-        self._held: list[Word] = []
-        self._heard: list[str] = []
-
-    def language(self) -> str | None:
-        """The language numbers are read in now.
-
-        Returns:
-            An ISO 639-1 code, or None (nothing heard yet).
-        """
-        return self._given or detect(" ".join(self._heard)).language
-
-    def feed(self, words: Sequence[Word]) -> list[Word]:
-        """The words that can be sent now.
-
-        Args:
-            words: Words just settled, in spoken order.
-
-        Returns:
-            The words held back before and these, as digits, less the ones that may still join a number.
-        """
-        self._heard = [*self._heard, *(word.word for word in words)][-_DETECTED_WORDS:]
-        pending, language = [*self._held, *words], self.language()
-        if not covers(language):
-            self._held = []
-            return pending
-        cut = open_tail([word.word for word in pending], language or "")
-        self._held = pending[cut:]
-        return to_digits(pending[:cut], language)
-
-    def finish(self) -> list[Word]:
-        """The words still held back, as digits: the stream has ended.
-
-        Returns:
-            The words.
-        """
-        held, self._held = self._held, []
-        return to_digits(held, self.language())
