@@ -32,9 +32,7 @@ from text_to_num import find_numbers, text2num
 
 from utils.asr.records import Word
 
-_Item = TypeVar("_Item")
-_Merged = TypeVar("_Merged")
-
+_Item, _Merged = TypeVar("_Item"), TypeVar("_Merged")
 LANGUAGES = ("da", "de", "en", "es", "fr", "it", "nl", "pt")
 MODES = ("spoken", "digits")
 # Punctuation around a word's letters: what is outside them is kept, and separates numbers.
@@ -44,17 +42,18 @@ _SCALES = frozenset({10**3, 10**6, 10**9, 10**12})
 _SCALE_WORDS = frozenset({100, *_SCALES})
 # An article the parser leaves before a scale word ("a hundred" → "a 100"): it is part of the number.
 _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
-# Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
 # English plural scale words say a span ("the eighteen hundreds", "hundreds of"), not a number.
 _PLURAL_SCALES = frozenset({"hundreds", "thousands", "millions", "billions", "trillions"})
 # Below this, a number said alone stays a word ("one of them", "zero"); within a run of digits it is one.
 _ALONE_FROM = 3
 # "pour cent", "per cento", "por ciento": percent, not a hundred.
 _PERCENT_PREPOSITIONS = frozenset({"pour", "per", "por"})
+# Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
 _PAIRED_YEARS = frozenset({"en", "nl"})
 _YEAR_FIRST_HALVES = range(16, 21)
 # Words on each side of a number word that go to the parser with it ("a hundred", "point five").
 _CONTEXT = 2
+# English "oh" (and "o"): a zero between two digits ("five oh five"), else a word ("eight o clock").
 _OH = frozenset({"oh", "o"})
 
 
