@@ -182,6 +182,9 @@ class Transcript:
     language_confidence: float | None = None
     # With `vad`: the seconds of speech found, the only audio the model heard (None: no vad).
     speech_seconds: float | None = None
+    # With `numbers: "digits"`: "digits", or "spoken" and why (None: not asked).
+    numbers: str | None = None
+    numbers_note: str | None = None
 
 
 _OPTIONAL_FIELDS = ("confidence", "speaker", "channel", "language")

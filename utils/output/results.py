@@ -41,8 +41,8 @@ class Timings:
 
 def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
     """The kinds the model must produce: what the client asked for, plus words for subtitles, words
-    with confidence for `confidence`, words for `diarize`, and words and segments for channels kept
-    apart (they are merged in time order).
+    with confidence for `confidence`, words for `diarize` and for `numbers: "digits"` (numbers are
+    merged word by word), and words and segments for channels kept apart (they are merged in time order).
 
     Args:
         request: The validated job.
@@ -55,7 +55,7 @@ def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
         kinds |= {"word"}
     if request.confidence:
         kinds |= {"word", CONFIDENCE}
-    if request.diarize:
+    if request.diarize or request.numbers == "digits":
         kinds |= {"word"}
     if request.channels == "separate":
         kinds |= {"word", "segment"}
@@ -154,9 +154,11 @@ def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any
         audio_start: Seconds after the container's start at which its audio stream begins.
 
     Returns:
-        `{"attention", "channels"?, "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?}`:
-        `batch` counts the items (of any job) that shared its model call; `audio_start_seconds` (when
-        not 0) is how much every time was shifted to follow the container's timeline.
+        `{"attention", "channels"?, "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?,
+        "speech_seconds"?, "numbers"?, "numbers_note"?}`: `batch` counts the items (of any job) that
+        shared its model call; `audio_start_seconds` (when not 0) is how much every time was shifted to
+        follow the container's timeline; `numbers` (with `numbers: "digits"`) says how numbers were
+        written, and `numbers_note` why they stayed words.
     """
     meta: dict[str, Any] = {"attention": transcript.attention}
     if transcript.channels is not None:
@@ -171,6 +173,10 @@ def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any
         meta["batch"] = transcript.batch
     if transcript.speech_seconds is not None:
         meta["speech_seconds"] = transcript.speech_seconds
+    if transcript.numbers is not None:
+        meta["numbers"] = transcript.numbers
+    if transcript.numbers_note is not None:
+        meta["numbers_note"] = transcript.numbers_note
     return meta
 
 
