@@ -171,7 +171,7 @@ def build_model(device: str, workdir: Path | None = None) -> Any:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-rtfx-") as tmp:
         tokenizer_dir = Path(workdir or tmp) / "tokenizer"
         train_tokenizer(pseudo_text(SEED), tokenizer_dir, VOCAB_SIZE)
-        cfg = OmegaConf.merge(OmegaConf.create(model_config(tokenizer_dir)), FULL_SIZE_CONFIG)
+        cfg = OmegaConf.merge(OmegaConf.create(model_config(tokenizer_dir, 640, 24)), FULL_SIZE_CONFIG)
         torch.manual_seed(SEED)
         model = EncDecRNNTBPEModel(cfg=cfg)
     set_speech_like_emission(model)
