@@ -179,3 +179,15 @@ def test_an_unexpected_failure_is_an_error_event_and_the_session_goes_on(
     assert errors[0]["error"]["code"] == "internal"
     assert "injected" not in errors[0]["error"]["message"]
     assert recorded.of("transcription.completed")[0]["transcript"] == FIRST
+
+
+def test_a_language_the_detector_does_not_know_gives_no_language() -> None:
+    async def steps(recorded: Recorded) -> None:
+        await recorded.send(update({"turn_detection": None, "transcription": {"language": "mt"}}))
+        await recorded.append(pcm24(speech(FIRST)))
+        await recorded.send({"type": "input_audio_buffer.commit"})
+        await recorded.wait_for(completed(1))
+
+    [done] = scenario(steps).of("transcription.completed")
+    assert done["transcript"] == FIRST
+    assert done["languages"] == []  # Maltese cannot be told from text here; "en" would be a guess

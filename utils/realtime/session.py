@@ -94,6 +94,7 @@ class _Turn:
     live: live_engine.LiveTurn
     start: int
     pushed: int
+    language: str | None = None  # the session's language when the turn began (checked, never forced)
     end: int | None = None
     relay: "asyncio.Task[None] | None" = None
 
@@ -323,7 +324,7 @@ class Session:
         transcription = self.settings.transcription
         wanted = live_engine.LiveSettings(transcription.model, transcription.delay, transcription.keywords)
         live = live_engine.engine.open_turn(wanted, position / _RATE)
-        turn = _Turn(events.new_id("item"), live, position, position)
+        turn = _Turn(events.new_id("item"), live, position, position, transcription.language)
         self._turn = turn
         self._turns.add(turn)
         turn.relay = asyncio.create_task(self._relay(turn))
@@ -369,7 +370,7 @@ class Session:
                     await self._send(events.delta(turn.item_id, update.delta))
                 words.extend(update.words)
                 if update.final:
-                    found = await asyncio.to_thread(language.detect, update.text)
+                    found = await asyncio.to_thread(language.detect_expecting, update.text, turn.language)
                     seconds = ((turn.end if turn.end is not None else turn.pushed) - turn.start) / _RATE
                     done = events.completed(turn.item_id, update.text, seconds, found.language, words)
                     await self._send(done)

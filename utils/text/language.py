@@ -90,6 +90,20 @@ def normalized(code: str) -> str:
     return code.strip().lower().replace("_", "-").split("-")[0]
 
 
+def detect_expecting(text: str, expected: str | None = None) -> Detection:
+    """The language of a transcript whose job (or live session) may have named one.
+
+    Args:
+        text: The transcript.
+        expected: The `language` asked for (normalized), or None. One the detector does not know (Maltese)
+            gives no language: the detector would name another, confidently.
+
+    Returns:
+        The detection.
+    """
+    return NONE if expected is not None and expected not in detectable() else detect(text)
+
+
 def label(transcript: Transcript, expected: str | None = None) -> Transcript:
     """A transcript with its language, and its segments' where they are surely another.
 
@@ -101,7 +115,7 @@ def label(transcript: Transcript, expected: str | None = None) -> Transcript:
     Returns:
         The same transcript with `language` and `language_confidence` set (and `language` on segments).
     """
-    found = NONE if expected is not None and expected not in detectable() else detect(transcript.text)
+    found = detect_expecting(transcript.text, expected)
     segments = transcript.timestamps.segment
     if segments is not None and found.language is not None:
         segments = [_segment_language(segment, found.language) for segment in segments]
