@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 import config
 from utils.errors import UnauthorizedError, WorkerBusyError, WorkerError
 from utils.http import errors, readiness
 from utils.http.keys import bearer_token, key_matches
 from utils.realtime import events
-from utils.realtime.session import Session
+from utils.realtime.session import ClientGone, Session
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,10 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
 
     async def send(event: dict[str, Any]) -> None:
         async with lock:
-            await websocket.send_text(json.dumps(event))
+            try:
+                await websocket.send_text(json.dumps(event))
+            except (WebSocketDisconnect, RuntimeError) as error:  # RuntimeError: sent after the close
+                raise ClientGone from error
 
     session = Session(send, lambda: state.fail("an unrecoverable GPU error in a live session"))
     stop = sessions.admit(session)
@@ -208,8 +211,10 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
         ending = await _serve(websocket, session, stop)
         if ending is not None:
             await _end(websocket, session, ending, send)
-    except Exception as error:  # noqa: BLE001  (the client left while events were being sent)
-        log.debug("a live session ended early: %s", type(error).__name__)
+    except (ClientGone, WebSocketDisconnect):
+        log.debug("a live session's client left while events were being sent")
+    except Exception:
+        log.exception("a live session failed")
     finally:
         session.close()
         sessions.release(session)

@@ -41,6 +41,12 @@ from utils.text import language
 log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ClientGone(Exception):
+    """The connection is closed: nothing more can be sent (raised by the `send` a session is given)."""
+
+
 _RATE = config.SAMPLE_RATE
 # Audio kept behind the newest sample: the longest prefix padding, and the detector's lag behind it.
 _HISTORY_SAMPLES = (config.REALTIME_PREFIX_PADDING_MS_BOUNDS[1] + 1000) * _RATE // 1000
@@ -106,7 +112,7 @@ class Session:
         """A new session with the default settings (nothing is sent until `start`).
 
         Args:
-            send: Sends one server event to the client (raises once the connection is gone).
+            send: Sends one server event to the client; raises `ClientGone` once the connection is gone.
             on_gpu_failure: Called when a turn fails because the GPU did (the worker is then unhealthy).
         """
         self.id = events.new_id("sess")
@@ -142,6 +148,8 @@ class Session:
             event = protocol.parse_event(text)
             client_event_id = event.event_id
             await self._dispatch(event)
+        except ClientGone:
+            raise
         except protocol.EventError as error:
             await self._send(
                 events.error(str(error), error.code, error.param, client_event_id or error.event_id)
@@ -378,11 +386,10 @@ class Session:
             if error.error_type == "gpu_failure":
                 self._on_gpu_failure()
             await self._send_quietly(events.failed(turn.item_id, str(error), error.error_type))
-        except asyncio.CancelledError:
-            raise
+        except ClientGone:
+            pass  # the client left; close() frees the turn
         except Exception:
-            if not self._closed:
-                log.exception("a live turn's relay failed")
+            log.exception("a live turn's relay failed")
         finally:
             turn.live.close()
             self._turns.discard(turn)
@@ -393,8 +400,8 @@ class Session:
             return
         try:
             await self._send(event)
-        except Exception:  # noqa: BLE001  (the client left: nothing to tell)
-            log.debug("a live session's event could not be sent")
+        except ClientGone:
+            log.debug("a live session's event could not be sent: the client left")
 
 
 def _check_spelling(transcription: settings.TranscriptionSettings) -> None:
