@@ -363,6 +363,21 @@ def test_an_append_over_15_mib_is_refused(server: RunningServer) -> None:
     assert "15 MiB" in error["message"]
 
 
+def test_a_large_append_is_taken_whole(server: RunningServer) -> None:
+    audio = pcm24(np.concatenate([speech(FIRST), silence(24.0)]))  # over 1 MiB: read off the event loop
+    assert len(audio) > 1024 * 1024
+
+    async def session() -> list[dict[str, Any]]:
+        async with live(server.url, turn_detection=None) as connection:
+            await connection.send(*appends(audio, len(audio)), COMMIT)
+            return await connection.completions(1)
+
+    events = run(session())
+    assert transcripts(events) == [FIRST]
+    [done] = [event for event in events if event["type"] == COMPLETED]
+    assert done["usage"]["seconds"] == pytest.approx(len(audio) / 48000, abs=0.01)
+
+
 def test_a_failed_update_changes_nothing(server: RunningServer) -> None:
     async def session() -> tuple[dict[str, Any], dict[str, Any]]:
         async with live(server.url) as connection:

@@ -52,6 +52,8 @@ _RATE = config.SAMPLE_RATE
 _HISTORY_SAMPLES = (config.REALTIME_PREFIX_PADDING_MS_BOUNDS[1] + 1000) * _RATE // 1000
 # The base64 text of the largest append.
 _MAX_APPEND_CHARS = (config.REALTIME_MAX_APPEND_BYTES + 2) // 3 * 4
+# Messages and audio longer than this are read on a worker thread (tens of milliseconds each).
+_LARGE_MESSAGE_CHARS = 1024 * 1024
 
 
 def _ms(position: int) -> int:
@@ -145,7 +147,10 @@ class Session:
         """
         client_event_id = None
         try:
-            event = protocol.parse_event(text)
+            if len(text) > _LARGE_MESSAGE_CHARS:  # a big append: read it off the event loop
+                event = await asyncio.to_thread(protocol.parse_event, text)
+            else:
+                event = protocol.parse_event(text)
             client_event_id = event.event_id
             await self._dispatch(event)
         except ClientGone:
@@ -241,7 +246,10 @@ class Session:
                 "audio",
             )
         try:
-            raw = base64.b64decode(audio, validate=True)
+            if len(audio) > _LARGE_MESSAGE_CHARS:
+                raw = await asyncio.to_thread(base64.b64decode, audio, validate=True)
+            else:
+                raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             raise protocol.EventError("audio must be base64 (RFC 4648)", "invalid_value", "audio") from None
         if not raw:
