@@ -20,7 +20,7 @@ def test_without_a_gpu_it_skips_cleanly() -> None:
     assert json.loads(done.stdout) == {"skipped": "no CUDA device: the GPU checks need one"}
 
 
-@pytest.mark.parametrize("step", ["rtfx", "worker_loop", "job_cpu"])
+@pytest.mark.parametrize("step", ["rtfx", "worker_loop", "job_cpu", "live"])
 def test_every_step_names_a_script_that_takes_its_options(step: str) -> None:
     sys.path.insert(0, str(SCRIPT.parent))
     from gpu_checks import STEPS

@@ -292,7 +292,7 @@ def test_hotwords_are_per_turn_and_a_phrase_the_model_cannot_spell_fails_only_it
     assert isinstance(unspellable, InvalidInputError)
     assert str(unspellable) == "hotwords[0] 'Zürich' has characters this model cannot write"
     # The boosting tree leaves with its turn.
-    assert streaming.existing_live_model(str(config.BUNDLED_TEST_MODEL)).boosts == {}
+    assert streaming.live_model(str(config.BUNDLED_TEST_MODEL)).boosts == {}
 
 
 def test_a_failed_step_fails_only_its_turns(utterance: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -355,3 +355,40 @@ def test_turns_of_two_models_decode_in_one_step_each(
     english, multilingual = asyncio.run(run())
     assert english == WORDS
     assert multilingual  # the multilingual test model hears digits too (its own spelling)
+
+
+def test_a_turn_outlives_its_model_being_unloaded_and_loaded_again(
+    two_models: tuple[str, str], utterance: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "MAX_LOADED_MODELS", 1)
+    english, multilingual = two_models
+    half = utterance.size // 2
+    holders: list[streaming.LiveModel] = []
+    real_hold = streaming.LiveModel.hold_boost
+
+    def hold_boost(self: streaming.LiveModel, hotwords: tuple[str, ...]) -> None:
+        holders.append(self)  # a spy: which live pieces took the hotwords
+        real_hold(self, hotwords)
+
+    monkeypatch.setattr(streaming.LiveModel, "hold_boost", hold_boost)
+
+    async def run() -> tuple[list[LiveUpdate], str]:
+        turn = engine.open_turn(LiveSettings(english, "minimal", ("nine eight three",)), 0.0)
+        await push_all(turn, utterance[:half])
+        reader = turn.updates()
+        first = await asyncio.wait_for(reader.__anext__(), 60)  # a step held its hotwords
+        other = engine.open_turn(LiveSettings(multilingual, "minimal"), 0.0)
+        await push_all(other, utterance)
+        await other.finish()
+        other_text = (await collect(other))[-1].text  # its model took the English one's place
+        await push_all(turn, utterance[half:])
+        await turn.finish()
+        return [first, *[update async for update in reader]], other_text
+
+    updates, other_text = asyncio.run(run())
+    assert other_text
+    # The reloaded model's new pieces took the turn's hotwords again.
+    assert len(holders) == 2
+    assert holders[0] is not holders[1]
+    assert "".join(u.delta for u in updates) == updates[-1].text == WORDS
+    assert streaming.live_model(english).boosts == {}

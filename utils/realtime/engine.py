@@ -131,7 +131,8 @@ class LiveTurn:
         self._finishing = False
         self._closed = False  # closed, finished or failed: nothing more to do
         self._state: Any = None
-        self._boost_held = False
+        # The live pieces holding the turn's hotwords (a reloaded model's new pieces hold them anew).
+        self._boosted_by: streaming.LiveModel | None = None
         # Tokens (id, frame, duration) of the word still open, and the texts of the words sent.
         self._open: list[tuple[int, int, int]] = []
         self._sent: list[str] = []
@@ -317,7 +318,7 @@ class LiveEngine:
         self.lock = threading.Lock()
         self._turns: list[LiveTurn] = []
         # Hotword holds of ended turns, released on the scheduler's thread: (model, hotwords).
-        self._released: list[tuple[str, tuple[str, ...]]] = []
+        self._released: list[tuple[streaming.LiveModel, tuple[str, ...]]] = []
         # A step is queued or running; or a timer waits for the interval between step starts.
         self._scheduled = False
         self._timer: threading.Timer | None = None
@@ -368,9 +369,9 @@ class LiveEngine:
         """Takes an ended turn off the engine (the lock is held)."""
         if turn in self._turns:
             self._turns.remove(turn)
-        if turn._boost_held:
-            turn._boost_held = False
-            self._released.append((turn.model_name, turn.settings.hotwords))
+        if turn._boosted_by is not None:
+            self._released.append((turn._boosted_by, turn.settings.hotwords))
+            turn._boosted_by = None
 
     def wake(self) -> None:
         """Queues a step on the scheduler when a turn has work, unless one is queued or running.
@@ -431,7 +432,9 @@ class LiveEngine:
                 if turn.model_name == name:
                     turn._size(pieces.frame_samples)
             boosting = [
-                t for t in self._turns if t.model_name == name and t.settings.hotwords and not t._boost_held
+                t
+                for t in self._turns
+                if t.model_name == name and t.settings.hotwords and t._boosted_by is not pieces
             ]
         for turn in boosting:
             self._hold_boost(pieces, turn)
@@ -469,9 +472,9 @@ class LiveEngine:
             return
         with self.lock:
             if turn._closed:
-                self._released.append((turn.model_name, hotwords))
+                self._released.append((pieces, hotwords))
             else:
-                turn._boost_held = True
+                turn._boosted_by = pieces
 
     def _fail_turns(self, turns: list[LiveTurn], error: Exception) -> None:
         """Ends `turns` with the error a step (or their model) raised."""
@@ -492,10 +495,8 @@ class LiveEngine:
         """Drops the boosting trees of ended turns (on the scheduler's thread, between decodings)."""
         with self.lock:
             released, self._released = self._released, []
-        for name, hotwords in released:
-            pieces = streaming.existing_live_model(name)
-            if pieces is not None:
-                pieces.release_boost(hotwords)
+        for pieces, hotwords in released:
+            pieces.release_boost(hotwords)
 
 
 def _live_failure(error: Exception, turns: list[LiveTurn]) -> WorkerError:

@@ -17,7 +17,6 @@ Only the scheduler's thread calls `step`, so the model is never used by two call
 
 import copy
 import logging
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +31,6 @@ log = logging.getLogger(__name__)
 # Where a loaded model keeps its live pieces (an attribute of the model object, so that a reloaded
 # model starts afresh).
 _LIVE = "_parakeet_live"
-# The live pieces of the loaded models by name, for as long as their model holds them.
-_held: "weakref.WeakValueDictionary[str, LiveModel]" = weakref.WeakValueDictionary()
 # The score of a hotword's matched tokens, as the file door's default (utils/asr/decoding.py).
 _BOOSTING = {"context_score": 1.0, "depth_scaling": 1.0, "use_triton": False}
 
@@ -280,17 +277,4 @@ def live_model(name: str | None) -> LiveModel:
     if pieces is None or pieces.current is not current:
         pieces = LiveModel(current)
         setattr(current.model, _LIVE, pieces)
-        _held[current.name] = pieces
     return pieces
-
-
-def existing_live_model(name: str) -> LiveModel | None:
-    """The live pieces of a served model if it is loaded and has them; never loads.
-
-    Args:
-        name: One of the served models.
-
-    Returns:
-        Its live pieces, or None.
-    """
-    return _held.get(name)
