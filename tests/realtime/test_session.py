@@ -191,3 +191,33 @@ def test_a_language_the_detector_does_not_know_gives_no_language() -> None:
     [done] = scenario(steps).of("transcription.completed")
     assert done["transcript"] == FIRST
     assert done["languages"] == []  # Maltese cannot be told from text here; "en" would be a guess
+
+
+def test_a_failed_turn_is_reported_and_the_next_one_transcribed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils.realtime import streaming
+
+    real_step = streaming.LiveModel.step
+
+    def failing(self: streaming.LiveModel, frames: list[streaming.Frame]) -> list[streaming.Tokens]:
+        # Injected: a model step that fails (out of memory, a library bug) cannot be caused on purpose.
+        raise RuntimeError("injected step failure")
+
+    async def steps(recorded: Recorded) -> None:
+        await recorded.send(update({"turn_detection": None}))
+        monkeypatch.setattr(streaming.LiveModel, "step", failing)
+        await recorded.append(pcm24(speech(FIRST)))
+        await recorded.send({"type": "input_audio_buffer.commit"})
+        await recorded.wait_for(lambda events: any(e["type"].endswith(".failed") for e in events))
+        monkeypatch.setattr(streaming.LiveModel, "step", real_step)
+        await recorded.append(pcm24(speech(SECOND)))
+        await recorded.send({"type": "input_audio_buffer.commit"})
+        await recorded.wait_for(completed(1))
+
+    recorded = scenario(steps)
+    [failed] = recorded.of("transcription.failed")
+    assert failed["error"]["code"] == "internal"
+    assert "injected" not in failed["error"]["message"]
+    [first, second] = recorded.of("buffer.committed")
+    assert failed["item_id"] == first["item_id"]
+    [done] = recorded.of("transcription.completed")
+    assert (done["item_id"], done["transcript"]) == (second["item_id"], SECOND)
