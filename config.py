@@ -714,7 +714,9 @@ LIVE_DELAYS: dict[str, tuple[float, float]] = {
 LIVE_DEFAULT_DELAY = "medium"
 LIVE_LEFT_CONTEXT_SECONDS = 9.6
 # A turn that fell behind sends at most this many chunks in one step (one longer frame), so that a busy
-# worker catches up in fewer, larger steps rather than stepping chunk by chunk.
+# worker catches up in fewer, larger steps rather than stepping chunk by chunk. A finished turn's rest
+# longer than that (one large append) goes in such frames too before its last: frames stay short, since
+# the features are normalized over each frame and a long one of mostly silence loses words.
 LIVE_MAX_CHUNKS_PER_STEP = 8
 # Steps start at most this often (a finished turn's step goes at once): turns whose chunks complete
 # within this time of each other share a step, at a mean cost of half of it in delay.

@@ -206,6 +206,24 @@ def test_finish_while_the_turns_step_runs_leaves_the_rest_for_a_last_step(
     assert updates[-1].text == "".join(u.delta for u in updates) == WORDS
 
 
+def test_one_large_append_is_decoded_in_bounded_frames(utterance: np.ndarray) -> None:
+    silence = np.zeros(config.SAMPLE_RATE * 24, dtype=np.float32)
+
+    async def run() -> list[LiveUpdate]:
+        turn = engine.open_turn(settings(), 0.0)
+        await turn.push(np.concatenate([utterance, silence]))  # 28 s at once, then the end of the turn
+        await turn.finish()
+        return await collect(turn)
+
+    before = engine.stats()
+    updates = asyncio.run(run())
+    frames = engine.stats().frames - before.frames
+    chunk, lookahead = config.LIVE_DELAYS["medium"]
+    most = config.LIVE_MAX_CHUNKS_PER_STEP * chunk
+    assert frames >= (utterance.size / config.SAMPLE_RATE + 24 - lookahead) // most
+    assert updates[-1].text == "".join(u.delta for u in updates) == WORDS
+
+
 def test_a_turn_with_no_speech_ends_with_empty_text() -> None:
     async def run() -> list[LiveUpdate]:
         turn = engine.open_turn(settings("minimal"), 3.0)
@@ -221,8 +239,8 @@ def test_close_mid_turn_frees_it_and_leaves_it_out_of_the_next_step(
 ) -> None:
     async def run() -> tuple[list[LiveUpdate], list[LiveUpdate]]:
         open_before = engine.open_turns()
-        closing = engine.open_turn(settings("minimal"), 0.0)
-        staying = engine.open_turn(settings("minimal"), 0.0)
+        closing = engine.open_turn(settings(), 0.0)
+        staying = engine.open_turn(settings(), 0.0)
         await push_all(closing, utterance)
         await push_all(staying, utterance)
         # Both have work waiting behind the busy scheduler; one is closed before its step runs.

@@ -219,13 +219,16 @@ class LiveTurn:
             self._pieces = []
         left = min(self._left, self._decoded)
         start = self._decoded - left
-        self._taking_last = self._finishing
-        if self._finishing:
+        backlog = self._received - self._decoded
+        most = config.LIVE_MAX_CHUNKS_PER_STEP * self._chunk
+        # A finished turn's rest goes in one last frame, unless it is longer than a frame may be (one
+        # large append): then frames of the most chunks go first, as for any turn that fell behind.
+        self._taking_last = self._finishing and backlog <= most + self._lookahead
+        if self._taking_last:
             end, commit = self._received, None
-            self._taking = max(self._received - self._decoded, 1)
+            self._taking = max(backlog, 1)
         else:
-            chunks = (self._received - self._decoded - self._lookahead) // self._chunk
-            chunks = min(chunks, config.LIVE_MAX_CHUNKS_PER_STEP)
+            chunks = min((backlog - self._lookahead) // self._chunk, config.LIVE_MAX_CHUNKS_PER_STEP)
             commit = chunks * self._chunk
             end = self._decoded + commit + self._lookahead
             self._taking = commit
