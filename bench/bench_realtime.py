@@ -16,7 +16,9 @@ append, paced by the clock (real time). It prints, as JSON:
 2. `levels`: the same at each count of sessions, up to the first that is not held at real time (a
    turn missing, or p95 turn end → `.completed` beyond the silence plus 0.5 s); the most held.
 3. `beside_file_job`: item 1 again while a `--file-minutes` file is transcribed through the HTTP door.
-4. `delays`: 4 sessions at each `transcription.delay`: delta lag, turn end → `.completed`, WER.
+4. `delays`: 4 sessions at each `transcription.delay`, with longer phrases (12 to 20 words, 5 to 8 s):
+   the lag of the deltas that arrive while the speaker still talks (before `speech_stopped`), the share of
+   words sent by then, turn end → `.completed`, WER.
 
 The bench's own client shares the machine with the server; figures from a shared machine are
 pessimistic. Loopback only. Bounded: every session ends after its audio and at most 60 s more.
@@ -54,6 +56,7 @@ WIRE_RATE = 24_000
 APPEND_SECONDS = 0.04
 SILENCE_MS = 500
 PREFIX_MS = 300
+LONG_PHRASES = (12, 20)  # words per phrase in the delay round: turns of 5 to 8 s, long enough to stream
 HELD_SLACK_SECONDS = 0.5  # the target: p95 turn end → .completed within the silence plus this
 DRAIN_SECONDS = 60.0
 PROCESS_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
@@ -97,13 +100,14 @@ def clip(phrase: str) -> np.ndarray:
     return samples[loud[0] : loud[-1] + 1].copy()
 
 
-def build_script(seed: int, seconds: float) -> Script:
-    """Digit phrases of 4 to 10 words with pauses of 1 to 2 s, `seconds` long, ending in 1.5 s of silence."""
+def build_script(seed: int, seconds: float, lengths: tuple[int, int] = (4, 10)) -> Script:
+    """Phrases of `lengths` digit words (bounds included), pauses of 1-2 s, `seconds` long, then quiet."""
     rng = np.random.default_rng(seed)
     parts = [np.zeros(int(rng.uniform(0.3, 1.0) * RATE), np.float32)]
     phrases, used = [], parts[0].size
     while used < (seconds - 1.5) * RATE:
-        words = tuple(str(word) for word in rng.choice(synth.DIGIT_WORDS, size=int(rng.integers(4, 11))))
+        size = int(rng.integers(lengths[0], lengths[1] + 1))
+        words = tuple(str(word) for word in rng.choice(synth.DIGIT_WORDS, size=size))
         voice = clip(" ".join(words))
         phrases.append(Phrase(words, used, used + voice.size))
         pause = np.zeros(int(rng.uniform(1.0, 2.0) * RATE), np.float32)
@@ -151,6 +155,8 @@ async def run_session(client: openai.AsyncOpenAI, script: Script, delay: str, le
                 if kind == "input_audio_buffer.speech_started":
                     record["start_ms"] = payload["audio_start_ms"]
                     outcome.order.append(payload["item_id"])
+                elif kind == "input_audio_buffer.speech_stopped":
+                    record["stopped"] = now
                 elif kind == "conversation.item.input_audio_transcription.delta":
                     record["deltas"].append((now, payload["delta"]))
                 elif kind == "conversation.item.input_audio_transcription.completed":
@@ -207,7 +213,8 @@ def words_of(text: str) -> list[str]:
 
 def analyse(scripts: list[Script], outcomes: list[Outcome]) -> dict:
     """Turn-end latency, delta lag, WER and completeness over all sessions."""
-    latencies, lags, errors, missing, wrong = [], [], [], 0, []
+    latencies, lags, talking, errors, missing, wrong = [], [], [], [], 0, []
+    early_words = all_words = 0
     reference, heard = [], []
     for script, outcome in zip(scripts, outcomes, strict=True):
         errors += outcome.errors
@@ -233,6 +240,11 @@ def analyse(scripts: list[Script], outcomes: list[Outcome]) -> dict:
                 if settled and settled <= len(item["words"]):
                     audio_sent = arrived - outcome.started_at
                     lags.append(audio_sent - item["words"][settled - 1]["end"])
+                    if arrived < item.get("stopped", float("inf")):  # while the speaker still talks
+                        talking.append(lags[-1])
+            before = "".join(text for arrived, text in item["deltas"] if arrived < item.get("stopped", 0))
+            early_words += len(before.split())
+            all_words += len(item["words"])
     return {
         "turns_completed": len(latencies),
         "phrases": sum(len(script.phrases) for script in scripts),
@@ -241,6 +253,9 @@ def analyse(scripts: list[Script], outcomes: list[Outcome]) -> dict:
         "delta_lag_p50_s": percentile(lags, 50),
         "delta_lag_p95_s": percentile(lags, 95),
         "deltas": len(lags),
+        "delta_lag_while_talking_p50_s": percentile(talking, 50),
+        "delta_lag_while_talking_p95_s": percentile(talking, 95),
+        "words_sent_before_turn_end_percent": round(100 * early_words / max(1, all_words), 1),
         "live_wer_percent": round(100 * word_error_rate(reference, heard), 2),
         "missing": missing,
         "errors": errors[:3],
@@ -255,9 +270,11 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / PROCESS_TICKS
 
 
-def live_round(url: str, pid: int, count: int, seconds: float, delay: str, seed: int) -> tuple[dict, list]:
+def live_round(
+    url: str, pid: int, count: int, seconds: float, delay: str, seed: int, lengths: tuple[int, int] = (4, 10)
+) -> tuple[dict, list]:
     """`count` sessions at once; the analysis, the server's CPU per live second, and the scripts."""
-    scripts = [build_script(seed + index, seconds) for index in range(count)]
+    scripts = [build_script(seed + index, seconds, lengths) for index in range(count)]
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
     async def all_sessions() -> list[Outcome]:
@@ -375,7 +392,9 @@ def main() -> None:
                 results["beside_file_job"] = beside_file_job(server.url, pid, args, directory)
             delays = []
             for delay in [value for value in args.delays.split(",") if value]:
-                figures, scripts = live_round(server.url, pid, 4, min(args.seconds, 30), delay, 300)
+                figures, scripts = live_round(
+                    server.url, pid, 4, min(args.seconds, 30), delay, 300, LONG_PHRASES
+                )
                 figures["file_wer_percent"] = file_wer(server.url, scripts, directory)
                 delays.append(figures)
             results["delays"] = delays
