@@ -139,3 +139,18 @@ def test_the_older_shape_means_the_same() -> None:
         json.dumps({"type": "transcription_session.update", "session": {"turn_detection": None}})
     )
     assert settings.apply(result, settings.from_beta(off.session)).turn_detection is None
+
+
+def test_refusals_of_the_older_shape_name_its_fields() -> None:
+    beta = protocol.parse_event(
+        json.dumps(
+            {
+                "type": "transcription_session.update",
+                "session": {"input_audio_transcription": {"prompt": "digits please"}},
+            }
+        )
+    )
+    with pytest.raises(EventError) as refused:
+        settings.apply_beta(settings.default_settings(), beta.session)
+    assert refused.value.param == "session.input_audio_transcription.prompt"
+    assert str(refused.value).startswith("session.input_audio_transcription.prompt is not supported")

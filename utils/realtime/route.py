@@ -205,19 +205,30 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
         why = "is shutting down" if sessions.closing else held
         await _deny(websocket, WorkerBusyError(f"the worker {why}; retry shortly"))
         return
+    why = "the client left"
     try:
         await websocket.accept(subprotocol)
+        log.info("live session %s opened (%d held)", session.id, len(sessions))
         await session.start()
         ending = await _serve(websocket, session, stop)
         if ending is not None:
+            why = ending.code
             await _end(websocket, session, ending, send)
     except (ClientGone, WebSocketDisconnect):
         log.debug("a live session's client left while events were being sent")
     except Exception:
+        why = "an internal error"
         log.exception("a live session failed")
     finally:
         session.close()
         sessions.release(session)
+        log.info(
+            "live session %s ended (%s): %.1f s of audio, %d turns",
+            session.id,
+            why,
+            session.audio_seconds,
+            session.turns_committed,
+        )
 
 
 async def _serve(websocket: WebSocket, session: Session, stop: asyncio.Event) -> _Ending | None:

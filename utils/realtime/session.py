@@ -132,6 +132,7 @@ class Session:
         self._previous_item: str | None = None
         self._floor = 0  # audio before this position was cleared or belongs to an ended turn
         self._closed = False
+        self.turns_committed = 0
 
     # --- The connection's side ------------------------------------------------------------------
 
@@ -186,6 +187,11 @@ class Session:
         self._turns.clear()
 
     @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio received so far."""
+        return self._history.end / _RATE
+
+    @property
     def active_turns(self) -> int:
         """Turns open or still being transcribed."""
         return len(self._turns)
@@ -197,7 +203,7 @@ class Session:
             await self._update(settings.apply(self.settings, event.session))
             await self._send(events.event("session.updated", session=self._session_object()))
         elif isinstance(event, protocol.BetaSessionUpdate):
-            await self._update(settings.apply(self.settings, settings.from_beta(event.session)))
+            await self._update(settings.apply_beta(self.settings, event.session))
             beta = events.beta_session_object(self.settings, self.id, self.expires_at)
             await self._send(events.event("transcription_session.updated", session=beta))
         elif isinstance(event, protocol.Append):
@@ -375,6 +381,7 @@ class Session:
         await self._send(events.committed(turn.item_id, self._previous_item))
         await self._send(events.item_added(turn.item_id, self._previous_item))
         self._previous_item = turn.item_id
+        self.turns_committed += 1
         await turn.live.finish()
 
     async def _relay(self, turn: _Turn) -> None:

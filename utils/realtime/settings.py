@@ -277,3 +277,37 @@ def from_beta(session: BetaSession) -> TranscriptionSession:
     if "include" in sent:
         shape["include"] = session.include
     return TranscriptionSession.model_validate(shape)
+
+
+# Today's paths and the older shape's names for the same fields (longest first).
+_BETA_PATHS = (
+    ("session.audio.input.transcription", "session.input_audio_transcription"),
+    ("session.audio.input.noise_reduction", "session.input_audio_noise_reduction"),
+    ("session.audio.input.turn_detection", "session.turn_detection"),
+    ("session.audio.input.format", "session.input_audio_format"),
+)
+
+
+def apply_beta(current: SessionSettings, session: BetaSession) -> SessionSettings:
+    """An older `transcription_session.update` over the current settings, its refusals naming the
+    fields as that event does.
+
+    Args:
+        current: The session's settings.
+        session: The older event's `session`.
+
+    Returns:
+        The new settings.
+
+    Raises:
+        EventError: A value the session cannot take, named by its path in the older shape.
+    """
+    try:
+        return apply(current, from_beta(session))
+    except EventError as error:
+        message, param = str(error), error.param
+        for today, older in _BETA_PATHS:
+            message = message.replace(today, older)
+            if param is not None and param.startswith(today):
+                param = older + param[len(today) :]
+        raise EventError(message, error.code, param) from None
