@@ -2,8 +2,13 @@
 
 import threading
 
+import numpy as np
 import pytest
 
+import config
+from tests.support.media import speech
+from utils.asr import transcribe
+from utils.asr.plans import WINDOWED
 from utils.asr.scheduler import scheduler
 from utils.errors import JobTimeoutError
 from utils.job.deadline import Deadline
@@ -44,3 +49,28 @@ def test_live_steps_go_before_waiting_file_work_and_let_one_file_call_between_tw
     with pytest.raises(ZeroDivisionError):
         scheduler.run_live(lambda: 1 / 0).result(timeout=30)
     assert scheduler.run_live(lambda: threading.current_thread().name).result(timeout=30) == "asr-scheduler"
+
+
+def test_while_live_sessions_are_open_file_calls_are_kept_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "LIVE_FILE_CALL_SECONDS", 8.0)
+    audio = np.concatenate([speech("seven one four two nine eight three five zero six")] * 5)  # about 22 s
+    order: list[str] = []
+
+    def progress(message: str) -> None:
+        order.append(message)
+        if message.startswith("window 1/"):
+            # A live step that arrives while a file item runs waits for one short call only.
+            scheduler.run_live(lambda: order.append("live"))
+
+    scheduler.hold_live()
+    try:
+        shortened = scheduler.submit(audio, frozenset({"word"}), Deadline(120), progress).result(timeout=120)
+    finally:
+        scheduler.release_live()
+    assert shortened.attention == WINDOWED
+    assert shortened.windows == len(transcribe.window_plan(audio.size, 8.0)) >= 3
+    assert order[:3] == [f"window 1/{shortened.windows} done", "live", f"window 2/{shortened.windows} done"]
+    # With no live session open, the same item is one call again.
+    whole = scheduler.submit(audio, frozenset({"word"}), Deadline(120), lambda _: None).result(timeout=120)
+    assert whole.attention != WINDOWED
+    assert whole.text.split() == shortened.text.split()

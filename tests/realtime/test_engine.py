@@ -12,6 +12,7 @@ import pytest
 
 import config
 from tests.support.media import speech
+from utils.asr.plans import WINDOWED
 from utils.asr.records import Transcript
 from utils.asr.scheduler import scheduler
 from utils.errors import GpuOutOfMemoryError, InvalidInputError
@@ -410,3 +411,28 @@ def test_a_turn_outlives_its_model_being_unloaded_and_loaded_again(
     assert holders[0] is not holders[1]
     assert "".join(u.delta for u in updates) == updates[-1].text == WORDS
     assert streaming.live_model(english).boosts == {}
+
+
+def test_open_sessions_and_turns_keep_file_calls_short(
+    utterance: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "LIVE_FILE_CALL_SECONDS", 8.0)
+    audio = np.concatenate([utterance] * 5)  # about 22 s: one call when no live session is open
+    engine.session_opened()
+    try:
+        in_session = file_transcript(audio)
+    finally:
+        engine.session_closed()
+
+    async def beside_a_turn() -> Transcript:
+        turn = engine.open_turn(settings(), 0.0)
+        try:
+            return await asyncio.to_thread(file_transcript, audio)
+        finally:
+            turn.close()
+
+    beside_turn = asyncio.run(beside_a_turn())
+    alone = file_transcript(audio)
+    assert in_session.attention == beside_turn.attention == WINDOWED
+    assert in_session.windows > 1
+    assert alone.attention != WINDOWED

@@ -3,7 +3,7 @@
 import config
 
 
-def batches(indices: list[int], durations: list[float]) -> list[list[int]]:
+def batches(indices: list[int], durations: list[float], max_audio: float | None = None) -> list[list[int]]:
     """Splits length-sorted item indices into batches bounded in count and in total audio.
 
     Padding makes a batch cost its longest item times its size, so that product is what is bounded.
@@ -11,16 +11,19 @@ def batches(indices: list[int], durations: list[float]) -> list[list[int]]:
     Args:
         indices: Item indices, sorted by duration.
         durations: Seconds of audio of every item, by index.
+        max_audio: The bound on that product (None: `config.BATCH_MAX_AUDIO_SECONDS`); an item longer
+            than it still makes a batch of its own.
 
     Returns:
         The batches, in order; every index appears in exactly one.
     """
+    limit = config.BATCH_MAX_AUDIO_SECONDS if max_audio is None else max_audio
     result: list[list[int]] = []
     for index in indices:
         batch = result[-1] if result else None
         longest = max([durations[i] for i in batch] + [durations[index]]) if batch else 0.0
         fits = batch is not None and len(batch) < config.BATCH_SIZE
-        if fits and longest * (len(batch) + 1) <= config.BATCH_MAX_AUDIO_SECONDS:
+        if fits and longest * (len(batch) + 1) <= limit:
             batch.append(index)
         else:
             result.append([index])

@@ -17,7 +17,10 @@ there), and runs one model call at a time:
 - Live steps (`run_live`: the live engine's batched streaming steps) are latency-bound: they wait in a
   queue of their own that goes before the items and tasks, and cut short the wait for a batch to fill.
   Only when live steps come back to back does one waiting file call go between two of them, so that a
-  busy live door slows file jobs but never stops them.
+  busy live door slows file jobs but never stops them. A running call cannot be interrupted, so while
+  live sessions are open (`hold_live`) file calls are kept short: an item longer than
+  `LIVE_FILE_CALL_SECONDS` runs in windows of that length (one per call), and a batch holds at most that
+  much audio. A live step then waits for one such call at most.
 
 Every call ends with the model in full attention (`transcribe.run_call`).
 """
@@ -126,6 +129,8 @@ class Scheduler:
         self._live: deque[_LiveStep] = deque()
         # Whether the last call was a live step (the next one then lets a waiting file call go first).
         self._live_ran_last = False
+        # Live sessions (and turns) open: file calls are kept short while there are any.
+        self._live_holds = 0
         self._thread: threading.Thread | None = None
 
     def submit(
@@ -209,6 +214,16 @@ class Scheduler:
             self._condition.notify()
         return step.future
 
+    def hold_live(self) -> None:
+        """Counts a live session (or turn) open: until it is released, file calls are kept short."""
+        with self._condition:
+            self._live_holds += 1
+
+    def release_live(self) -> None:
+        """Counts a live session (or turn) closed (see `hold_live`)."""
+        with self._condition:
+            self._live_holds = max(0, self._live_holds - 1)
+
     def _enqueue(self, entry: "_Request | _Task") -> None:
         """Adds an item or task to the queue, starting the thread if it is not running."""
         with self._condition:
@@ -277,11 +292,14 @@ class Scheduler:
     def _choose(self) -> "list[_Request | _Task]":
         """The oldest item and the items that share its call."""
         first = min(self._pending, key=lambda r: r.ready_at)
+        most = config.LIVE_FILE_CALL_SECONDS if self._live_holds else None
+        if most is not None and isinstance(first, _Request):
+            _shorten(first, most)
         if first.plan == WINDOWED or first.alone:
             return [first]
         group = sorted((r for r in self._pending if r is first or r.joins(first)), key=lambda r: r.seconds)
         durations = [r.seconds for r in group]
-        for batch in batches(list(range(len(group))), durations):
+        for batch in batches(list(range(len(group))), durations, most):
             if group.index(first) in batch:
                 return [group[i] for i in batch]
         return [first]
@@ -383,6 +401,19 @@ class Scheduler:
             window_seconds = transcribe.fallback_window_seconds(request.fallbacks)
             request.windows = transcribe.window_plan(request.audio.size, window_seconds)
         self._requeue(request, fresh=False)
+
+
+def _shorten(request: _Request, most: float) -> None:
+    """Cuts an item that has not started into windows of `most` seconds when it is longer (live
+    sessions are open, and a call must not keep their steps waiting)."""
+    if request.parts or request.seconds <= most:
+        return
+    if request.plan == WINDOWED:
+        longest = max(window.end - window.start for window in request.windows) / config.SAMPLE_RATE
+        if longest <= most:
+            return
+    request.plan = WINDOWED
+    request.windows = transcribe.window_plan(request.audio.size, most)
 
 
 def _settle(request: _Request, transcript: Transcript) -> None:

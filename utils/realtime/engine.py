@@ -348,7 +348,18 @@ class LiveEngine:
         turn = LiveTurn(self, settings, model_name, start_seconds)
         with self.lock:
             self._turns.append(turn)
+            scheduler.hold_live()
         return turn
+
+    def session_opened(self) -> None:
+        """Counts a live session open: until `session_closed`, file calls on the scheduler are kept
+        short (`LIVE_FILE_CALL_SECONDS`), so that the session's next turn never waits for a long one.
+        Open turns count by themselves; a session covers the pauses between its turns."""
+        scheduler.hold_live()
+
+    def session_closed(self) -> None:
+        """Counts a live session closed (once per `session_opened`)."""
+        scheduler.release_live()
 
     def stats(self) -> LiveStats:
         """Counts of steps, frames and chunks so far.
@@ -372,6 +383,7 @@ class LiveEngine:
         """Takes an ended turn off the engine (the lock is held)."""
         if turn in self._turns:
             self._turns.remove(turn)
+            scheduler.release_live()
         if turn._boosted_by is not None:
             self._released.append((turn._boosted_by, turn.settings.hotwords))
             turn._boosted_by = None
