@@ -33,6 +33,7 @@ from tests.support.realtime import (
     transcripts,
 )
 from tests.support.worker import http_server_process, ping
+from utils.asr.scheduler import scheduler
 from utils.realtime import engine as live_engine
 
 FIRST, SECOND, THIRD = "seven three nine", "two zero five one", "eight six four"
@@ -518,6 +519,10 @@ def test_a_full_worker_refuses_at_once_and_a_disconnect_frees_the_session(
         while live_engine.engine.open_turns() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert live_engine.engine.open_turns() == 0
+        # The session's hold on the scheduler (file calls kept short) went with it.
+        while scheduler._live_holds and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert scheduler._live_holds == 0
         async with live(server.url) as second:
             await second.send(*appends(pcm24(spoken(FIRST))))
             return status, body, transcripts(await second.completions(1))

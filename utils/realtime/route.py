@@ -26,6 +26,7 @@ import config
 from utils.errors import UnauthorizedError, WorkerBusyError, WorkerError
 from utils.http import errors, readiness
 from utils.http.keys import bearer_token, key_matches
+from utils.realtime import engine as live_engine
 from utils.realtime import events
 from utils.realtime.session import ClientGone, Session
 
@@ -206,6 +207,7 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
         await _deny(websocket, WorkerBusyError(f"the worker {why}; retry shortly"))
         return
     why = "the client left"
+    live_engine.engine.session_opened()  # file work stays in short calls while a session is open
     try:
         await websocket.accept(subprotocol)
         log.info("live session %s opened (%d held)", session.id, len(sessions))
@@ -222,6 +224,7 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
     finally:
         session.close()
         sessions.release(session)
+        live_engine.engine.session_closed()
         log.info(
             "live session %s ended (%s): %.1f s of audio, %d turns",
             session.id,
