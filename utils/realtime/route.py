@@ -14,6 +14,7 @@ says why the session closes.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -180,13 +181,14 @@ async def _connection(websocket: WebSocket, state: readiness.Readiness, sessions
         return
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
     if _conversation(websocket):
-        await websocket.accept(subprotocol)
         message = (
             "only transcription sessions are served: connect to /v1/realtime?intent=transcription "
             "without a model"
         )
-        await websocket.send_text(json.dumps(events.error(message, "conversation_not_served", "intent")))
-        await websocket.close(_POLICY)
+        with contextlib.suppress(WebSocketDisconnect):  # the client may not wait to be told
+            await websocket.accept(subprotocol)
+            await websocket.send_text(json.dumps(events.error(message, "conversation_not_served", "intent")))
+            await websocket.close(_POLICY)
         return
     lock = asyncio.Lock()
 
