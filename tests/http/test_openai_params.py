@@ -6,6 +6,7 @@ import pytest
 
 from utils.contract.validation import parse_input
 from utils.errors import InvalidInputError
+from utils.http import openai_params
 from utils.http.openai_params import TranscriptionRequest, parse_form
 
 SERVED = ["parakeet-tdt-0.6b-v3"]
@@ -190,3 +191,13 @@ def test_bad_option_values_get_the_queue_messages(tmp_path: Path) -> None:
 
 def test_diarized_json_keeps_diarize_on() -> None:
     assert parse(("response_format", "diarized_json"), ("diarize", "false")).job_input["diarize"] is True
+
+
+def test_the_prompt_and_model_rules_are_shared_with_the_live_door() -> None:
+    openai_params.check_prompt("")
+    openai_params.check_prompt("   ")
+    with pytest.raises(InvalidInputError, match="prompt is not supported"):
+        openai_params.check_prompt("names: Okafor")
+    assert openai_params.job_model("whisper-1", ["only-model"]) is None
+    assert openai_params.job_model(None, ["a", "b"]) is None
+    assert openai_params.job_model("b", ["a", "b"]) == "b"

@@ -95,3 +95,10 @@ def test_a_job_expecting_a_language_the_detector_does_not_know_gets_no_language(
         "language_mismatch": False,
     }
     assert language.label(transcript, "en").language == language.label(transcript).language
+
+
+def test_detect_expecting_names_no_language_for_one_the_detector_does_not_know() -> None:
+    text = "the weather is fine today and we are going to the beach"
+    assert language.detect_expecting(text).language == "en"
+    assert language.detect_expecting(text, "en").language == "en"
+    assert language.detect_expecting(text, "mt") == language.NONE
