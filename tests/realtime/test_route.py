@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
 import websockets
 from websockets.asyncio.client import connect as ws_connect
@@ -143,6 +144,23 @@ def test_manual_commits_make_one_turn_each(server: RunningServer) -> None:
     assert "0 ms of audio" in empty["message"]
     assert transcripts(events) == [FIRST, SECOND]
     assert not [event for event in events if event["type"].startswith("input_audio_buffer.speech")]
+    assert_turns_well_formed(events, vad=False)
+
+
+def test_the_official_sync_client_transcribes_too(server: RunningServer) -> None:
+    sync = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with sync.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        assert connection.recv().type == "session.created"
+        manual = {"type": "transcription", "audio": {"input": {"turn_detection": None}}}
+        connection.session.update(session=manual)
+        assert connection.recv().type == "session.updated"
+        for event in appends(pcm24(speech(FIRST))):
+            connection.send(event)
+        connection.input_audio_buffer.commit()
+        events = []
+        while not events or events[-1]["type"] != COMPLETED:
+            events.append(connection.recv().model_dump(exclude_unset=True))
+    assert transcripts(events) == [FIRST]
     assert_turns_well_formed(events, vad=False)
 
 
