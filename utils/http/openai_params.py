@@ -47,6 +47,12 @@ class TranscriptionRequest:
     granularities: frozenset[str]
     stream: bool
 
+    @property
+    def segment_details(self) -> bool:
+        """Whether the answer has Whisper's segments (`tokens`, `avg_logprob`, `no_speech_prob`, ...),
+        which the job must compute."""
+        return self.response_format == "verbose_json" and "segment" in self.granularities
+
 
 def _grouped(fields: list[tuple[str, str]]) -> dict[str, list[tuple[str | None, str]]]:
     """Groups form fields by base name: `a[]` and `a` under "a", `a[key]` under "a" with its key.
