@@ -15,7 +15,7 @@ import handler
 from tests.support.media import b64, encode, speech
 from utils.asr import decoding, transcribe
 from utils.asr import model as asr_model
-from utils.asr.records import CONFIDENCE
+from utils.asr.records import CONFIDENCE, LOGPROBS
 from utils.asr.scheduler import scheduler
 from utils.job.deadline import Deadline
 
@@ -238,3 +238,79 @@ def test_kept_decoders_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         for index, hotwords in enumerate(phrases):
             ask(noisy(0.0), tmp_path / f"r{round_}-{index}", hotwords=hotwords, hotword_weight=1.3)
     assert counter.builds == 6  # three lists through two places: each is dropped before it comes back
+
+
+# --- Token log-probabilities (OpenAI's avg_logprob) ---
+
+
+def reference_logprobs(samples: np.ndarray) -> tuple[list[int], list[float]]:
+    """The emitted tokens and their log-softmax over the labels, from logits a separate decoder keeps."""
+    import copy
+
+    import torch
+    from nemo.collections.asr.parts.submodules.rnnt_decoding import RNNTBPEDecoding
+    from omegaconf import open_dict
+
+    model = asr_model.loaded().model
+    cfg = copy.deepcopy(model.cfg.decoding)
+    with open_dict(cfg):
+        cfg.preserve_alignments = True  # every step's logits (heavy: a test's reference only)
+    keeping = RNNTBPEDecoding(cfg, decoder=model.decoder, joint=model.joint, tokenizer=model.tokenizer)
+    durations = len(model.cfg.model_defaults.tdt_durations)
+    model.eval()
+    with torch.inference_mode():
+        signal = torch.from_numpy(samples)[None]
+        encoded, lengths = model.forward(
+            input_signal=signal, input_signal_length=torch.tensor([samples.size])
+        )
+        (hypothesis,) = keeping.rnnt_decoder_predictions_tensor(encoded, lengths, return_hypotheses=True)
+    found = [
+        (int(label), float(torch.log_softmax(logits[:-durations].float(), -1)[int(label)]))
+        for frame in hypothesis.alignments
+        for logits, label in frame
+        if int(label) != keeping.blank_id
+    ]
+    return [token for token, _ in found], [value for _, value in found]
+
+
+@pytest.mark.parametrize("level", [0.0, 0.2])
+def test_token_logprobs_are_the_log_softmax_of_the_emitted_labels(level: float, job_root: Path) -> None:
+    samples = noisy(level)
+    kinds = frozenset({"word", LOGPROBS})
+    (hypothesis,) = transcribe.run_call([samples], "full", kinds)
+    tokens, expected = reference_logprobs(samples)
+    assert [int(token) for token in hypothesis.y_sequence] == tokens
+    assert decoding.token_logprobs(hypothesis) == pytest.approx(expected, abs=1e-5)
+    # With word confidence asked too, a second decoder scores the same tokens the same way.
+    (both,) = transcribe.run_call([samples], "full", kinds | {CONFIDENCE})
+    assert decoding.token_logprobs(both) == pytest.approx(expected, abs=1e-5)
+    assert len(both.word_confidence) == len(both.timestamp["word"])
+    # The model's own decoder is back, without log-probabilities.
+    (plain,) = transcribe.run_call([samples], "full", frozenset({"word"}))
+    assert decoding.token_logprobs(plain) is None
+
+
+def test_noisy_speech_has_lower_log_probabilities(job_root: Path) -> None:
+    def mean(level: float) -> float:
+        (hypothesis,) = transcribe.run_call([noisy(level)], "full", frozenset({"word", LOGPROBS}))
+        return float(np.mean(decoding.token_logprobs(hypothesis)))
+
+    assert mean(0.3) < mean(0.0) <= 0.0
+
+
+def test_windowed_items_carry_tokens_across_their_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "FULL_ATTENTION_MAX_SECONDS", 2.0)
+    monkeypatch.setattr(config, "LOCAL_ATTENTION_MAX_SECONDS", 4.0)
+    monkeypatch.setattr(config, "WINDOW_SECONDS", 4.0)
+    monkeypatch.setattr(config, "WINDOW_OVERLAP_SECONDS", 1.5)
+    long = np.concatenate([speech("four one seven"), speech("two nine three"), speech("five six eight")])
+    kinds = frozenset({"word", "segment", LOGPROBS})
+    transcript = scheduler.submit(long, kinds, Deadline(120), lambda message: None).result()
+    assert transcript.attention == "windowed"
+    tokenizer = asr_model.loaded().model.tokenizer
+    for word in transcript.timestamps.word:
+        assert tokenizer.ids_to_text(list(word.tokens)) == word.word
+        assert len(word.logprobs) == len(word.tokens)
+    for segment in transcript.timestamps.segment:
+        assert tokenizer.ids_to_text(list(segment.tokens)) == segment.text
+        assert segment.avg_logprob <= 0.0
