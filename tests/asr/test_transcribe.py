@@ -59,13 +59,15 @@ def test_without_log_probabilities_words_stay_and_segments_have_no_tokens() -> N
     timestamps = transcribe.timestamps_of(hypothesis(None), frozenset({"word", "segment", LOGPROBS}), 0.0)
     assert [word.word for word in timestamps.word] == ["a", "b"]
     assert all(word.tokens is None for word in timestamps.word)
-    assert timestamps.segment[0].tokens is None and timestamps.segment[0].avg_logprob is None
+    assert timestamps.segment[0].tokens is None
+    assert timestamps.segment[0].avg_logprob is None
 
 
 def test_a_segment_is_only_given_tokens_when_every_word_has_them() -> None:
     words = [Word("a", 0.0, 0.1, tokens=(7,), logprobs=(-0.2,)), Word("b.", 0.1, 0.2), Word("c", 0.3, 0.4)]
     first, second = segments_of(words)
-    assert first.tokens is None and first.avg_logprob is None
+    assert first.tokens is None
+    assert first.avg_logprob is None
     assert second.tokens is None
     words[2:] = [Word("c", 0.3, 0.4, tokens=(9, 10), logprobs=(-1.0, 0.0))]
     assert segments_of(words)[1].avg_logprob == pytest.approx(-0.5)

@@ -158,7 +158,8 @@ def test_segments_over_silence_or_noise_score_high_and_speech_low() -> None:
         (onsets[1], onsets[1] + 0.6),  # speech
     ]
     speech_a, silence, hiss, speech_b = vad.no_speech_probabilities(samples, spans)
-    assert speech_a < 0.2 and speech_b < 0.2
+    assert speech_a < 0.2
+    assert speech_b < 0.2
     assert silence > 0.8
     assert hiss > 0.5
     # Digital silence: the detector does not even run.
@@ -177,6 +178,7 @@ def test_with_no_speech_scores_each_segment_and_leaves_the_rest() -> None:
     transcript = Transcript("one two three ghost", "full", Timestamps(segment=segments))
     scored = vad.with_no_speech(transcript, samples).timestamps.segment
     assert [segment.text for segment in scored] == ["one two three", "ghost"]
-    assert scored[0].no_speech_prob < 0.2 < 0.8 < scored[1].no_speech_prob
+    assert scored[0].no_speech_prob < 0.2
+    assert scored[1].no_speech_prob > 0.8
     empty = Transcript("", "full", Timestamps(segment=[]))
     assert vad.with_no_speech(empty, samples) is empty

@@ -32,7 +32,8 @@ def _missing(annotation: Any, value: Any, path: str) -> list[str]:
         return [] if not found or any(not missing for missing in found) else found[0]
     if origin is list and isinstance(value, list):
         (item,) = get_args(annotation)
-        return [name for index, entry in enumerate(value) for name in _missing(item, entry, f"{path}{index}.")]
+        found = (_missing(item, entry, f"{path}{index}.") for index, entry in enumerate(value))
+        return [name for names in found for name in names]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(value, dict):
         missing = []
         for name, field in annotation.model_fields.items():
