@@ -1,0 +1,129 @@
+"""What OpenAI's full `verbose_json` segments cost: tokens, log-probabilities and `no_speech_prob`.
+
+    .venv/bin/python bench/bench_openai_shapes.py [--minutes 2] [--repeats 5] [--model NAME_OR_PATH]
+
+A file of `--minutes` of spoken digit phrases (espeak-ng, with short pauses) goes through the job
+pipeline in this process, as the HTTP door runs it, in four settings: `json` (the default path, which
+computes none of it), `verbose_json` segments without the Whisper fields (what the door gave before),
+`verbose_json` with them (`segment_details`), and the same with `confidence` (a second, scoring
+decode). For each, the median of `--repeats` jobs' seconds in the model stage and in all. Then the two
+parts alone: one model call with and without log-probabilities, and Silero's pass over the segments.
+
+Prints one JSON object.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import config
+from tests.support.media import encode, speech
+from tools import synth
+from utils.asr import transcribe, vad
+from utils.asr.records import LOGPROBS
+from utils.http import formats
+from utils.job import pipeline
+from utils.job.deadline import Deadline
+
+RATE = config.SAMPLE_RATE
+SETTINGS = {
+    "json": ({"output_format": "json"}, False),
+    "verbose_json_before": ({"output_format": "json", "timestamps": ["segment"]}, False),
+    "verbose_json_full": ({"output_format": "json", "timestamps": ["segment"]}, True),
+    "verbose_json_full_with_confidence": (
+        {"output_format": "json", "timestamps": ["segment"], "confidence": True},
+        True,
+    ),
+}
+
+
+def build(minutes: float, seed: int = 7) -> np.ndarray:
+    """Digit phrases with 0.4 s pauses, `minutes` long."""
+    rng = np.random.default_rng(seed)
+    parts, used = [], 0
+    pause = np.zeros(int(0.4 * RATE), dtype=np.float32)
+    while used < minutes * 60 * RATE:
+        voice = speech(" ".join(rng.choice(synth.DIGIT_WORDS, size=int(rng.integers(3, 7)))))
+        parts += [voice, pause]
+        used += voice.size + pause.size
+    return np.concatenate(parts)
+
+
+def run(path: Path, job_input: dict[str, Any], details: bool, directory: Path) -> dict[str, Any]:
+    """One job through the pipeline, on a copy of the upload (a job removes its upload)."""
+    upload = directory / f"upload{path.suffix}"
+    shutil.copy(path, upload)
+    options = pipeline.JobOptions(upload=upload, segment_details=details)
+    result = pipeline.answer({"id": "bench", "input": job_input}, lambda message: None, Deadline(600), options)
+    assert result["success"], result
+    return result
+
+
+def median_seconds(action: Any, repeats: int) -> float:
+    """The median wall seconds of `action()`."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times), 4)
+
+
+def main() -> None:
+    """Prints the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default=str(config.BUNDLED_TEST_MODEL), help="hub name or .nemo path")
+    args = parser.parse_args()
+    config.PARAKEET_MODELS = (args.model,)
+    samples = build(args.minutes)
+    figures: dict[str, Any] = {"minutes": round(samples.size / RATE / 60, 2), "model": args.model}
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        path = encode(samples, directory / "clip.flac")
+        for job_input, details in SETTINGS.values():  # warm every decoder set-up once
+            run(path, job_input, details, directory)
+        for setting, (job_input, details) in SETTINGS.items():
+            model, total = [], []
+            for _ in range(args.repeats):
+                result = run(path, job_input, details, directory)
+                model.append(result["meta"]["processing_seconds"]["transcribe"])
+                total.append(result["meta"]["processing_seconds"]["total"])
+            figures[setting] = {
+                "model_stage_seconds": round(statistics.median(model), 4),
+                "total_seconds": round(statistics.median(total), 4),
+            }
+        segments = result["timestamps"]["segment"]
+        figures["segments"] = len(segments)
+        figures["render_verbose_json_seconds"] = median_seconds(
+            lambda: formats.verbose_json(result, frozenset({"segment"})), args.repeats
+        )
+
+    minute = samples[: 60 * RATE]
+    plain, scored = frozenset({"word", "segment"}), frozenset({"word", "segment", LOGPROBS})
+    figures["one_call_60s"] = {
+        "words_seconds": median_seconds(lambda: transcribe.run_call([minute], "full", plain), args.repeats),
+        "words_and_logprobs_seconds": median_seconds(
+            lambda: transcribe.run_call([minute], "full", scored), args.repeats
+        ),
+    }
+    spans = [(segment["start"], segment["end"]) for segment in segments]
+    figures["silero_over_segments_seconds"] = median_seconds(
+        lambda: vad.no_speech_probabilities(samples, spans), args.repeats
+    )
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
