@@ -154,7 +154,8 @@ def _changed_config(model: Any, timestamps: bool, method: dict[str, Any] | None,
         changed.compute_timestamps = timestamps
         if method is not None:
             changed.confidence_cfg = {
-                "preserve_word_confidence": True,
+                # Token log-probabilities need no word aggregation (NeMo's is a Python loop per token).
+                "preserve_word_confidence": method == CONFIDENCE_METHOD,
                 "preserve_token_confidence": True,
                 "exclude_blank": True,
                 "aggregation": "mean",

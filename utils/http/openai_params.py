@@ -28,7 +28,8 @@ TEXT_OPTIONS = ("channels",)
 OPTIONS = LIST_OPTIONS + OBJECT_OPTIONS + BOOL_OPTIONS + NUMBER_OPTIONS + TEXT_OPTIONS
 # OpenAI parameters the model cannot honour, and why.
 REFUSED = {
-    "include": "per-token logprobs are not available; send confidence=true for a confidence per word",
+    "include": "per-token logprobs are not returned (verbose_json segments carry avg_logprob); send "
+    "confidence=true for a confidence per word",
     "known_speaker_names": "speakers cannot be named in advance; diarize=true labels them S1, S2, ... "
     "in order of speech",
     "known_speaker_references": "speakers cannot be named in advance; diarize=true labels them S1, S2, "
