@@ -77,8 +77,9 @@ def test_verbose_json_is_openais_at_every_granularity(
     assert ("words" in body) == (granularities is not None and "word" in granularities)
 
 
-def test_segment_fields_are_honest(server: RunningServer, clip: Path) -> None:
-    body = verbose(server, clip)
+@pytest.mark.parametrize("extra", [{}, {"vad": True}, {"hotwords": ["seven three"]}])
+def test_segment_fields_are_honest(server: RunningServer, clip: Path, extra: dict) -> None:
+    body = verbose(server, clip, extra_body=extra)
     tokenizer = asr_model.loaded().model.tokenizer  # the server runs in this process: its model
     assert body["segments"]
     for segment in body["segments"]:
