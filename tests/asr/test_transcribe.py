@@ -33,8 +33,22 @@ def test_tokens_that_do_not_spell_the_words_are_not_matched(pieces: list[str], w
     assert transcribe.token_spans(pieces, words) is None
 
 
-def hypothesis(logprobs: list[float] | None) -> SimpleNamespace:
-    chars = [{"char": [piece], "start": 0.1 * i, "end": 0.1 * i + 0.1} for i, piece in enumerate("ab")]
+@pytest.mark.parametrize(
+    ("token_starts", "word_starts", "spans"),
+    [
+        ([0.0, 0.05, 0.3, 0.31], [0.02, 0.3], [(0, 2), (2, 4)]),
+        ([0.5], [0.0, 0.4, 0.9], [(0, 0), (0, 1), (1, 1)]),
+        ([], [0.0], [(0, 0)]),
+    ],
+)
+def test_tokens_go_with_words_by_time_when_they_do_not_spell_them(
+    token_starts: list[float], word_starts: list[float], spans: list[tuple[int, int]]
+) -> None:
+    assert transcribe.spans_by_time(token_starts, word_starts) == spans
+
+
+def hypothesis(logprobs: list[float] | None, pieces: str = "ab") -> SimpleNamespace:
+    chars = [{"char": [piece], "start": 0.1 * i, "end": 0.1 * i + 0.1} for i, piece in enumerate(pieces)]
     found = SimpleNamespace(
         y_sequence=[7, 8],
         timestamp={
@@ -53,6 +67,13 @@ def test_words_and_segments_carry_their_tokens_and_mean_log_probability() -> Non
     assert [(word.tokens, word.logprobs) for word in timestamps.word] == [((7,), (-0.5,)), ((8,), (-0.1,))]
     [segment] = timestamps.segment
     assert (segment.tokens, segment.avg_logprob, segment.start) == ((7, 8), pytest.approx(-0.3), 1.0)
+
+
+def test_tokens_that_do_not_spell_the_words_are_grouped_by_time() -> None:
+    kinds = frozenset({"word", "segment", LOGPROBS})
+    timestamps = transcribe.timestamps_of(hypothesis([-0.5, -0.1], pieces="xy"), kinds, 0.0)
+    assert [word.tokens for word in timestamps.word] == [(7,), (8,)]
+    assert timestamps.segment[0].avg_logprob == pytest.approx(-0.3)
 
 
 def test_without_log_probabilities_words_stay_and_segments_have_no_tokens() -> None:

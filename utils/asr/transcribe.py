@@ -6,6 +6,7 @@ into typed transcripts. Windowed items are cut into overlapping windows whose wo
 pauses (`utils.asr.windows`).
 """
 
+import bisect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -82,21 +83,37 @@ def token_spans(pieces: list[str], words: list[str]) -> list[tuple[int, int]] | 
     return spans
 
 
-def _word_tokens(hypothesis: Any, words: list[str]) -> list[tuple[tuple[int, ...], tuple[float, ...]] | None]:
-    """Each word's token ids and log-probabilities (Nones when they cannot be told apart)."""
+def spans_by_time(token_starts: list[float], word_starts: list[float]) -> list[tuple[int, int]]:
+    """Which tokens go with each word by time: those emitted from its start to the next word's.
+
+    Args:
+        token_starts: Each token's start, in order.
+        word_starts: Each word's start, in order (at least one word).
+
+    Returns:
+        `(first, end)` token indices per word, together every token once (those before the first
+        word's start go with it).
+    """
+    bounds = [0, *(bisect.bisect_left(token_starts, start) for start in word_starts[1:]), len(token_starts)]
+    return [(bounds[i], max(bounds[i], bounds[i + 1])) for i in range(len(word_starts))]
+
+
+def _word_tokens(
+    hypothesis: Any, words: list[dict[str, Any]]
+) -> list[tuple[tuple[int, ...], tuple[float, ...]] | None]:
+    """Each word's token ids and log-probabilities: regrouped by their characters, else by time (Nones
+    without log-probabilities)."""
     ids = [int(token) for token in hypothesis.y_sequence]
     logprobs = decoding.token_logprobs(hypothesis)
     chars = hypothesis.timestamp.get("char", [])
-    spans = None
-    if logprobs is not None and len(logprobs) == len(ids) == len(chars):
-        spans = token_spans(["".join(item["char"]) for item in chars], words)
-    if spans is None:
-        log.warning(
-            "%d tokens could not be matched to %d words; returning the words without them",
-            len(ids),
-            len(words),
-        )
+    if logprobs is None or not len(logprobs) == len(ids) == len(chars):
+        log.warning("no log-probabilities for %d tokens; returning the words without tokens", len(ids))
         return [None] * len(words)
+    spans = token_spans(["".join(item["char"]) for item in chars], [str(word["word"]) for word in words])
+    if spans is None:
+        log.warning("%d tokens do not spell %d words; grouping them by time", len(ids), len(words))
+        starts = [float(item["start"]) for item in chars]
+        spans = spans_by_time(starts, [float(word["start"]) for word in words]) if words else []
     return [(tuple(ids[a:b]), tuple(logprobs[a:b])) for a, b in spans]
 
 
@@ -124,7 +141,7 @@ def timestamps_of(hypothesis: Any, kinds: frozenset[str], offset: float) -> Time
             for i, confidence in zip(items, confidences, strict=True)
         ]
         if LOGPROBS in kinds:
-            tokens = _word_tokens(hypothesis, [word.word for word in found.word])
+            tokens = _word_tokens(hypothesis, items)
             found.word = [
                 word if spelled is None else replace(word, tokens=spelled[0], logprobs=spelled[1])
                 for word, spelled in zip(found.word, tokens, strict=True)

@@ -70,7 +70,7 @@ def verbose_segment(index: int, segment: dict[str, Any]) -> dict[str, Any]:
     Args:
         index: Its place in the transcript.
         segment: The contract's segment, with `tokens`, `avg_logprob` and `no_speech_prob` when the job
-            computed them (a segment whose tokens could not be told apart has neither of the first two).
+            computed them (`segment_details`).
 
     Returns:
         `{"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
