@@ -145,6 +145,7 @@ def test_options_keep_the_queue_names_and_come_typed() -> None:
         ("hotwords[]", "Ada"),
         ("hotwords[]", "Lovelace"),
         ("channels", "separate"),
+        ("numbers", "digits"),
     )
     assert request.job_input == {
         "output_format": "json",
@@ -154,6 +155,7 @@ def test_options_keep_the_queue_names_and_come_typed() -> None:
         "hotword_weight": 1.5,
         "hotwords": ["Ada", "Lovelace"],
         "channels": "separate",
+        "numbers": "digits",
     }
 
 
@@ -177,6 +179,7 @@ def test_bad_option_values_get_the_queue_messages(tmp_path: Path) -> None:
         ([("confidence", "yes")], "confidence must be true or false"),
         ([("max_speakers", "2")], "max_speakers needs diarize"),
         ([("channels", "left")], "channels must be"),
+        ([("numbers", "true")], "numbers must be"),
         ([("response_format", "srt"), ("subtitle_options[max_lines]", "x")], "subtitle_options.max_lines"),
     ]:
         job_input = parse(*fields).job_input

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import config
+from utils.asr import plans
 from utils.asr.records import Segment, Timestamps, Transcript
 
 _lock = threading.Lock()  # the model keeps state between chunks: one detection at a time
@@ -182,7 +183,7 @@ def silent(kinds: frozenset[str]) -> Transcript:
         The empty transcript, with `speech_seconds` 0.
     """
     empty = {kind: [] for kind in ("word", "segment", "char") if kind in kinds}
-    return Transcript(text="", attention="none", timestamps=Timestamps(**empty), speech_seconds=0.0)
+    return Transcript(text="", attention=plans.NONE, timestamps=Timestamps(**empty), speech_seconds=0.0)
 
 
 def _pieces(samples: np.ndarray, spans: list[tuple[float, float]]) -> list[tuple[int, np.ndarray]]:

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import config
 from utils.asr.records import TIMESTAMP_KINDS
+from utils.text.numbers import LANGUAGES as NUMBER_LANGUAGES
+from utils.text.numbers import MODES as NUMBER_MODES
 
 OUTPUT_FORMATS = ("json", "text", "srt", "vtt")
 # "mix": one transcript of all channels mixed; "separate": one per channel, merged in time order.
@@ -20,6 +22,7 @@ CHANNEL_MODES = ("mix", "separate")
 TimestampKind = Literal[TIMESTAMP_KINDS]  # type: ignore[valid-type]
 OutputFormat = Literal[OUTPUT_FORMATS]  # type: ignore[valid-type]
 ChannelMode = Literal[CHANNEL_MODES]  # type: ignore[valid-type]
+NumberMode = Literal[NUMBER_MODES]  # type: ignore[valid-type]
 
 _BASE64 = (
     "The audio file's bytes in standard base64; a `data:<mime>;base64,` prefix is accepted. Any format "
@@ -167,4 +170,13 @@ class JobInput(BaseModel):
         f"{', '.join(config.MODEL_LANGUAGES)}. Parakeet cannot be forced to a language: it "
         "transcribes what it hears, and every item reports the `language` detected in its text; with this "
         "field an item also says `language_mismatch` when the two differ.",
+    )
+    numbers: NumberMode = Field(
+        "spoken",
+        description='`"spoken"` returns numbers as the model wrote them, often in words ("twenty five"); '
+        '`"digits"` writes number words as digits ("25", "3.5 million", "1999") in `text`, words, segments '
+        "and subtitles, in the item's language (`language` if given, else the detected one) when it is one "
+        f"of {', '.join(NUMBER_LANGUAGES)}; an item in another language keeps its words and says so in "
+        "`meta.numbers_note`. A number said in several words becomes one word spanning their times. "
+        'Ordinals, "one of them", "a second" and numbers said back to back ("fifty fifty") stay words.',
     )

@@ -15,6 +15,7 @@ from utils.asr import model as asr_model
 from utils.asr.records import TIMESTAMP_KINDS
 from utils.contract.job_input import (
     CHANNEL_MODES,
+    NUMBER_MODES,
     OUTPUT_FORMATS,
     AudioItemInput,
     JobInput,
@@ -85,6 +86,8 @@ class JobRequest:
     vad: bool = False
     # The served model to use, as configured (None: the default).
     model: str | None = None
+    # "spoken" (as the model writes them) or "digits".
+    numbers: str = "spoken"
 
 
 def _type_name(value: Any) -> str:
@@ -478,6 +481,10 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     language = None
     if job_input.get("language") is not None:
         language = parse_language(job_input["language"], model)
+    numbers = job_input.get("numbers", "spoken")
+    if numbers not in NUMBER_MODES:
+        shown = repr(_shorten(numbers, config.MAX_ECHOED_NAME_CHARS)) if isinstance(numbers, str) else None
+        raise InvalidInputError(f'numbers must be "spoken" or "digits", got {shown or _type_name(numbers)}')
     return JobRequest(
         items,
         is_batch,
@@ -494,4 +501,5 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
         language,
         vad,
         model,
+        numbers,
     )

@@ -43,6 +43,7 @@ from utils.job import dirs
 from utils.job import pipeline as job_pipeline
 from utils.job.deadline import Deadline
 from utils.output import results
+from utils.text import number_stream
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,9 @@ def _stream(
     )
     future, deadline = jobs.start(params.job_input, options, upload)
     future.add_done_callback(lambda done: loop.call_soon_threadsafe(events.put_nowait, done.result()))
+    given = params.job_input.get("language")
+    digits = number_stream.SettledDigits(given if isinstance(given, str) else None)
+    as_digits = params.job_input.get("numbers") == "digits"
 
     async def body() -> AsyncIterator[str]:
         sent = ""
@@ -198,7 +202,8 @@ def _stream(
             while True:
                 event = await events.get()
                 if isinstance(event, list):
-                    text = " ".join(word.word for word in event)
+                    # Digits: a number's last words wait for the next window (the final text has the rest).
+                    text = " ".join(word.word for word in (digits.feed(event) if as_digits else event))
                     if text:
                         delta = f" {text}" if sent else text
                         sent += delta

@@ -24,7 +24,7 @@ LIST_OPTIONS = ("hotwords",)
 OBJECT_OPTIONS = ("subtitle_options",)
 BOOL_OPTIONS = ("confidence", "diarize", "vad")
 NUMBER_OPTIONS = ("hotword_weight", "max_speakers")
-TEXT_OPTIONS = ("channels",)
+TEXT_OPTIONS = ("channels", "numbers")
 OPTIONS = LIST_OPTIONS + OBJECT_OPTIONS + BOOL_OPTIONS + NUMBER_OPTIONS + TEXT_OPTIONS
 # OpenAI parameters the model cannot honour, and why.
 REFUSED = {

@@ -36,7 +36,7 @@ from utils.job import dirs, inflight, preparation
 from utils.job.deadline import Deadline
 from utils.output import delivery, results
 from utils.speakers import channels, diarizer, pipeline
-from utils.text import language
+from utils.text import language, number_transcripts
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,15 @@ def run_job(
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
         stage = transcribe_ready(ready, request, deadline, progress, options)
-        transcripts = {index: language.label(transcript) for index, transcript in stage.transcripts.items()}
+        transcripts = {
+            index: language.label(transcript, request.language)
+            for index, transcript in stage.transcripts.items()
+        }
+        if request.numbers == "digits":
+            transcripts = {
+                index: number_transcripts.with_digits(transcript, request.language or transcript.language)
+                for index, transcript in transcripts.items()
+            }
         model = stage.model
         timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
         timings.diarize = stage.diarize_seconds
