@@ -132,3 +132,12 @@ def test_stream_events_are_openais(
     for event in events:
         strictly(STREAM_EVENTS[event["type"]], event)
     assert events[-1]["duration"] > 0  # the audio's seconds, beside OpenAI's fields
+
+
+def test_numbers_as_digits_keep_the_models_tokens(server: RunningServer, clip: Path) -> None:
+    body = verbose(server, clip, extra_body={"numbers": "digits"})
+    tokenizer = asr_model.loaded().model.tokenizer
+    spoken = " ".join(tokenizer.ids_to_text(segment["tokens"]) for segment in body["segments"])
+    assert spoken == WORDS  # what the model emitted
+    assert body["text"] != WORDS  # rewritten as digits after it
+    assert all(segment["avg_logprob"] <= 0.0 for segment in body["segments"])
