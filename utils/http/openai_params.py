@@ -273,18 +273,6 @@ class TranscriptionForm(BaseModel):
         return value
 
 
-OPTIONS = (
-    "hotwords",
-    "subtitle_options",
-    "confidence",
-    "diarize",
-    "vad",
-    "hotword_weight",
-    "max_speakers",
-    "channels",
-)
-
-
 def _refusal(errors: list[dict[str, Any]]) -> InvalidInputError:
     """The error a client sees for the form's problems: unknown fields, then refused ones, then the first."""
     unknown = [error["loc"][0] for error in errors if error["type"] == "extra_forbidden"]
