@@ -1,5 +1,6 @@
 """utils/contract/rules.py: the rules no type can say, each on its own."""
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ from pydantic_core import PydanticCustomError
 
 import config
 from utils.contract import rules
+from utils.contract.job_input import AudioItemInput
 
 
 def broken_text(call: Any, *args: Any) -> str:
@@ -63,11 +65,17 @@ def test_a_hotword_phrase_is_collapsed_text_of_bounded_length() -> None:
     assert rules.distinct(["b", "a", "b"]) == ["b", "a"]
 
 
+def earlier(**fields: Any) -> SimpleNamespace:
+    """What a field's validator reads of pydantic's `ValidationInfo`: the fields validated before it."""
+    return SimpleNamespace(data=fields)
+
+
 def test_a_batch_carries_at_most_the_base64_limit_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "MAX_BASE64_CHARS", 10)
-    rules.batch_payload(["a" * 5, "b" * 5])
+    items = [AudioItemInput(audio_base64="a" * 5), AudioItemInput(audio_url="s3://b/k")]
+    assert rules.batch_payload(items) == items
     with pytest.raises(PydanticCustomError) as raised:
-        rules.batch_payload(["a" * 6, "b" * 5])
+        rules.batch_payload([AudioItemInput(audio_base64="a" * 6), AudioItemInput(audio_base64="b" * 5)])
     assert raised.value.context["too_large"]
     assert raised.value.context["whole"]
     assert raised.value.context["text"].startswith(
@@ -76,15 +84,20 @@ def test_a_batch_carries_at_most_the_base64_limit_in_all(monkeypatch: pytest.Mon
 
 
 def test_options_that_need_another() -> None:
-    rules.needs_json("timestamps", True, {"output_format": ["srt", "json"]})
-    rules.needs_json("confidence", True, {})  # output_format failed: its own problem is reported
-    assert broken_text(rules.needs_json, "confidence", True, {"output_format": ["srt"]}).startswith(
+    assert rules.timestamps_in_json(["srt", "json"], earlier(timestamps=["word"])) == ["srt", "json"]
+    assert broken_text(rules.timestamps_in_json, ["srt"], earlier(timestamps=["word"])).startswith(
+        'timestamps are returned in the "json" output format'
+    )
+    assert rules.confidence_in_json(True, earlier()) is True  # output_format failed: its own problem is named
+    assert broken_text(rules.confidence_in_json, True, earlier(output_format=["srt"])).startswith(
         'confidence is returned in the "json" output format'
     )
-    rules.needs_subtitles({"output_format": ["vtt"]})
-    assert broken_text(rules.needs_subtitles, {"output_format": ["json"]}).startswith('shape "srt" and "vtt"')
-    rules.needs("diarize", "diarize: true", {"diarize": True})
-    assert broken_text(rules.needs, "diarize", "diarize: true", {"diarize": False}) == "needs diarize: true"
+    assert rules.subtitles_need_srt_or_vtt({}, earlier(output_format=["vtt"])) == {}
+    message = broken_text(rules.subtitles_need_srt_or_vtt, {}, earlier(output_format=["json"]))
+    assert message.startswith('shape "srt" and "vtt"')
+    assert rules.needs_diarize(2, earlier(diarize=True)) == 2
+    assert broken_text(rules.needs_diarize, 2, earlier(diarize=False)) == "needs diarize: true"
+    assert broken_text(rules.needs_hotwords, 2, earlier(hotwords=None)) == "needs hotwords"
 
 
 def test_a_model_served_here_and_a_language_it_knows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,5 +106,7 @@ def test_a_model_served_here_and_a_language_it_knows(monkeypatch: pytest.MonkeyP
     assert rules.served_model(f" {v2} ") == v2
     assert rules.served_model(None) is None
     assert broken_text(rules.served_model, "whisper").startswith("model 'whisper' is not served here")
-    assert rules.model_language("DE-at", {"model": None}) == "de"
-    assert broken_text(rules.model_language, "de", {"model": v2}).startswith(f"'de' is not one model '{v2}'")
+    assert rules.model_language("DE-at", earlier(model=None)) == "de"
+    assert rules.model_language("xx", earlier()) == "xx"  # the model's own problem is named instead
+    message = broken_text(rules.model_language, "de", earlier(model=v2))
+    assert message.startswith(f"'de' is not one model '{v2}'")

@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
-    field_validator,
     model_validator,
 )
 
@@ -83,6 +82,7 @@ class AudioItemInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    # The id first: its problems are named before the source's.
     id: Annotated[
         str | None,
         Field(max_length=config.MAX_ITEM_ID_CHARS),
@@ -91,7 +91,6 @@ class AudioItemInput(BaseModel):
             string_too_long=f"must be a string of at most {config.MAX_ITEM_ID_CHARS} characters",
         ),
     ] = Field(None, description="The client's name for the item, returned with its result.")
-
     audio_base64: Base64Audio = Field(None, description=_BASE64)
     audio_url: Url = Field(None, description=_URL)
 
@@ -108,6 +107,7 @@ class SubtitleOptionsInput(BaseModel):
     """How `srt` and `vtt` cues are shaped; each key defaults to the worker's setting."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
     max_line_chars: int = Field(
         config.SUBTITLE_MAX_LINE_CHARS,
         ge=config.SUBTITLE_LINE_CHARS_BOUNDS[0],
@@ -141,6 +141,7 @@ class JobInput(BaseModel):
     audios: Annotated[
         list[AudioItemInput],
         ConfigLimit("MAX_BATCH_ITEMS"),
+        AfterValidator(rules.batch_payload),
         Says(list_type="must be a list of objects, got {got}"),
     ] = Field(
         None,
@@ -166,6 +167,7 @@ class JobInput(BaseModel):
         BeforeValidator(
             _as_list, json_schema_input_type=OutputFormat | Annotated[list[OutputFormat], Field(min_length=1)]
         ),
+        AfterValidator(rules.timestamps_in_json),
         Says(
             list_type=f"must be a list of {', '.join(OUTPUT_FORMATS)}; got {{got}}",
             too_short=f"is an empty list; use one or more of {', '.join(OUTPUT_FORMATS)}",
@@ -184,10 +186,10 @@ class JobInput(BaseModel):
         description="Where a result too large to return inline is stored: a presigned `https://` PUT URL "
         "or `s3://bucket/key`. Checked before any work is done.",
     )
-    subtitle_options: SubtitleOptionsInput = Field(
-        None, description='How subtitle cues are shaped; needs `"srt"` or `"vtt"` in `output_format`.'
+    subtitle_options: Annotated[SubtitleOptionsInput, BeforeValidator(rules.subtitles_need_srt_or_vtt)] = (
+        Field(None, description='How subtitle cues are shaped; needs `"srt"` or `"vtt"` in `output_format`.')
     )
-    confidence: bool = Field(
+    confidence: Annotated[bool, AfterValidator(rules.confidence_in_json)] = Field(
         False,
         description='Adds a [0, 1] `confidence` to every word, segment and item; needs `"json"` in '
         "`output_format`.",
@@ -207,7 +209,7 @@ class JobInput(BaseModel):
         description=f"1 to {config.MAX_HOTWORDS} phrases of at most {config.MAX_HOTWORD_CHARS} characters "
         "to favour while decoding (names, jargon). A phrase the model's tokenizer cannot write is refused.",
     )
-    hotword_weight: float = Field(
+    hotword_weight: Annotated[float, BeforeValidator(rules.needs_hotwords)] = Field(
         None,
         ge=config.HOTWORD_WEIGHT_BOUNDS[0],
         le=config.HOTWORD_WEIGHT_BOUNDS[1],
@@ -218,7 +220,7 @@ class JobInput(BaseModel):
         False,
         description="Labels every word and segment with its speaker (`S1`, `S2`, ... in order of speech).",
     )
-    max_speakers: int = Field(
+    max_speakers: Annotated[int, BeforeValidator(rules.needs_diarize)] = Field(
         None,
         ge=1,
         le=config.MAX_SPEAKERS,
@@ -240,7 +242,7 @@ class JobInput(BaseModel):
         description="Which served model transcribes the job (`PARAKEET_MODELS`): its hub name, or a `.nemo` "
         "file's name without the extension; default: the first. `meta.model` says which ran.",
     )
-    language: str | None = Field(
+    language: Annotated[str | None, AfterValidator(rules.model_language)] = Field(
         None,
         description="The language the caller expects (ISO 639-1; a region such as `pt-BR` is ignored), one "
         f"of the job's model's: {_OTHER_MODELS_LANGUAGES}; any other model (v3, a fine-tuned `.nemo`): "
@@ -256,45 +258,3 @@ class JobInput(BaseModel):
         if isinstance(data, dict) and data.keys() <= cls.model_fields.keys():
             rules.one_form(data, (info.context or {}).get("upload"))
         return data
-
-    # Rules between fields: each is checked where its field is, after the fields declared before it.
-    @field_validator("audios")
-    @classmethod
-    def _batch_payload(cls, items: list[AudioItemInput]) -> list[AudioItemInput]:
-        rules.batch_payload([item.audio_base64 for item in items if item.audio_base64 is not None])
-        return items
-
-    @field_validator("output_format")
-    @classmethod
-    def _timestamps_need_json(cls, formats: list[str], info: ValidationInfo) -> list[str]:
-        rules.needs_json("timestamps", bool(info.data.get("timestamps")), {"output_format": formats})
-        return formats
-
-    @field_validator("subtitle_options", mode="before")
-    @classmethod
-    def _need_subtitles(cls, value: Any, info: ValidationInfo) -> Any:
-        rules.needs_subtitles(info.data)
-        return value
-
-    @field_validator("confidence")
-    @classmethod
-    def _confidence_needs_json(cls, value: bool, info: ValidationInfo) -> bool:
-        rules.needs_json("confidence", value, info.data)
-        return value
-
-    @field_validator("hotword_weight", mode="before")
-    @classmethod
-    def _weight_needs_hotwords(cls, value: Any, info: ValidationInfo) -> Any:
-        rules.needs("hotwords", "hotwords", info.data)
-        return value
-
-    @field_validator("max_speakers", mode="before")
-    @classmethod
-    def _max_speakers_need_diarize(cls, value: Any, info: ValidationInfo) -> Any:
-        rules.needs("diarize", "diarize: true", info.data)
-        return value
-
-    @field_validator("language")
-    @classmethod
-    def _a_language_of_the_model(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return value if value is None else rules.model_language(value, info.data)

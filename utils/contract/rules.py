@@ -1,13 +1,15 @@
 """The input rules no type can say: one source of audio, options that need another, the text of
 hotword phrases, the base64 prefix, a model served here and a language it knows.
 
-Each raises `fields.broken(...)` inside the declaration's validators (`utils.contract.job_input`), so
-its message takes its place among pydantic's: a rule about a field is checked where that field is, with
-the fields declared before it already validated (`earlier`).
+Each is a validator in the declaration of the field it is about (`utils.contract.job_input`) and raises
+`fields.broken(...)`, so its message takes its place among pydantic's: a rule runs where its field is,
+with the fields declared before it already validated (`info.data`).
 """
 
 import re
 from typing import Any
+
+from pydantic import ValidationInfo
 
 import config
 from utils.asr import model as asr_model
@@ -120,16 +122,19 @@ def distinct(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def batch_payload(sources: list[str]) -> None:
-    """A batch's base64 audio in all stays under `MAX_BASE64_CHARS`.
+def batch_payload(items: list[Any]) -> list[Any]:
+    """After `audios`: a batch's base64 audio in all stays under `MAX_BASE64_CHARS`.
 
     Args:
-        sources: The items' base64 texts.
+        items: The batch's items, validated.
+
+    Returns:
+        The items.
 
     Raises:
         PydanticCustomError: Over the limit (`payload_too_large`).
     """
-    total = sum(map(len, sources))
+    total = sum(len(item.audio_base64) for item in items if item.audio_base64 is not None)
     if total > config.MAX_BASE64_CHARS:
         raise broken(
             f"audios carry {total} base64 characters in all; the limit is {config.MAX_BASE64_CHARS}. "
@@ -137,52 +142,107 @@ def batch_payload(sources: list[str]) -> None:
             whole=True,
             too_large=True,
         )
+    return items
 
 
-def needs_json(field: str, wanted: bool, earlier: dict[str, Any]) -> None:
-    """`timestamps` and `confidence` are returned in the "json" output format only.
+def timestamps_in_json(formats: list[str], info: ValidationInfo) -> list[str]:
+    """After `output_format`: timestamps are returned in the "json" output format only.
 
     Args:
-        field: The field that asks for them.
-        wanted: Whether it asks for them.
-        earlier: The fields validated before this one.
+        formats: The output formats, validated.
+        info: Pydantic's; `data` holds the fields validated before (`timestamps`).
+
+    Returns:
+        The formats.
 
     Raises:
-        PydanticCustomError: Asked for without "json" in `output_format`.
+        PydanticCustomError: Timestamps asked for without "json".
     """
-    if wanted and "output_format" in earlier and "json" not in earlier["output_format"]:
-        verb = "are" if field == "timestamps" else "is"
+    if info.data.get("timestamps") and "json" not in formats:
         raise broken(
-            f'{field} {verb} returned in the "json" output format; add "json" to output_format', whole=True
+            'timestamps are returned in the "json" output format; add "json" to output_format', whole=True
         )
+    return formats
 
 
-def needs_subtitles(earlier: dict[str, Any]) -> None:
-    """`subtitle_options` shape "srt" and "vtt" output only.
+def confidence_in_json(wanted: bool, info: ValidationInfo) -> bool:
+    """After `confidence`: it is returned in the "json" output format only.
 
     Args:
-        earlier: The fields validated before `subtitle_options`.
+        wanted: The field's value, validated.
+        info: Pydantic's; `data` holds the fields validated before (`output_format`).
+
+    Returns:
+        The value.
+
+    Raises:
+        PydanticCustomError: Asked for without "json".
+    """
+    formats = info.data.get("output_format")
+    if wanted and formats is not None and "json" not in formats:
+        raise broken(
+            'confidence is returned in the "json" output format; add "json" to output_format', whole=True
+        )
+    return wanted
+
+
+def subtitles_need_srt_or_vtt(value: Any, info: ValidationInfo) -> Any:
+    """Before `subtitle_options`: they shape "srt" and "vtt" output only.
+
+    Args:
+        value: The options as sent.
+        info: Pydantic's; `data` holds the fields validated before (`output_format`).
+
+    Returns:
+        The value.
 
     Raises:
         PydanticCustomError: Neither is in `output_format`.
     """
-    if "output_format" in earlier and not {"srt", "vtt"} & set(earlier["output_format"]):
+    formats = info.data.get("output_format")
+    if formats is not None and not {"srt", "vtt"} & set(formats):
         raise broken('shape "srt" and "vtt" output; add one to output_format')
+    return value
 
 
-def needs(field: str, wanted: str, earlier: dict[str, Any]) -> None:
-    """An option that means something only with another (`hotword_weight` with `hotwords`, ...).
-
-    Args:
-        field: The other field.
-        wanted: How the message says it is wanted (`hotwords`, `diarize: true`).
-        earlier: The fields validated before the option.
-
-    Raises:
-        PydanticCustomError: The other is absent or off.
-    """
+def _needs(field: str, wanted: str, earlier: dict[str, Any]) -> None:
+    """An option that means something only with another field, which is absent or off."""
     if field in earlier and not earlier[field]:
         raise broken(f"needs {wanted}")
+
+
+def needs_hotwords(value: Any, info: ValidationInfo) -> Any:
+    """Before `hotword_weight`: it weighs hotwords, so they must be sent.
+
+    Args:
+        value: The weight as sent.
+        info: Pydantic's; `data` holds the fields validated before (`hotwords`).
+
+    Returns:
+        The value.
+
+    Raises:
+        PydanticCustomError: No hotwords.
+    """
+    _needs("hotwords", "hotwords", info.data)
+    return value
+
+
+def needs_diarize(value: Any, info: ValidationInfo) -> Any:
+    """Before `max_speakers`: it limits the diarizer, so `diarize` must be on.
+
+    Args:
+        value: The limit as sent.
+        info: Pydantic's; `data` holds the fields validated before (`diarize`).
+
+    Returns:
+        The value.
+
+    Raises:
+        PydanticCustomError: `diarize` is off.
+    """
+    _needs("diarize", "diarize: true", info.data)
+    return value
 
 
 def served_model(value: str | None) -> str | None:
@@ -205,22 +265,25 @@ def served_model(value: str | None) -> str | None:
         raise broken(str(error), whole=True) from None
 
 
-def model_language(value: str, earlier: dict[str, Any]) -> str:
-    """A language the job's model transcribes, as its ISO 639-1 code without a region.
+def model_language(value: str | None, info: ValidationInfo) -> str | None:
+    """After `language`: a language the job's model transcribes, as its ISO 639-1 code without a region.
 
     Args:
-        value: The language sent.
-        earlier: The fields validated before `language` (`model`: the job's model, None for the default).
+        value: The language sent, or None.
+        info: Pydantic's; `data` holds the fields validated before (`model`: the job's model, None for
+            the default).
 
     Returns:
-        The code, lower case.
+        The code, lower case, or None.
 
     Raises:
         PydanticCustomError: Not a language the model transcribes.
     """
+    if value is None or "model" not in info.data:  # a model not served here is its own problem
+        return value
     code = language.normalized(value)
     served = asr_model.served_models()
-    chosen = earlier.get("model") or served[0]
+    chosen = info.data["model"] or served[0]
     known = asr_model.languages(chosen)
     if code not in known:
         shown = value[: config.MAX_ECHOED_NAME_CHARS]

@@ -4,7 +4,7 @@ and turns it into a `JobRequest`.
 Every problem raises `InvalidInputError` (or `PayloadTooLargeError`) with a message that names the
 field and what was wrong, so a client can fix its request without reading our code. When an input has
 several problems, the first is reported: unknown fields of an object before anything inside it, then
-the fields in their declared order, each with the rules about it.
+the audio's form (one source), then the fields in their declared order, each with the rules about it.
 """
 
 import types

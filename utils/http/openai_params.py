@@ -10,17 +10,18 @@ A list or object option comes as repeated fields (`name[]`, `name[key]`, as Open
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
-    field_validator,
 )
 
 import config
@@ -31,9 +32,8 @@ from utils.errors import InvalidInputError
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
 STREAM_FORMATS = ("json", "text", "diarized_json")
-# Formats that carry a confidence, and those that carry subtitles.
+# Formats that carry a confidence.
 _CONFIDENCE_FORMATS = ("json", "verbose_json", "diarized_json")
-_SUBTITLE_FORMATS = ("srt", "vtt")
 # OpenAI parameters the model cannot honour, and why.
 REFUSED = {
     "include": "per-token logprobs are not available; send confidence=true for a confidence per word",
@@ -171,6 +171,28 @@ def _refuse(parts: Parts, info: ValidationInfo) -> None:
     raise broken(f"is not supported: {REFUSED[info.field_name]}")
 
 
+def _needs_format(
+    allowed: tuple[str, ...], wanted: str, when: Callable[[Any], bool] = bool
+) -> Callable[[Any, ValidationInfo], Any]:
+    """A rule: a field (sent, and `when` its value says so) needs a response format among `allowed`.
+
+    Args:
+        allowed: The response formats it goes with.
+        wanted: How the message names them.
+        when: Whether the field's value asks for something (default: a true value).
+
+    Returns:
+        The validator (the fields declared before it are in `info.data`).
+    """
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if when(value) and info.data.get("response_format", allowed[0]) not in allowed:
+            raise broken(f"needs response_format {wanted}")
+        return value
+
+    return check
+
+
 Plain = Annotated[str, BeforeValidator(_one)]
 ListOption = Annotated[Any, BeforeValidator(_list_option)]
 ObjectOption = Annotated[Any, BeforeValidator(_object_option)]
@@ -219,17 +241,33 @@ class TranscriptionForm(BaseModel):
     timestamp_granularities: Annotated[
         list[Granularity],
         BeforeValidator(_distinct_sorted),
+        # The last before-validator runs first: the format is named before the values.
+        BeforeValidator(_needs_format(("verbose_json",), "verbose_json")),
         Says(value="must hold word and/or segment, got {text}"),
     ] = Field(None, description="With `verbose_json`: `word` and/or `segment` (segments always come).")
-    stream: Annotated[bool, BeforeValidator(_flag), Says(value="must be true or false, got {text}")] = Field(
+    stream: Annotated[
+        bool,
+        BeforeValidator(_flag),
+        AfterValidator(_needs_format(STREAM_FORMATS, ", ".join(STREAM_FORMATS))),
+        Says(value="must be true or false, got {text}"),
+    ] = Field(
         False,
         strict=True,
         description=f"Server-sent events, with response_format {', '.join(STREAM_FORMATS)}.",
     )
     # Our options, with the queue input's names: read from the form here, checked by the queue's validation.
     hotwords: ListOption = _as_in_job_input("hotwords")
-    subtitle_options: ObjectOption = _as_in_job_input("subtitle_options")
-    confidence: ScalarOption = _as_in_job_input("confidence")
+    subtitle_options: Annotated[
+        ObjectOption, AfterValidator(_needs_format(("srt", "vtt"), "srt or vtt", when=lambda value: True))
+    ] = _as_in_job_input("subtitle_options")
+    confidence: Annotated[
+        ScalarOption,
+        AfterValidator(
+            _needs_format(
+                _CONFIDENCE_FORMATS, "json, verbose_json or diarized_json", when=lambda v: v is True
+            )
+        ),
+    ] = _as_in_job_input("confidence")
     diarize: ScalarOption = _as_in_job_input("diarize")
     vad: ScalarOption = _as_in_job_input("vad")
     hotword_weight: ScalarOption = _as_in_job_input("hotword_weight")
@@ -242,35 +280,6 @@ class TranscriptionForm(BaseModel):
     known_speaker_references: Refused = Field(
         None, description=f"Not supported: {REFUSED['known_speaker_references']}."
     )
-
-    # Rules between fields: each is checked where its field is, after the fields declared before it.
-    @field_validator("timestamp_granularities", mode="before")
-    @classmethod
-    def _granularities_need_verbose_json(cls, parts: Parts, info: ValidationInfo) -> Parts:
-        if info.data.get("response_format", "verbose_json") != "verbose_json":
-            raise broken("needs response_format verbose_json")
-        return parts
-
-    @field_validator("stream")
-    @classmethod
-    def _stream_formats(cls, stream: bool, info: ValidationInfo) -> bool:
-        if stream and info.data.get("response_format", STREAM_FORMATS[0]) not in STREAM_FORMATS:
-            raise broken(f"needs response_format {', '.join(STREAM_FORMATS)}")
-        return stream
-
-    @field_validator("subtitle_options")
-    @classmethod
-    def _subtitle_formats(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.data.get("response_format", _SUBTITLE_FORMATS[0]) not in _SUBTITLE_FORMATS:
-            raise broken("needs response_format srt or vtt")
-        return value
-
-    @field_validator("confidence")
-    @classmethod
-    def _confidence_formats(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is True and info.data.get("response_format", "json") not in _CONFIDENCE_FORMATS:
-            raise broken("needs response_format json, verbose_json or diarized_json")
-        return value
 
 
 def _refusal(errors: list[dict[str, Any]]) -> InvalidInputError:
