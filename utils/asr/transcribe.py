@@ -29,7 +29,6 @@ from utils.asr.records import (
 log = logging.getLogger(__name__)
 
 
-
 def _seconds(value: Any, offset: float) -> float:
     """A time in seconds, shifted by `offset`, rounded to milliseconds as a plain float."""
     return round(float(value) + offset, 3)
