@@ -95,9 +95,11 @@ def test_options_that_need_another() -> None:
     assert rules.subtitles_need_srt_or_vtt({}, earlier(output_format=["vtt"])) == {}
     message = broken_text(rules.subtitles_need_srt_or_vtt, {}, earlier(output_format=["json"]))
     assert message.startswith('shape "srt" and "vtt"')
-    assert rules.needs_diarize(2, earlier(diarize=True)) == 2
-    assert broken_text(rules.needs_diarize, 2, earlier(diarize=False)) == "needs diarize: true"
-    assert broken_text(rules.needs_hotwords, 2, earlier(hotwords=None)) == "needs hotwords"
+    needs_diarize = rules.needs("diarize", "diarize: true")
+    assert needs_diarize(2, earlier(diarize=True)) == 2
+    assert needs_diarize(2, earlier()) == 2  # diarize failed: its own problem is named
+    assert broken_text(needs_diarize, 2, earlier(diarize=False)) == "needs diarize: true"
+    assert broken_text(rules.needs("hotwords", "hotwords"), 2, earlier(hotwords=None)) == "needs hotwords"
 
 
 def test_a_model_served_here_and_a_language_it_knows(monkeypatch: pytest.MonkeyPatch) -> None:

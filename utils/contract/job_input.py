@@ -209,7 +209,7 @@ class JobInput(BaseModel):
         description=f"1 to {config.MAX_HOTWORDS} phrases of at most {config.MAX_HOTWORD_CHARS} characters "
         "to favour while decoding (names, jargon). A phrase the model's tokenizer cannot write is refused.",
     )
-    hotword_weight: Annotated[float, BeforeValidator(rules.needs_hotwords)] = Field(
+    hotword_weight: Annotated[float, BeforeValidator(rules.needs("hotwords", "hotwords"))] = Field(
         None,
         ge=config.HOTWORD_WEIGHT_BOUNDS[0],
         le=config.HOTWORD_WEIGHT_BOUNDS[1],
@@ -220,7 +220,7 @@ class JobInput(BaseModel):
         False,
         description="Labels every word and segment with its speaker (`S1`, `S2`, ... in order of speech).",
     )
-    max_speakers: Annotated[int, BeforeValidator(rules.needs_diarize)] = Field(
+    max_speakers: Annotated[int, BeforeValidator(rules.needs("diarize", "diarize: true"))] = Field(
         None,
         ge=1,
         le=config.MAX_SPEAKERS,

@@ -7,6 +7,7 @@ with the fields declared before it already validated (`info.data`).
 """
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationInfo
@@ -205,44 +206,24 @@ def subtitles_need_srt_or_vtt(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-def _needs(field: str, wanted: str, earlier: dict[str, Any]) -> None:
-    """An option that means something only with another field, which is absent or off."""
-    if field in earlier and not earlier[field]:
-        raise broken(f"needs {wanted}")
-
-
-def needs_hotwords(value: Any, info: ValidationInfo) -> Any:
-    """Before `hotword_weight`: it weighs hotwords, so they must be sent.
+def needs(field: str, wanted: str) -> Callable[[Any, ValidationInfo], Any]:
+    """A rule for an option that means something only with another field (`hotword_weight` weighs
+    `hotwords`, `max_speakers` limits the diarizer), checked before the option's value.
 
     Args:
-        value: The weight as sent.
-        info: Pydantic's; `data` holds the fields validated before (`hotwords`).
+        field: The other field, declared before the option.
+        wanted: How the message names what is needed (`hotwords`, `diarize: true`).
 
     Returns:
-        The value.
-
-    Raises:
-        PydanticCustomError: No hotwords.
+        The validator: it raises `PydanticCustomError` when the other field is absent or off.
     """
-    _needs("hotwords", "hotwords", info.data)
-    return value
 
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if field in info.data and not info.data[field]:
+            raise broken(f"needs {wanted}")
+        return value
 
-def needs_diarize(value: Any, info: ValidationInfo) -> Any:
-    """Before `max_speakers`: it limits the diarizer, so `diarize` must be on.
-
-    Args:
-        value: The limit as sent.
-        info: Pydantic's; `data` holds the fields validated before (`diarize`).
-
-    Returns:
-        The value.
-
-    Raises:
-        PydanticCustomError: `diarize` is off.
-    """
-    _needs("diarize", "diarize: true", info.data)
-    return value
+    return check
 
 
 def served_model(value: str | None) -> str | None:
