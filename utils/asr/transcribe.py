@@ -8,7 +8,7 @@ pauses (`utils.asr.windows`).
 
 import bisect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,8 +30,6 @@ from utils.asr.records import (
 )
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 def _seconds(value: Any, offset: float) -> float:
