@@ -8,7 +8,9 @@ computes none of it), `verbose_json` segments without the Whisper fields (what t
 `verbose_json` with them (`segment_details`), and the same with `confidence` (a second, scoring
 decode). The settings take turns, `--repeats` rounds, so that a busy machine slows them alike; for each,
 the best and the median seconds of the model stage and of the whole job. Then the two parts alone: one
-model call with and without log-probabilities, and Silero's pass over the segments. `--only json`
+model call with and without log-probabilities, Silero's pass over the segments, and how far the
+log-probabilities are from the log-softmax of float32 logits a separate decoder keeps (on a GPU, the
+worker decodes in bfloat16). `--only json`
 runs the default path alone (it also runs on a checkout from before these fields, to compare).
 
 Prints one JSON object.
@@ -130,6 +132,17 @@ def main() -> None:
         "words_and_logprobs_seconds": median_seconds(
             lambda: transcribe.run_call([minute], "full", scored), args.repeats
         ),
+    }
+    from tests.support.logprobs import reference_logprobs
+    from utils.asr import decoding
+
+    (hypothesis,) = transcribe.run_call([minute], "full", scored)
+    tokens, expected = reference_logprobs(minute)
+    same = [int(token) for token in hypothesis.y_sequence] == tokens
+    found = decoding.token_logprobs(hypothesis) or []
+    figures["logprobs_against_float32_logits"] = {
+        "same_tokens": same,
+        "max_abs_error": float(np.max(np.abs(np.subtract(found, expected)))) if same and tokens else None,
     }
     spans = [(segment["start"], segment["end"]) for segment in segments]
     figures["silero_over_segments_seconds"] = median_seconds(

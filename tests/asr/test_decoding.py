@@ -12,6 +12,7 @@ import pytest
 
 import config
 import handler
+from tests.support.logprobs import reference_logprobs
 from tests.support.media import b64, encode, speech
 from utils.asr import decoding, transcribe
 from utils.asr import model as asr_model
@@ -241,36 +242,6 @@ def test_kept_decoders_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 # --- Token log-probabilities (OpenAI's avg_logprob) ---
-
-
-def reference_logprobs(samples: np.ndarray) -> tuple[list[int], list[float]]:
-    """The emitted tokens and their log-softmax over the labels, from logits a separate decoder keeps."""
-    import copy
-
-    import torch
-    from nemo.collections.asr.parts.submodules.rnnt_decoding import RNNTBPEDecoding
-    from omegaconf import open_dict
-
-    model = asr_model.loaded().model
-    cfg = copy.deepcopy(model.cfg.decoding)
-    with open_dict(cfg):
-        cfg.preserve_alignments = True  # every step's logits (heavy: a test's reference only)
-    keeping = RNNTBPEDecoding(cfg, decoder=model.decoder, joint=model.joint, tokenizer=model.tokenizer)
-    durations = len(model.cfg.model_defaults.tdt_durations)
-    model.eval()
-    with torch.inference_mode():
-        signal = torch.from_numpy(samples)[None]
-        encoded, lengths = model.forward(
-            input_signal=signal, input_signal_length=torch.tensor([samples.size])
-        )
-        (hypothesis,) = keeping.rnnt_decoder_predictions_tensor(encoded, lengths, return_hypotheses=True)
-    found = [
-        (int(label), float(torch.log_softmax(logits[:-durations].float(), -1)[int(label)]))
-        for frame in hypothesis.alignments
-        for logits, label in frame
-        if int(label) != keeping.blank_id
-    ]
-    return [token for token, _ in found], [value for _, value in found]
 
 
 @pytest.mark.parametrize("level", [0.0, 0.2])
