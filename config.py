@@ -721,6 +721,9 @@ LIVE_MAX_CHUNKS_PER_STEP = 8
 # Steps start at most this often (a finished turn's step goes at once): turns whose chunks complete
 # within this time of each other share a step, at a mean cost of half of it in delay.
 LIVE_STEP_INTERVAL_SECONDS = 0.1
+# A word is sent once the next word has begun (its last piece may still come), or once the decoder has
+# passed this much silence after it: the last word before a pause need not wait for the next one.
+LIVE_WORD_GAP_SECONDS = 0.4
 # While live sessions are open, a file call holds at most this much audio (longer items run in windows
 # of it), since a running call cannot be interrupted and the next live step waits for it.
 LIVE_FILE_CALL_SECONDS = 30.0

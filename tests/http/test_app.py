@@ -22,6 +22,7 @@ from tests.support.media import b64, encode, speech
 from tests.support.model_spy import ModelSpy
 from utils.contract.job_input import JobInput
 from utils.http import app
+from utils.http.openai_params import TranscriptionForm
 from utils.text import number_stream
 
 WORDS = "seven three nine two zero five"
@@ -475,6 +476,12 @@ def test_the_openapi_document_holds_the_job_input_schema(server: RunningServer) 
     assert form["multipart/form-data"]["schema"]["properties"]["language"]["enum"] == list(
         config.MODEL_LANGUAGES
     )
+    # The form's fields are its declaration's, as OpenAI's SDKs send them, and the file.
+    fields = set(form["multipart/form-data"]["schema"]["properties"])
+    declared = {
+        f"{name}[]" if name == "timestamp_granularities" else name for name in TranscriptionForm.model_fields
+    }
+    assert fields == {"file", *declared}
 
 
 def test_the_documented_languages_are_those_of_the_served_models(monkeypatch: pytest.MonkeyPatch) -> None:

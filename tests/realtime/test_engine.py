@@ -131,6 +131,26 @@ def test_a_long_turn_streams_settled_words_before_it_ends(long_utterance: np.nda
     assert starts == sorted(starts)
 
 
+def test_the_word_before_a_pause_is_sent_without_waiting_for_the_next_word() -> None:
+    before, after = speech("seven one four"), speech("two nine")
+    pause = np.zeros(config.SAMPLE_RATE * 2, dtype=np.float32)
+
+    async def run() -> tuple[list[LiveUpdate], list[LiveUpdate]]:
+        turn = engine.open_turn(settings("low"), 0.0)
+        reader = turn.updates()
+        await push_all(turn, np.concatenate([before, pause]))
+        early = []
+        while not early or not early[-1].delta.endswith("four"):
+            early.append(await asyncio.wait_for(reader.__anext__(), 60))
+        await push_all(turn, after)
+        await turn.finish()
+        return early, [update async for update in reader]
+
+    early, rest = asyncio.run(run())
+    assert "".join(u.delta for u in early) == "seven one four"
+    assert "".join(u.delta for u in early + rest) == rest[-1].text == "seven one four two nine"
+
+
 def test_turns_streaming_together_share_steps(utterance: np.ndarray) -> None:
     async def run() -> list[list[LiveUpdate]]:
         turns = [engine.open_turn(settings(), 0.0) for _ in range(8)]

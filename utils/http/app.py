@@ -239,38 +239,16 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 def _transcription_form() -> dict[str, Any]:
-    """The transcription route's multipart form, for the OpenAPI document."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "model": {"type": "string"},
-                            "response_format": {
-                                "type": "string",
-                                "enum": list(openai_params.RESPONSE_FORMATS),
-                            },
-                            "timestamp_granularities[]": {
-                                "type": "array",
-                                "items": {"type": "string", "enum": list(openai_params.GRANULARITIES)},
-                            },
-                            "stream": {"type": "boolean"},
-                            "language": {"type": "string", "enum": served_languages()},
-                            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                            "prompt": {"type": "string", "maxLength": 0},
-                            "chunking_strategy": {"type": "string", "enum": ["auto"]},
-                            **{name: {"description": "As in JobInput."} for name in openai_params.OPTIONS},
-                        },
-                    }
-                }
-            },
-        }
-    }
+    """The transcription route's multipart form, for the OpenAPI document: the form's declaration, the
+    file, and the served models' languages."""
+    schema = openai_params.TranscriptionForm.model_json_schema()
+    schema["properties"]["language"]["enum"] = served_languages()
+    fields = {"file": {"type": "string", "format": "binary"}}
+    for name, field in schema["properties"].items():
+        # OpenAI's SDKs send the list as repeated `timestamp_granularities[]` fields.
+        fields[f"{name}[]" if name == "timestamp_granularities" else name] = field
+    schema["properties"], schema["required"] = fields, ["file"]
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 _JSON_BODY = {
@@ -371,7 +349,9 @@ def create_app(state: readiness.Readiness) -> FastAPI:
                 response = _stream(params, jobs, upload, received.file)
                 upload = None  # the job removes it
                 return response
-            options = job_pipeline.JobOptions(upload=received.file, wait_for_room=False)
+            options = job_pipeline.JobOptions(
+                upload=received.file, wait_for_room=False, segment_details=params.segment_details
+            )
             future, deadline = jobs.start(params.job_input, options, upload)
             upload = None
             return _render(await _finished(request, future, deadline), params)

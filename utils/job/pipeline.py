@@ -9,7 +9,6 @@ import dataclasses
 import importlib.util
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,8 @@ import config
 from utils import sources, volume
 from utils.asr import decoding, vad
 from utils.asr import model as asr_model
-from utils.asr.records import Transcript
-from utils.asr.scheduler import WordSink, scheduler
+from utils.asr.records import LOGPROBS, Transcript
+from utils.asr.scheduler import Progress, WordSink, scheduler
 from utils.contract import validation
 from utils.errors import (
     DiarizationError,
@@ -40,7 +39,6 @@ from utils.text import language, number_transcripts
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
 # What one item's audio can make the models fail with; in a batch it fails that item alone. Anything else
 # (a GPU failure, the job's deadline or cancellation) ends the whole job.
 ITEM_FAILURES = (UnreliableTranscriptError, GpuOutOfMemoryError, DiarizationError)
@@ -58,6 +56,9 @@ class JobOptions:
     # words go to `on_words` (single-channel items only).
     stream_window_seconds: float | None = None
     on_words: WordSink | None = None
+    # OpenAI's verbose_json: segments carry their tokens, `avg_logprob` and `no_speech_prob` (costs a
+    # little decoding and a speech-detector pass over the segments; see utils.http.formats).
+    segment_details: bool = False
 
 
 def _rows(samples: np.ndarray) -> list[np.ndarray]:
@@ -97,7 +98,7 @@ def transcribe_ready(
         request: The validated job (timestamp kinds, hotwords, speakers, channels).
         deadline: The job's deadline (and cancellation), checked before each model call.
         progress: Receives short progress messages.
-        options: A stream's window length and word sink (for an item of one row).
+        options: A stream's window length and word sink (for an item of one row), and segment details.
 
     Returns:
         Transcripts by item index, the model description and the seconds each part took.
@@ -113,6 +114,8 @@ def transcribe_ready(
     if request.diarize:
         model = {**model, **diarizer.info()}  # loads the diarizer on its first job
     kinds = results.timestamp_kinds_needed(request)
+    if options.segment_details:
+        kinds |= {"word", "segment", LOGPROBS}
     started = time.perf_counter()
     rows = {index: _rows(samples) for index, samples in ready.items()}
 
@@ -172,6 +175,10 @@ def transcribe_ready(
                             part, activity, request.max_speakers, channel if separate else None
                         )
                         for channel, (part, activity) in enumerate(zip(parts, activities, strict=True))
+                    ]
+                if options.segment_details:
+                    parts = [
+                        vad.with_no_speech(part, row) for part, row in zip(parts, rows[index], strict=True)
                     ]
             except ITEM_FAILURES as error:
                 if not request.is_batch:
@@ -245,7 +252,7 @@ def answer(
         The success or failure contract; `refresh_worker: true` after an unrecoverable GPU error.
     """
     try:
-        return run_job(job, progress, deadline, options)
+        return _run_job(job, progress, deadline, options)
     except GpuFailureError as error:
         log.error("job %s: GPU failure, asking for this worker to be replaced", job.get("id"))
         return {**results.error_fields(error), "refresh_worker": True}
@@ -257,26 +264,10 @@ def answer(
         return results.error_fields(InternalError())
 
 
-def run_job(
-    job: dict[str, Any],
-    progress: Progress,
-    deadline: Deadline,
-    options: JobOptions = JobOptions(),
+def _run_job(
+    job: dict[str, Any], progress: Progress, deadline: Deadline, options: JobOptions
 ) -> dict[str, Any]:
-    """Runs one job; raises on a failure of the whole job.
-
-    Args:
-        job: The RunPod job; the client's payload is under "input".
-        progress: Receives short progress messages for the client.
-        deadline: The job's deadline and cancellation.
-        options: What the front door asks for beyond the input.
-
-    Returns:
-        The success contract.
-
-    Raises:
-        WorkerError: Any failure a client can act on.
-    """
+    """`answer`'s work: the success contract, or an exception for a failure of the whole job."""
     started = time.perf_counter()
     request = validation.parse_input(job.get("input"), options.upload)
     if request.output_url is not None:

@@ -155,7 +155,9 @@ class LiveTurn:
                 raise RuntimeError("push after finish: a finished turn takes no more audio")
             self._pieces.append(np.asarray(samples, dtype=np.float32).reshape(-1))
             self._received += samples.size
-        self._engine.wake()
+            ready = self._ready()
+        if ready:  # most pushes complete no chunk: no need to look at every turn
+            self._engine.wake()
 
     async def finish(self) -> None:
         """Ends the turn: what is left is decoded in the next step, without waiting for look-ahead."""
@@ -269,11 +271,20 @@ class LiveTurn:
         return LiveUpdate(delta, tuple(words), False, "") if words else None
 
     def _settle(self, pieces: streaming.LiveModel, final: bool) -> list[LiveWord]:
-        """The open tokens' complete words (all of them when final), removed from the open tokens."""
+        """The open tokens' complete words, removed from the open tokens: those a later word has begun
+        after, the last one too when the turn is finished or the decoder has passed
+        `LIVE_WORD_GAP_SECONDS` of silence after it (a piece after such a pause starts a word of its
+        own)."""
         starts = [i for i, (token, _, _) in enumerate(self._open) if pieces.starts_word[token]]
         if not starts or starts[0] != 0:
             starts.insert(0, 0)
-        bounds = [*starts, len(self._open)] if final else starts
+        bounds = starts
+        if self._open:
+            _, frame, duration = self._open[-1]
+            decoded_frames = self._decoded // pieces.frame_samples
+            gap = round(config.LIVE_WORD_GAP_SECONDS / pieces.current.frame_seconds)
+            if final or decoded_frames - (frame + duration) >= gap:
+                bounds = [*starts, len(self._open)]
         seconds = pieces.current.frame_seconds
         words = []
         for begin, end in itertools.pairwise(bounds):
@@ -285,8 +296,6 @@ class LiveTurn:
             stop = round(self.start_seconds + (group[-1][1] + group[-1][2]) * seconds, 3)
             words.append(LiveWord(text, start, max(start, stop)))
         self._open = self._open[bounds[-1] :] if len(bounds) > 1 else self._open
-        if final:
-            self._open = []
         return words
 
     def _fail(self, error: WorkerError) -> WorkerError | None:
