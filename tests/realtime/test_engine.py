@@ -1,7 +1,7 @@
 """The live engine (`utils.realtime.engine`) with the bundled model: turns pushed in small pieces give
-the file door's words, deltas are settled words that join to the final text, turns share steps, finish
-and close act at once, a live step goes before queued file work, hotwords are per turn, and a failed
-step fails only its own turns."""
+the file door's words, turns share steps, finish and close act at once, a live step goes before queued
+file work and open sessions keep file calls short, hotwords are per turn, a failed step fails only its
+own turns, and a turn outlives its model's unloading."""
 
 import asyncio
 import threading
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import config
+from tests.support.live_turns import MODEL, WORDS, collect, file_transcript, push_all, settings
 from tests.support.media import speech
 from utils.asr.plans import WINDOWED
 from utils.asr.records import Transcript
@@ -18,11 +19,8 @@ from utils.asr.scheduler import scheduler
 from utils.errors import GpuOutOfMemoryError, InvalidInputError
 from utils.job.deadline import Deadline
 from utils.realtime import streaming
-from utils.realtime.engine import LiveSettings, LiveTurn, LiveUpdate, engine
+from utils.realtime.engine import LiveSettings, LiveUpdate, engine
 
-MODEL = config.BUNDLED_TEST_MODEL.stem
-WORDS = "seven one four two nine eight three five zero six"
-PIECE = 320  # 20 ms, as clients send
 # Word times may differ from the file door's by one encoder frame: each chunk's features are normalized
 # over its own buffer, and without CUDA graphs NeMo's batched TDT decoding can record a token's
 # duration from a later frame when other turns share the step.
@@ -34,39 +32,11 @@ def utterance() -> np.ndarray:
     return speech(WORDS)
 
 
-@pytest.fixture(scope="module")
-def long_utterance() -> np.ndarray:
-    return np.concatenate([speech(WORDS), speech("three three eight zero one"), speech(WORDS)])
-
-
-def file_transcript(samples: np.ndarray) -> Transcript:
-    """The file door's transcript of the same audio (the scheduler's whole-item call)."""
-    return scheduler.submit(samples, frozenset({"word"}), Deadline(120), lambda _: None).result(timeout=120)
-
-
-def settings(delay: str = "medium", hotwords: tuple[str, ...] = ()) -> LiveSettings:
-    return LiveSettings(MODEL, delay, hotwords)
-
-
-async def push_all(turn: LiveTurn, samples: np.ndarray, pause: float = 0.0) -> None:
-    for start in range(0, samples.size, PIECE):
-        await turn.push(samples[start : start + PIECE])
-        if pause:
-            await asyncio.sleep(pause)
-
-
 async def transcribe_live(samples: np.ndarray, delay: str = "medium", start: float = 0.0) -> list[LiveUpdate]:
     turn = engine.open_turn(settings(delay), start)
     await push_all(turn, samples)
     await turn.finish()
     return await collect(turn)
-
-
-async def collect(turn: LiveTurn, timeout: float = 60) -> list[LiveUpdate]:
-    async def read() -> list[LiveUpdate]:
-        return [update async for update in turn.updates()]
-
-    return await asyncio.wait_for(read(), timeout)
 
 
 @pytest.fixture
@@ -102,53 +72,6 @@ def test_a_turn_pushed_in_small_pieces_gives_the_file_doors_words_on_the_session
     for live, filed in zip(words, expected.timestamps.word, strict=True):
         assert live.start == pytest.approx(filed.start + 12.5, abs=FRAME + 1e-6)
         assert live.end == pytest.approx(filed.end + 12.5, abs=FRAME + 1e-6)
-
-
-def test_a_long_turn_streams_settled_words_before_it_ends(long_utterance: np.ndarray) -> None:
-    async def run() -> tuple[list[LiveUpdate], list[LiveUpdate]]:
-        turn = engine.open_turn(settings("low"), 0.0)
-        first_half = long_utterance[: long_utterance.size // 2]
-        await push_all(turn, first_half)
-        # Half the audio settles words while the speaker is still talking: no finish yet.
-        reader = turn.updates()
-        early = [await asyncio.wait_for(reader.__anext__(), 60)]
-        await push_all(turn, long_utterance[first_half.size :])
-        await turn.finish()
-        rest = [update async for update in reader]
-        return early, rest
-
-    early, rest = asyncio.run(run())
-    assert not early[0].final
-    assert early[0].delta
-    assert not early[0].text
-    updates = early + rest
-    assert updates[-1].final
-    # Each delta is whole words: the first starts the text, the others start with their space.
-    assert not updates[0].delta.startswith(" ")
-    assert all(u.delta.startswith(" ") for u in updates[1:] if u.delta)
-    assert "".join(u.delta for u in updates) == updates[-1].text == file_transcript(long_utterance).text
-    starts = [w.start for u in updates for w in u.words]
-    assert starts == sorted(starts)
-
-
-def test_the_word_before_a_pause_is_sent_without_waiting_for_the_next_word() -> None:
-    before, after = speech("seven one four"), speech("two nine")
-    pause = np.zeros(config.SAMPLE_RATE * 2, dtype=np.float32)
-
-    async def run() -> tuple[list[LiveUpdate], list[LiveUpdate]]:
-        turn = engine.open_turn(settings("low"), 0.0)
-        reader = turn.updates()
-        await push_all(turn, np.concatenate([before, pause]))
-        early = []
-        while not early or not early[-1].delta.endswith("four"):
-            early.append(await asyncio.wait_for(reader.__anext__(), 60))
-        await push_all(turn, after)
-        await turn.finish()
-        return early, [update async for update in reader]
-
-    early, rest = asyncio.run(run())
-    assert "".join(u.delta for u in early) == "seven one four"
-    assert "".join(u.delta for u in early + rest) == rest[-1].text == "seven one four two nine"
 
 
 def test_turns_streaming_together_share_steps(utterance: np.ndarray) -> None:
@@ -225,34 +148,6 @@ def test_finish_while_the_turns_step_runs_leaves_the_rest_for_a_last_step(
     assert engine.stats().steps - before.steps == 2
     assert updates[-1].final
     assert updates[-1].text == "".join(u.delta for u in updates) == WORDS
-
-
-def test_one_large_append_is_decoded_in_bounded_frames(utterance: np.ndarray) -> None:
-    silence = np.zeros(config.SAMPLE_RATE * 24, dtype=np.float32)
-
-    async def run() -> list[LiveUpdate]:
-        turn = engine.open_turn(settings(), 0.0)
-        await turn.push(np.concatenate([utterance, silence]))  # 28 s at once, then the end of the turn
-        await turn.finish()
-        return await collect(turn)
-
-    before = engine.stats()
-    updates = asyncio.run(run())
-    frames = engine.stats().frames - before.frames
-    chunk, lookahead = config.LIVE_DELAYS["medium"]
-    most = config.LIVE_MAX_CHUNKS_PER_STEP * chunk
-    assert frames >= (utterance.size / config.SAMPLE_RATE + 24 - lookahead) // most
-    assert updates[-1].text == "".join(u.delta for u in updates) == WORDS
-
-
-def test_a_turn_with_no_speech_ends_with_empty_text() -> None:
-    async def run() -> list[LiveUpdate]:
-        turn = engine.open_turn(settings("minimal"), 3.0)
-        await push_all(turn, np.zeros(config.SAMPLE_RATE * 2, dtype=np.float32))
-        await turn.finish()
-        return await collect(turn)
-
-    assert asyncio.run(run()) == [LiveUpdate("", (), True, "")]
 
 
 def test_close_mid_turn_frees_it_and_leaves_it_out_of_the_next_step(

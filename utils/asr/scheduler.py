@@ -14,13 +14,12 @@ there), and runs one model call at a time:
 - An item whose job was cancelled, or whose deadline passed, is dropped before its next call.
 - Other work on the device (the diarizer) queues as a task (`run_task`) and takes its turn like an
   item, alone.
-- Live steps (`run_live`: the live engine's batched streaming steps) are latency-bound: they wait in a
-  queue of their own that goes before the items and tasks, and cut short the wait for a batch to fill.
-  Only when live steps come back to back does one waiting file call go between two of them, so that a
-  busy live door slows file jobs but never stops them. A running call cannot be interrupted, so while
-  live sessions are open (`hold_live`) file calls are kept short: an item longer than
-  `LIVE_FILE_CALL_SECONDS` runs in windows of that length (one per call), and a batch holds at most that
-  much audio. A live step then waits for one such call at most.
+- Live steps (`run_live`: the live engine's batched streaming steps) are latency-bound: they go before
+  the items and tasks, and cut short the wait for a batch to fill. Only when live steps come back to back
+  does one waiting file call go between two of them (a busy live door slows file jobs, never stops them).
+  A running call cannot be interrupted, so while live sessions are open (`hold_live`) file calls are
+  short: an item longer than `LIVE_FILE_CALL_SECONDS` runs in windows of that length, and a batch holds
+  at most that much audio. A live step then waits for one such call at most.
 
 Every call ends with the model in full attention (`transcribe.run_call`).
 """
@@ -101,7 +100,7 @@ class _Task:
     """Other work for the device, run alone on the scheduler's thread in its turn."""
 
     work: Callable[[], Any]
-    deadline: Deadline
+    deadline: Deadline | None  # None: a live step (never in the queue that deadlines are checked in)
     future: "Future[Any]"
     ready_at: float
     seconds: float = 0.0
@@ -113,21 +112,13 @@ class _Task:
         return False
 
 
-@dataclass(eq=False)
-class _LiveStep:
-    """A live step: run on the scheduler's thread before any waiting item or task."""
-
-    work: Callable[[], Any]
-    future: "Future[Any]"
-
-
 class Scheduler:
     """The model's queue and the thread that works it."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._pending: list[_Request | _Task] = []
-        self._live: deque[_LiveStep] = deque()
+        self._live: deque[_Task] = deque()  # live steps: tasks with no deadline, run first
         # Whether the last call was a live step (the next one then lets a waiting file call go first).
         self._live_ran_last = False
         # Live sessions (and turns) open: file calls are kept short while there are any.
@@ -202,13 +193,13 @@ class Scheduler:
         """Queues a live step, to run on the scheduler's thread before waiting items and tasks.
 
         Args:
-            work: The step; its result or exception goes to the future. It has no deadline: the live
-                engine decides what a step holds when the step starts.
+            work: The step (no deadline: it decides what it holds when it starts); its result or
+                exception goes to the future.
 
         Returns:
             The future of the step's result.
         """
-        step = _LiveStep(work, Future())
+        step = _Task(work, None, Future(), time.monotonic())
         with self._condition:
             self._start_thread()
             self._live.append(step)
@@ -249,7 +240,7 @@ class Scheduler:
                 for request in call:
                     _fail(request, error)
 
-    def _next_call(self) -> "list[_Request | _Task] | list[_LiveStep]":
+    def _next_call(self) -> "list[_Request | _Task]":
         """Waits for work and picks the next call: a live step, or the items of the next model call
         (removing them from the queue)."""
         with self._condition:
@@ -313,10 +304,10 @@ class Scheduler:
             self._pending.append(request)
             self._condition.notify()
 
-    def _run(self, call: "list[_Request] | list[_Task] | list[_LiveStep]") -> None:
+    def _run(self, call: "list[_Request] | list[_Task]") -> None:
         """Runs one model call (or task, or live step) and settles or requeues each of its items."""
         first = call[0]
-        if isinstance(first, (_Task, _LiveStep)):
+        if isinstance(first, _Task):
             try:
                 result = first.work()
             except Exception as error:  # noqa: BLE001  (the task's job gets it)
@@ -434,7 +425,7 @@ def _settle(request: _Request, transcript: Transcript) -> None:
         request.future.set_result(transcript)
 
 
-def _fail(request: "_Request | _Task | _LiveStep", error: BaseException) -> None:
+def _fail(request: "_Request | _Task", error: BaseException) -> None:
     """Hands an item the error that stopped it (unless its job stopped waiting)."""
     if not request.future.done():
         request.future.set_exception(error)
