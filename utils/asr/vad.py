@@ -223,7 +223,7 @@ def no_speech_probabilities(samples: np.ndarray, spans: list[tuple[float, float]
             stacked = np.zeros((len(batch), longest + -longest % _FRAME_SAMPLES), dtype=np.float32)
             for row, (_, piece) in enumerate(batch):
                 stacked[row, : piece.size] = piece  # zeros after a short piece: silence, never the maximum
-            highest = _model().audio_forward(torch.from_numpy(stacked), config.SAMPLE_RATE).amax(dim=1)
+            highest = silero_model().audio_forward(torch.from_numpy(stacked), config.SAMPLE_RATE).amax(dim=1)
             for (index, _), value in zip(batch, highest.tolist(), strict=True):
                 best[index] = max(best[index], value)
     return [round(min(max(1.0 - value, 0.0), 1.0), 4) for value in best]

@@ -9,6 +9,7 @@ language (checked against the model, never forced), the prompt (refused unless e
 """
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import config
@@ -134,49 +135,62 @@ def _renamed(error: WorkerError, old: str, new: str) -> EventError:
     return EventError(message, "invalid_value", param)
 
 
-def _model(requested: str | None, path: str) -> str:
-    """The served model a session's `model` names, by the HTTP door's rule."""
-    served = asr_model.served_models()
-    chosen = openai_params.job_model(requested, [asr_model.model_id(name) for name in served])
-    if chosen is None:
-        return served[0]
+# The job input the queue's contract checks a session's transcription settings as: an uploaded file
+# stands for the audio, so that only the fields sent are judged.
+_LIVE_AUDIO = Path("live-session")
+
+
+def _contract(path: str, model: str | None, language: str | None, keywords: list[str], as_field: str) -> Any:
+    """The queue's contract applied to a session's model, language and keywords (its hotwords).
+
+    Returns:
+        The validated job request (`model`, `language`, `hotwords`).
+
+    Raises:
+        EventError: The contract's refusal, about the session's field (`as_field` for the language).
+    """
+    job_input: dict[str, Any] = {}
+    if model is not None:
+        job_input["model"] = model
+    if language is not None:
+        job_input["language"] = language
+    if keywords:
+        job_input["hotwords"] = keywords
     try:
-        return asr_model.resolve(chosen)
+        return validation.parse_input(job_input, upload=_LIVE_AUDIO)
     except InvalidInputError as error:
-        raise _renamed(error, "model", path) from None
+        for field, ours in (("hotwords", "keywords"), ("language", as_field), ("model", "model")):
+            if str(error).startswith(field):
+                raise _renamed(error, field, f"{path}.{ours}") from None
+        raise EventError(str(error), "invalid_value", path) from None
 
 
 def _transcription(current: TranscriptionSettings, given: Transcription, path: str) -> TranscriptionSettings:
-    """The transcription settings after an update: the fields sent replace theirs (null: the default)."""
+    """The transcription settings after an update: the fields sent replace theirs (null: the default).
+    The model, language and keywords are checked as the queue's contract checks them, the model named
+    by the HTTP door's rule (any name while one model is served)."""
     sent = given.model_fields_set
-    model = _model(given.model, f"{path}.model") if "model" in sent else current.model
+    served = asr_model.served_models()
+    if "model" in sent:
+        requested = openai_params.job_model(given.model, [asr_model.model_id(name) for name in served])
+    else:
+        requested = current.model if len(served) > 1 else None
     if "prompt" in sent:
         try:
             openai_params.check_prompt(given.prompt or "")
         except InvalidInputError as error:
             raise _renamed(error, "prompt", f"{path}.prompt") from None
     language = given.language if "language" in sent else current.language
-    if language is not None:
-        try:
-            language = validation.parse_language(language, model)
-        except InvalidInputError as error:
-            raise _renamed(error, "language", f"{path}.language") from None
+    keywords = (given.keywords or []) if "keywords" in sent else list(current.keywords)
+    checked = _contract(path, requested, language, keywords, "language")
     languages = current.languages
     if "languages" in sent:
         languages = None if given.languages is None else tuple(given.languages)
     if languages is not None:
-        try:
-            languages = tuple(validation.parse_language(code, model) for code in languages)
-        except InvalidInputError as error:
-            raise _renamed(error, "language", f"{path}.languages") from None
-    keywords = current.keywords
-    if "keywords" in sent:
-        try:
-            keywords = validation.parse_hotwords(given.keywords) if given.keywords else ()
-        except InvalidInputError as error:
-            raise _renamed(error, "hotwords", f"{path}.keywords") from None
+        languages = tuple(_contract(path, requested, code, [], "languages").language for code in languages)
     delay = (given.delay or config.LIVE_DEFAULT_DELAY) if "delay" in sent else current.delay
-    return TranscriptionSettings(model, language, languages, keywords, delay)
+    model = checked.model or served[0]
+    return TranscriptionSettings(model, checked.language, languages, checked.hotwords, delay)
 
 
 def _turn_detection(current: Vad | None, given: ServerVad | SemanticVad | None) -> Vad | None:
