@@ -16,10 +16,10 @@ from tests.support.media import speech
 from utils.asr.plans import WINDOWED
 from utils.asr.records import Transcript
 from utils.asr.scheduler import scheduler
-from utils.errors import GpuOutOfMemoryError, InvalidInputError
+from utils.errors import GpuOutOfMemoryError, InternalError, InvalidInputError
 from utils.job.deadline import Deadline
 from utils.realtime import streaming
-from utils.realtime.engine import LiveSettings, LiveUpdate, engine
+from utils.realtime.engine import LiveSettings, LiveTurn, LiveUpdate, engine
 
 # Word times may differ from the file door's by one encoder frame: each chunk's features are normalized
 # over its own buffer, and without CUDA graphs NeMo's batched TDT decoding can record a token's
@@ -351,3 +351,33 @@ def test_open_sessions_and_turns_keep_file_calls_short(
     assert in_session.attention == beside_turn.attention == WINDOWED
     assert in_session.windows > 1
     assert alone.attention != WINDOWED
+
+
+def test_a_bug_in_a_step_ends_that_models_turns_and_the_engine_goes_on(
+    utterance: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_take = LiveTurn._take_frame
+
+    def broken(self: LiveTurn) -> streaming.Frame:
+        raise RuntimeError("injected bug")  # a bug in the engine's own code, not the model's
+
+    monkeypatch.setattr(LiveTurn, "_take_frame", broken)
+
+    async def run() -> tuple[BaseException | None, list[LiveUpdate]]:
+        failing = engine.open_turn(settings(), 0.0)
+        await push_all(failing, utterance)
+        await failing.finish()
+        error = None
+        try:
+            await collect(failing)
+        except InternalError as caught:
+            error = caught
+        monkeypatch.setattr(LiveTurn, "_take_frame", real_take)
+        later = engine.open_turn(settings(), 0.0)
+        await push_all(later, utterance)
+        await later.finish()
+        return error, await collect(later)
+
+    error, later = asyncio.run(run())
+    assert str(error) == "internal error while transcribing; the worker logged the details"
+    assert later[-1].text == WORDS

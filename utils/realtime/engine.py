@@ -172,7 +172,12 @@ class LiveEngine:
             with self.lock:
                 models = list(dict.fromkeys(turn.model_name for turn in self._turns if turn._ready()))
             for name in models:
-                self._model_step(name)
+                try:
+                    self._model_step(name)
+                except Exception as error:  # noqa: BLE001  (a bug: end the model's turns, not loop on it)
+                    with self.lock:
+                        turns = [turn for turn in self._turns if turn.model_name == name]
+                    self._fail_turns(turns, error)
         finally:
             with self.lock:
                 self._scheduled = False
