@@ -115,7 +115,7 @@ class LiveTurn:
                 return  # closed by a disconnect or clear while the audio was on its way
             if self._finishing:
                 raise RuntimeError("push after finish: a finished turn takes no more audio")
-            self._pieces.append(np.asarray(samples, dtype=np.float32).reshape(-1))
+            self._pieces.append(np.array(samples, dtype=np.float32).reshape(-1))  # a copy: buffers get reused
             self._received += samples.size
             ready = self._ready()
         if ready:  # most pushes complete no chunk: no need to look at every turn
