@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import openai
+import pytest
 from scipy.signal import resample_poly
 
 import config
+from tests.support.media import speech
 
 EVENT_TIMEOUT_SECONDS = 60.0
 # 100 ms of each format, as clients commonly send it.
@@ -141,3 +143,43 @@ def transcripts(events: list[dict[str, Any]]) -> list[str]:
         if event["type"] == "conversation.item.input_audio_transcription.completed"
     }
     return [done[item] for item in order if item in done]
+
+
+def spoken(*phrases: str, pause: float = 1.0) -> np.ndarray:
+    """Phrases with `pause` seconds of silence after each (and the synthesizer's own 0.3 s around)."""
+    return np.concatenate([part for phrase in phrases for part in (speech(phrase), silence(pause))])
+
+
+def ws_url(port: int, query: str = "intent=transcription") -> str:
+    """The live route on 127.0.0.1:`port`."""
+    return f"ws://127.0.0.1:{port}/v1/realtime?{query}"
+
+
+def assert_turns_well_formed(events: list[dict[str, Any]], vad: bool, language: str | None = "en") -> None:
+    """Every committed turn: its events in order, deltas joining to its transcript, times consistent."""
+    committed = [event for event in events if event["type"] == "input_audio_buffer.committed"]
+    previous = None
+    for commit in committed:
+        item = commit["item_id"]
+        assert commit.get("previous_item_id") == previous
+        previous = item
+        [added] = [e for e in events if e["type"] == "conversation.item.added" and e["item"]["id"] == item]
+        assert added["item"]["role"] == "user"
+        assert added["item"]["content"][0]["type"] == "input_audio"
+        [done] = of_item(events, item, "transcription.completed")
+        deltas = of_item(events, item, "transcription.delta")
+        assert "".join(delta["delta"] for delta in deltas) == done["transcript"]
+        assert all(delta["content_index"] == 0 for delta in deltas)
+        assert events.index(commit) < events.index(added) < events.index(done)
+        assert done["usage"]["type"] == "duration"
+        assert done["languages"] == ([{"code": language}] if language else [])
+        assert [word["word"] for word in done["words"]] == done["transcript"].split()
+        starts = [word["start"] for word in done["words"]]
+        assert starts == sorted(starts)
+        if vad:
+            [started] = of_item(events, item, "speech_started")
+            [stopped] = of_item(events, item, "speech_stopped")
+            assert events.index(started) < events.index(stopped) < events.index(commit)
+            begin, end = started["audio_start_ms"] / 1000, stopped["audio_end_ms"] / 1000
+            assert done["usage"]["seconds"] == pytest.approx(end - begin, abs=0.002)
+            assert all(begin <= word["start"] <= word["end"] <= end + 0.1 for word in done["words"])
