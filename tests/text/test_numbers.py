@@ -76,6 +76,11 @@ CASES = [
     ("en", "hundreds of people", "hundreds of people"),
     ("en", "nineteen o five", "1905"),
     ("en", "hundred and five", "105"),
+    # A scale word said twice: text2num adds one to the first ("101", "7000000001"); the words stay.
+    ("nl", "honderd en honderd en vier", "honderd en 104"),
+    ("da", "hundrede hundrede", "hundrede 100"),
+    ("en", "seven billion billion", "seven billion billion"),
+    ("de", "drei Milliarde Milliarde", "drei Milliarde Milliarde"),
     # Punctuation separates numbers.
     ("en", "twenty, five", "20, 5"),
     ("en", "I have twenty. Five more", "I have 20. 5 more"),

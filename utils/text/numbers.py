@@ -132,10 +132,10 @@ def word_parts(token: str) -> tuple[str, str, str]:
 
 @functools.lru_cache(maxsize=1 << 16)
 def word_value(core: str, language: str) -> int | None:
-    """The number a single word says on its own (kept: a transcript repeats its words).
+    """The number a word (or words) says on its own (kept: a transcript repeats its words).
 
     Args:
-        core: A word's letters, without punctuation.
+        core: A word's letters, without punctuation (or several words' letters, joined by spaces).
         language: A covered ISO 639-1 code.
 
     Returns:
@@ -200,9 +200,9 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
         if any(digit is None or not 0 <= digit <= 9 for digit in digits):
             return []
         return [_Found(found.start + i, found.start + i + 1, str(d), float(d)) for i, d in enumerate(digits)]
-    if found.value != int(found.value) or found.text != str(int(found.value)):
-        return []
-    return [found]
+    # The words alone must say the parser's value: it adds one to a scale word said twice ("honderd honderd").
+    alone = word_value(" ".join(tokens[index].core for index in range(found.start, found.end)), language)
+    return [found] if alone == found.value and found.text == str(alone) else []
 
 
 def _right_decimal(found: _Found) -> bool:
