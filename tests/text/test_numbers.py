@@ -81,6 +81,10 @@ CASES = [
     ("da", "hundrede hundrede", "hundrede 100"),
     ("en", "seven billion billion", "seven billion billion"),
     ("de", "drei Milliarde Milliarde", "drei Milliarde Milliarde"),
+    # An ordinal after a decimal mark: text2num reads "premier" as a digit ("3,1").
+    ("fr", "trois virgule premier", "trois virgule premier"),
+    ("es", "tres coma primera", "tres coma primera"),
+    ("nl", "vijf komma eerste", "vijf komma eerste"),
     # Punctuation separates numbers.
     ("en", "twenty, five", "20, 5"),
     ("en", "I have twenty. Five more", "I have 20. 5 more"),

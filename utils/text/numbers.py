@@ -126,8 +126,7 @@ def word_parts(token: str) -> tuple[str, str, str]:
         Its leading punctuation, its letters (inner marks kept: "twenty-five") and its trailing
         punctuation.
     """
-    lead, core, trail = _EDGES.match(token).groups()  # type: ignore[union-attr]  (matches any string)
-    return lead, core, trail
+    return _EDGES.match(token).groups()  # type: ignore[union-attr, return-value]  (matches any string)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -175,7 +174,7 @@ def _decimal(found: _Found) -> bool:
 
 
 def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found]:
-    """One finding made right, split into several, or dropped (its words stay)."""
+    """One finding made right, split into several, or dropped where its words do not say it (they stay)."""
     if found.ordinal:
         return []
     if language == "en" and any(
@@ -183,7 +182,7 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
     ):
         return []  # "the eighteen hundreds" are not 1800
     if _decimal(found):
-        if _right_decimal(found):
+        if _right_decimal(found, tokens, language):
             return [found]
         if found.end - found.start > 3:
             # "trois virgule cinq millions" → "3,5000000": the decimal alone, the last word (a scale word)
@@ -192,7 +191,7 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
             whole = len(inner) == 1 and (inner[0].start, inner[0].end) == (0, found.end - 1 - found.start)
             if whole and _decimal(inner[0]):
                 shifted = replace(inner[0], start=found.start, end=found.end - 1)
-                return [shifted] if _right_decimal(shifted) else []
+                return [shifted] if _right_decimal(shifted, tokens, language) else []
         return []
     if found.text.startswith("0") and len(found.text) > 1:
         # "zero zero seven" → "007", "two zero five" → "2", "05": one digit a word, or the words.
@@ -200,20 +199,20 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
         if any(digit is None or not 0 <= digit <= 9 for digit in digits):
             return []
         return [_Found(found.start + i, found.start + i + 1, str(d), float(d)) for i, d in enumerate(digits)]
-    # The words alone must say the parser's value: it adds one to a scale word said twice ("honderd honderd").
     alone = word_value(" ".join(tokens[index].core for index in range(found.start, found.end)), language)
     return [found] if alone == found.value and found.text == str(alone) else []
 
 
-def _right_decimal(found: _Found) -> bool:
-    """Whether a decimal's digits say its value, and no more digits than its words can say (a word after
-    the decimal mark says one or two)."""
+def _right_decimal(found: _Found, tokens: list[_Token], language: str) -> bool:
+    """Whether a decimal's digits say its value, no more digits than its words can say (a word after the
+    decimal mark says one or two), and its last word is a number (the parser reads "premier" as 1)."""
     whole, _, fraction = found.text.replace(",", ".").partition(".")
     try:
         right = float(f"{whole}.{fraction}") == found.value
     except ValueError:
         return False
-    return right and len(fraction) <= 2 * (found.end - found.start - 2)
+    enough = len(fraction) <= 2 * (found.end - found.start - 2)
+    return right and enough and word_value(tokens[found.end - 1].core, language) is not None
 
 
 def _find(tokens: list[_Token], language: str) -> list[_Found]:
@@ -416,23 +415,24 @@ def _merged_word(group: Sequence[Word], text: str) -> Word:
     return Word(text, group[0].start, group[-1].end, confidence, speaker, group[0].channel)
 
 
-def merge_groups(words: Sequence[Word], language: str) -> tuple[list[Word], list[Replacement]]:
+def merge_groups(
+    words: Sequence[Word], language: str, context: int = 0
+) -> tuple[list[Word], list[Replacement]]:
     """Words with number words as digits, and where they were replaced.
 
     Args:
         words: Words in spoken order.
         language: A covered ISO 639-1 code.
+        context: How many of the first words are only read, never replaced (a stream's words already sent).
 
     Returns:
-        The new words, and the replacements over `words` (empty: the words are returned as they are).
+        The new words after the context, and the replacements over `words` (empty: no word replaced).
     """
     breaks = None
     if len({word.channel for word in words}) > 1:
         breaks = [index > 0 and word.channel != words[index - 1].channel for index, word in enumerate(words)]
-    found = replacements([word.word for word in words], language, breaks)
-    if not found:
-        return list(words), found
-    return _applied(words, found, _merged_word), found
+    found = [r for r in replacements([w.word for w in words], language, breaks) if r.start >= context]
+    return _applied(words, found, _merged_word)[context:], found
 
 
 def to_digits(words: Sequence[Word], language: str | None) -> list[Word]:
