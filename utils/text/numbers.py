@@ -46,6 +46,7 @@ _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
 _PLURAL_SCALES = frozenset({"hundreds", "thousands", "millions", "billions", "trillions"})
 # Below this, a number said alone stays a word ("one of them", "zero"); within a run of digits it is one.
 _ALONE_FROM = 3
+_SPELLINGS = {("es", "veintiún"): "veintiuno", ("es", "veintiun"): "veintiuno"}  # unknown to text2num
 # "pour cent", "per cento", "por ciento": percent, not a hundred.
 _PERCENT_PREPOSITIONS = frozenset({"pour", "per", "por"})
 # Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
@@ -123,8 +124,7 @@ def word_parts(token: str) -> tuple[str, str, str]:
         token: A word as the model writes it ("(twenty,").
 
     Returns:
-        Its leading punctuation, its letters (inner marks kept: "twenty-five") and its trailing
-        punctuation.
+        Its leading punctuation, its letters (inner marks kept: "twenty-five") and its trailing punctuation.
     """
     return _EDGES.match(token).groups()  # type: ignore[union-attr, return-value]  (matches any string)
 
@@ -157,13 +157,14 @@ def _says_number(word: str, language: str) -> bool:
 def _tokens(words: Sequence[str], breaks: Sequence[bool] | None, language: str) -> list[_Token]:
     """The parser's tokens: a token is separated after trailing and before leading punctuation, where a
     word has no letters, and where `breaks` says so. English "o" is no zero to the parser ("eight o
-    clock"); between two digits it is one (`_with_ohs`)."""
+    clock"); between two digits it is one (`_with_ohs`). Spanish "veintiún" is read as "veintiuno"."""
     tokens = []
     previous_trail = False
     for index, word in enumerate(words):
         lead, core, trail = word_parts(word)
         separated = previous_trail or bool(lead) or not core or bool(breaks and breaks[index])
         blocked = language == "en" and core.lower() in _OH
+        core = _SPELLINGS.get((language, core.lower()), core)
         tokens.append(_Token(core or word, index > 0 and separated, blocked))
         previous_trail = bool(trail) or not core
     return tokens
@@ -226,11 +227,10 @@ def _touching(previous: _Found, found: _Found, tokens: list[_Token]) -> bool:
 
 
 def _scale_words(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
-    """Numbers that begin with a scale word ("hundred", "Millionen", "mille"): after an article they
-    take it in ("a hundred" → "100"); after digits the model wrote they stay words ("25 Millionen", not
-    "25 1000000"). Alone, "cent" and "tausend" are numbers, but English says "a hundred" (a bare
-    "million" is "the million dollar question"), a bare million is "millions of", and "pour cent" is
-    "percent"."""
+    """Numbers that begin with a scale word ("hundred", "Millionen", "mille"): after an article they take it
+    in ("a hundred" → "100"); after digits the model wrote they stay words ("25 Millionen", not "25 1000000").
+    Alone, "cent" and "tausend" are numbers, but English says "a hundred" (a bare "million" is "the million
+    dollar question"), a bare million is "millions of", and "pour cent" is "percent"."""
     articles = _ARTICLES.get(language, frozenset())
     kept: list[_Found] = []
     for item in found:
