@@ -160,6 +160,25 @@ def test_a_huge_unknown_field_name_is_cut_short() -> None:
     assert len(str(raised.value)) < 400
 
 
+@pytest.mark.parametrize(
+    ("job_input", "message"),
+    [
+        # A key that is a lone surrogate is valid JSON; pydantic cannot read it as a field name.
+        ({"audio_url": "s3://b/k", "\ud800": 1}, "input has unknown field(s) '\\ud800'; allowed:"),
+        ({"audio_url": 5, "x": 1, "\ud800": 1}, "input has unknown field(s) 'x', '\\ud800'; allowed:"),
+        ({"audios": [{"audio_url": "s3://b/k", "\udfff": 1}]}, "audios[0] has unknown field(s) '\\udfff'"),
+        (
+            {"audio_url": "s3://b/k", "output_format": "srt", "subtitle_options": {"\ud83d": 1}},
+            "subtitle_options has unknown field(s) '\\ud83d'",
+        ),
+    ],
+)
+def test_an_unknown_field_named_by_a_lone_surrogate_is_named(job_input: Any, message: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input(job_input)
+    assert str(raised.value).startswith(message)
+
+
 HUGE = 10**400  # valid JSON, and too large for a float
 
 

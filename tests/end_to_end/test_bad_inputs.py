@@ -85,6 +85,7 @@ CASES: list[Case] = [
     ("batch-not-list", lambda t, s: {"audios": {"audio_url": "s3://b/k"}}, "invalid_input", "audios must be a list"),
     ("batch-item-unknown-field", lambda t, s: {"audios": [{"url": "s3://b/k"}]}, "invalid_input", "audios[0] has unknown"),
     ("batch-id-lone-surrogate", lambda t, s: {"audios": [{"audio_url": "s3://b/k", "id": "\ud83d"}]}, "invalid_input", "audios[0].id is not valid Unicode text"),
+    ("unknown-field-lone-surrogate", lambda t, s: {"audio_url": "s3://b/k", "\ud800": 1}, "invalid_input", "unknown field(s) '\\ud800'"),
     ("url-safe-base64", lambda t, s: {"audio_base64": "-_-_"}, "invalid_input", "is URL-safe base64"),
     ("malformed-data-prefix", lambda t, s: {"audio_base64": "data:audio/wav,UklGRg=="}, "invalid_input", "malformed data: prefix"),
 ]  # fmt: skip

@@ -174,6 +174,15 @@ def test_lists_and_objects_come_as_json_or_repeated_fields() -> None:
     )
 
 
+def test_json_nested_too_deeply_is_refused_by_name() -> None:
+    # Python's JSON parser raises RecursionError (not ValueError) past its nesting limit: it was a 500.
+    assert refused(("hotwords", "[" * 5000 + "]" * 5000)) == "hotwords must be JSON nested less deeply"
+    deep = '{"a": ' * 5000 + "1" + "}" * 5000
+    assert refused(("response_format", "srt"), ("subtitle_options", deep)) == (
+        "subtitle_options must be JSON nested less deeply"
+    )
+
+
 def test_bad_option_values_get_the_queue_messages(tmp_path: Path) -> None:
     upload = tmp_path / "upload"
     upload.write_bytes(b"x")

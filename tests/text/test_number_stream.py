@@ -39,3 +39,15 @@ def test_a_stream_in_a_language_not_covered_passes_words_as_they_are() -> None:
     words = [Word("dwadzieścia", 0, 0.5), Word("pięć", 0.5, 1)]
     assert settled.feed(words) == words
     assert settled.finish() == []
+
+
+def test_the_words_sent_last_are_read_before_the_next_ones() -> None:
+    # "pour" | "cent" is percent and "25" | "tausend" a word after digits, as in the whole text; read
+    # alone, the next window's bare "cent" or "tausend" would be written as 100 or 1000.
+    for language, first, then, whole in [
+        ("fr", "vingt pour", "cent des gens", "20 pour cent des gens"),
+        ("de", "es sind 25", "tausend Leute", "es sind 25 tausend Leute"),
+    ]:
+        settled = number_stream.SettledDigits(language)
+        sent = settled.feed(timed(first)) + settled.feed(timed(then)) + settled.finish()
+        assert " ".join(w.word for w in sent) == whole

@@ -76,6 +76,15 @@ CASES = [
     ("en", "hundreds of people", "hundreds of people"),
     ("en", "nineteen o five", "1905"),
     ("en", "hundred and five", "105"),
+    # A scale word said twice: text2num adds one to the first ("101", "7000000001"); the words stay.
+    ("nl", "honderd en honderd en vier", "honderd en 104"),
+    ("da", "hundrede hundrede", "hundrede 100"),
+    ("en", "seven billion billion", "seven billion billion"),
+    ("de", "drei Milliarde Milliarde", "drei Milliarde Milliarde"),
+    # An ordinal after a decimal mark: text2num reads "premier" as a digit ("3,1").
+    ("fr", "trois virgule premier", "trois virgule premier"),
+    ("es", "tres coma primera", "tres coma primera"),
+    ("nl", "vijf komma eerste", "vijf komma eerste"),
     # Punctuation separates numbers.
     ("en", "twenty, five", "20, 5"),
     ("en", "I have twenty. Five more", "I have 20. 5 more"),
@@ -87,6 +96,9 @@ CASES = [
     ("de", "eine Million Euro", "1000000 Euro"),
     ("fr", "vingt-cinq euros", "25 euros"),
     ("es", "veinticinco euros", "25 euros"),
+    # Spanish "veintiún" (before "mil") is unknown to text2num, which wrote "veintiún 1000".
+    ("es", "veintiún mil personas", "21000 personas"),
+    ("es", "veintiún mil millones", "21000000000"),
     ("it", "venticinque euro", "25 euro"),
     ("pt", "vinte e cinco euros", "25 euros"),
     ("nl", "vijfentwintig euro", "25 euro"),

@@ -205,13 +205,39 @@ def _value_message(error: dict[str, Any]) -> str:
     return f"{_where(loc)} is not valid: {error['msg']}"
 
 
-def _refusal(errors: list[dict[str, Any]]) -> WorkerError:
+def _object_at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    """The value at `loc` in the input as sent, or None when the path leads nowhere."""
+    for part in loc:
+        try:
+            data = data[part] if isinstance(data, dict | list) else None
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _unreadable_keys(error: dict[str, Any], job_input: Any) -> list[str]:
+    """The unknown keys of the object an error is about, when pydantic could not read a key as text.
+
+    Pydantic stops at a key that is a lone surrogate (valid JSON, no Unicode text) before it names any
+    unknown field, and reports it at the object, not as an unknown field.
+    """
+    if error["type"] != "string_unicode" or (error["loc"] and _model_at(error["loc"]) is None):
+        return []
+    sent = _object_at(job_input, error["loc"])
+    if not isinstance(sent, dict):
+        return []
+    return [key for key in sent if key not in _model_at(error["loc"]).model_fields]
+
+
+def _refusal(errors: list[dict[str, Any]], job_input: Any = None) -> WorkerError:
     """The error a client sees for pydantic's errors: the first problem, in the contract's words."""
     first = errors[0]
     unknown: dict[tuple[str | int, ...], list[str]] = {}
     for error in errors:
         if error["type"] == "extra_forbidden":
             unknown.setdefault(error["loc"][:-1], []).append(error["loc"][-1])
+        elif keys := _unreadable_keys(error, job_input):
+            unknown.setdefault(error["loc"], []).extend(keys)
     # The unknown fields of an object come before any other problem inside it.
     for loc in sorted(unknown, key=len):
         if first["loc"][: len(loc)] == loc:
@@ -258,7 +284,7 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     try:
         declared = JobInput.model_validate(job_input, context={"upload": upload})
     except ValidationError as error:
-        raise _refusal(error.errors(include_url=False)) from None
+        raise _refusal(error.errors(include_url=False), job_input) from None
     if upload is not None:
         items, is_batch = (AudioItem(UPLOAD_FIELD, str(upload)),), False
     elif declared.audios is not None:

@@ -5,12 +5,14 @@ from collections.abc import Sequence
 
 from utils.asr.records import Word
 from utils.text.language import detect, normalized
-from utils.text.numbers import covers, to_digits, word_parts, word_value
+from utils.text.numbers import covers, merge_groups, word_parts, word_value
 
 # A stream holds back at most this many words of a run of single digits.
 MAX_HELD_WORDS = 12
 # A stream's language is detected in this many of its last words.
 _DETECTED_WORDS = 200
+# The words sent last that are read again before the next ones ("pour" | "cent" is percent, not 100).
+_CONTEXT_WORDS = 2
 # Words that may belong to a number when what follows is not known yet (a stream's last words).
 _CONNECTORS = frozenset(
     {"a", "an", "and", "point", "oh", "o", "und", "komma", "ein", "eine", "et", "virgule", "un", "une"}
@@ -61,6 +63,7 @@ class SettledDigits:
         self._given = normalized(language) if language else None
         self._held: list[Word] = []
         self._heard: list[str] = []
+        self._sent: list[Word] = []
 
     def language(self) -> str | None:
         """The language numbers are read in now.
@@ -83,10 +86,10 @@ class SettledDigits:
         pending, language = [*self._held, *words], self.language()
         if not covers(language):
             self._held = []
-            return pending
+            return self._sending(pending, None)
         cut = open_tail([word.word for word in pending], language or "")
         self._held = pending[cut:]
-        return to_digits(pending[:cut], language)
+        return self._sending(pending[:cut], language)
 
     def finish(self) -> list[Word]:
         """The words still held back, as digits: the stream has ended.
@@ -95,4 +98,11 @@ class SettledDigits:
             The words.
         """
         held, self._held = self._held, []
-        return to_digits(held, self.language())
+        return self._sending(held, self.language())
+
+    def _sending(self, words: list[Word], language: str | None) -> list[Word]:
+        """`words` as digits, read after the last words sent (which stay as they were sent)."""
+        if covers(language) and words:
+            words = merge_groups([*self._sent, *words], language or "", len(self._sent))[0]
+        self._sent = [*self._sent, *words][-_CONTEXT_WORDS:]
+        return words

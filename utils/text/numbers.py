@@ -46,6 +46,7 @@ _ARTICLES = {"en": frozenset({"a", "an"}), "de": frozenset({"ein", "eine"})}
 _PLURAL_SCALES = frozenset({"hundreds", "thousands", "millions", "billions", "trillions"})
 # Below this, a number said alone stays a word ("one of them", "zero"); within a run of digits it is one.
 _ALONE_FROM = 3
+_SPELLINGS = {("es", "veintiún"): "veintiuno", ("es", "veintiun"): "veintiuno"}  # unknown to text2num
 # "pour cent", "per cento", "por ciento": percent, not a hundred.
 _PERCENT_PREPOSITIONS = frozenset({"pour", "per", "por"})
 # Languages whose speakers say years in pairs ("nineteen ninety nine"), and the first halves taken.
@@ -123,19 +124,17 @@ def word_parts(token: str) -> tuple[str, str, str]:
         token: A word as the model writes it ("(twenty,").
 
     Returns:
-        Its leading punctuation, its letters (inner marks kept: "twenty-five") and its trailing
-        punctuation.
+        Its leading punctuation, its letters (inner marks kept: "twenty-five") and its trailing punctuation.
     """
-    lead, core, trail = _EDGES.match(token).groups()  # type: ignore[union-attr]  (matches any string)
-    return lead, core, trail
+    return _EDGES.match(token).groups()  # type: ignore[union-attr, return-value]  (matches any string)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def word_value(core: str, language: str) -> int | None:
-    """The number a single word says on its own (kept: a transcript repeats its words).
+    """The number a word (or words) says on its own (kept: a transcript repeats its words).
 
     Args:
-        core: A word's letters, without punctuation.
+        core: A word's letters, without punctuation (or several words' letters, joined by spaces).
         language: A covered ISO 639-1 code.
 
     Returns:
@@ -158,13 +157,14 @@ def _says_number(word: str, language: str) -> bool:
 def _tokens(words: Sequence[str], breaks: Sequence[bool] | None, language: str) -> list[_Token]:
     """The parser's tokens: a token is separated after trailing and before leading punctuation, where a
     word has no letters, and where `breaks` says so. English "o" is no zero to the parser ("eight o
-    clock"); between two digits it is one (`_with_ohs`)."""
+    clock"); between two digits it is one (`_with_ohs`). Spanish "veintiún" is read as "veintiuno"."""
     tokens = []
     previous_trail = False
     for index, word in enumerate(words):
         lead, core, trail = word_parts(word)
         separated = previous_trail or bool(lead) or not core or bool(breaks and breaks[index])
         blocked = language == "en" and core.lower() in _OH
+        core = _SPELLINGS.get((language, core.lower()), core)
         tokens.append(_Token(core or word, index > 0 and separated, blocked))
         previous_trail = bool(trail) or not core
     return tokens
@@ -175,7 +175,7 @@ def _decimal(found: _Found) -> bool:
 
 
 def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found]:
-    """One finding made right, split into several, or dropped (its words stay)."""
+    """One finding made right, split into several, or dropped where its words do not say it (they stay)."""
     if found.ordinal:
         return []
     if language == "en" and any(
@@ -183,7 +183,7 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
     ):
         return []  # "the eighteen hundreds" are not 1800
     if _decimal(found):
-        if _right_decimal(found):
+        if _right_decimal(found, tokens, language):
             return [found]
         if found.end - found.start > 3:
             # "trois virgule cinq millions" → "3,5000000": the decimal alone, the last word (a scale word)
@@ -192,7 +192,7 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
             whole = len(inner) == 1 and (inner[0].start, inner[0].end) == (0, found.end - 1 - found.start)
             if whole and _decimal(inner[0]):
                 shifted = replace(inner[0], start=found.start, end=found.end - 1)
-                return [shifted] if _right_decimal(shifted) else []
+                return [shifted] if _right_decimal(shifted, tokens, language) else []
         return []
     if found.text.startswith("0") and len(found.text) > 1:
         # "zero zero seven" → "007", "two zero five" → "2", "05": one digit a word, or the words.
@@ -200,20 +200,20 @@ def _repaired(found: _Found, tokens: list[_Token], language: str) -> list[_Found
         if any(digit is None or not 0 <= digit <= 9 for digit in digits):
             return []
         return [_Found(found.start + i, found.start + i + 1, str(d), float(d)) for i, d in enumerate(digits)]
-    if found.value != int(found.value) or found.text != str(int(found.value)):
-        return []
-    return [found]
+    alone = word_value(" ".join(tokens[index].core for index in range(found.start, found.end)), language)
+    return [found] if alone == found.value and found.text == str(alone) else []
 
 
-def _right_decimal(found: _Found) -> bool:
-    """Whether a decimal's digits say its value, and no more digits than its words can say (a word after
-    the decimal mark says one or two)."""
+def _right_decimal(found: _Found, tokens: list[_Token], language: str) -> bool:
+    """Whether a decimal's digits say its value, no more digits than its words can say (a word after the
+    decimal mark says one or two), and its last word is a number (the parser reads "premier" as 1)."""
     whole, _, fraction = found.text.replace(",", ".").partition(".")
     try:
         right = float(f"{whole}.{fraction}") == found.value
     except ValueError:
         return False
-    return right and len(fraction) <= 2 * (found.end - found.start - 2)
+    enough = len(fraction) <= 2 * (found.end - found.start - 2)
+    return right and enough and word_value(tokens[found.end - 1].core, language) is not None
 
 
 def _find(tokens: list[_Token], language: str) -> list[_Found]:
@@ -227,11 +227,10 @@ def _touching(previous: _Found, found: _Found, tokens: list[_Token]) -> bool:
 
 
 def _scale_words(found: list[_Found], tokens: list[_Token], language: str) -> list[_Found]:
-    """Numbers that begin with a scale word ("hundred", "Millionen", "mille"): after an article they
-    take it in ("a hundred" → "100"); after digits the model wrote they stay words ("25 Millionen", not
-    "25 1000000"). Alone, "cent" and "tausend" are numbers, but English says "a hundred" (a bare
-    "million" is "the million dollar question"), a bare million is "millions of", and "pour cent" is
-    "percent"."""
+    """Numbers that begin with a scale word ("hundred", "Millionen", "mille"): after an article they take it
+    in ("a hundred" → "100"); after digits the model wrote they stay words ("25 Millionen", not "25 1000000").
+    Alone, "cent" and "tausend" are numbers, but English says "a hundred" (a bare "million" is "the million
+    dollar question"), a bare million is "millions of", and "pour cent" is "percent"."""
     articles = _ARTICLES.get(language, frozenset())
     kept: list[_Found] = []
     for item in found:
@@ -416,23 +415,24 @@ def _merged_word(group: Sequence[Word], text: str) -> Word:
     return Word(text, group[0].start, group[-1].end, confidence, speaker, group[0].channel)
 
 
-def merge_groups(words: Sequence[Word], language: str) -> tuple[list[Word], list[Replacement]]:
+def merge_groups(
+    words: Sequence[Word], language: str, context: int = 0
+) -> tuple[list[Word], list[Replacement]]:
     """Words with number words as digits, and where they were replaced.
 
     Args:
         words: Words in spoken order.
         language: A covered ISO 639-1 code.
+        context: How many of the first words are only read, never replaced (a stream's words already sent).
 
     Returns:
-        The new words, and the replacements over `words` (empty: the words are returned as they are).
+        The new words after the context, and the replacements over `words` (empty: no word replaced).
     """
     breaks = None
     if len({word.channel for word in words}) > 1:
         breaks = [index > 0 and word.channel != words[index - 1].channel for index, word in enumerate(words)]
-    found = replacements([word.word for word in words], language, breaks)
-    if not found:
-        return list(words), found
-    return _applied(words, found, _merged_word), found
+    found = [r for r in replacements([w.word for w in words], language, breaks) if r.start >= context]
+    return _applied(words, found, _merged_word)[context:], found
 
 
 def to_digits(words: Sequence[Word], language: str | None) -> list[Word]:
