@@ -13,6 +13,7 @@ import uvicorn
 
 from tests.support.worker import SERVER_START_SECONDS, free_port
 from utils.http import app as http_app
+from utils.http import connection
 from utils.http.readiness import HEALTHY, Readiness
 from utils.job import pipeline as job_pipeline
 
@@ -42,7 +43,7 @@ def http_server(load: bool = True) -> Iterator[RunningServer]:
         state.state = HEALTHY
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(http_app.create_app(state), host="127.0.0.1", port=port, log_config=None)
+        connection.server_config(http_app.create_app(state), host="127.0.0.1", port=port, log_config=None)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -333,6 +333,22 @@ def _reject_unknown(container: dict[str, Any], allowed: frozenset[str], where: s
     raise InvalidInputError(f"{where} has unknown field(s) {names}; allowed: {', '.join(sorted(allowed))}")
 
 
+def _reject_deep_nesting(job_input: dict[str, Any]) -> None:
+    """Refuses a field nested deeper than `MAX_JSON_DEPTH` (before anything recurses into it), naming it."""
+    for name, value in job_input.items():
+        stack = [(value, 1)]
+        while stack:
+            current, depth = stack.pop()
+            if depth > config.MAX_JSON_DEPTH:
+                raise InvalidInputError(
+                    f"{name} is nested too deeply: at most {config.MAX_JSON_DEPTH} levels"
+                )
+            if isinstance(current, dict):
+                stack.extend((child, depth + 1) for child in current.values())
+            elif isinstance(current, list):
+                stack.extend((child, depth + 1) for child in current)
+
+
 def _shorten(text: str, limit: int) -> str:
     """`text`, cut to `limit` characters with an ellipsis when it is longer."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -428,6 +444,7 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     if not isinstance(job_input, dict):
         raise InvalidInputError(f"input must be a JSON object, got {_type_name(job_input)}")
     _reject_unknown(job_input, ALLOWED_FIELDS, "input")
+    _reject_deep_nesting(job_input)
     if upload is not None:
         given = [name for name in (*SOURCE_FIELDS, "audios") if name in job_input]
         if given:

@@ -9,12 +9,12 @@ queue's validation then checks them, with the queue's messages. A list or object
 repeated fields (`name[]`, `name[key]`, as OpenAI's SDKs send `extra_body`) or as one JSON value.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import config
 from utils.errors import InvalidInputError
+from utils.http import json_body
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
@@ -88,11 +88,9 @@ def _coerced(text: str) -> Any:
 
 def _json_value(name: str, text: str) -> Any:
     """A field sent as one JSON-encoded list or object."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        message = f"{name} must be JSON or repeated fields, got text that is not JSON"
-        raise InvalidInputError(message) from None
+    return json_body.parse(
+        text, name, not_json=f"{name} must be JSON or repeated fields, got text that is not JSON"
+    )
 
 
 def _option(name: str, values: list[tuple[str | None, str]]) -> Any:
