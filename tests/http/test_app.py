@@ -358,24 +358,6 @@ def test_sixteen_requests_at_once_share_model_calls(
     assert len(spy.calls) < 16, spy.calls
 
 
-def test_a_full_worker_answers_503_with_retry_after(
-    clip: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
-) -> None:
-    monkeypatch.setattr(config, "MAX_CONCURRENCY", 1)
-    spy = ModelSpy(monkeypatch)
-    spy.delay = 2.0
-    body, content_type = multipart([], clip.read_bytes())
-    with http_server() as running, ThreadPoolExecutor(1) as pool:
-        first = pool.submit(transcribe, running, clip)
-        while not spy.calls:
-            time.sleep(0.01)
-        status, headers, answer = post(running.port, "/v1/audio/transcriptions", body, content_type)
-        assert first.result().text == WORDS
-    assert status == 503
-    assert headers["retry-after"] == str(config.BUSY_RETRY_AFTER_SECONDS)
-    assert json.loads(answer)["error"]["code"] == "busy"
-
-
 def test_a_client_that_disconnects_leaves_the_model_queue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
 ) -> None:

