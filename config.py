@@ -623,8 +623,10 @@ MAX_FORM_FIELD_BYTES = 64 * 1024
 # JSON (a /v1/jobs body, an option sent as JSON text) nested deeper than this is refused as bad input;
 # the job input's deepest legitimate value is 3 levels down.
 MAX_JSON_DEPTH = 32
-# A /v1/jobs body with more arrays and objects than this is refused before it is parsed.
+# A /v1/jobs body with more arrays and objects, or more strings, than these is refused before it is
+# parsed (a batch of MAX_BATCH_ITEMS items with every option holds a few thousand at most).
 MAX_JSON_CONTAINERS = 10_000
+MAX_JSON_STRINGS = 20_000
 # The languages parakeet-tdt-0.6b-v3 transcribes (ISO 639-1); it finds the language itself.
 MODEL_LANGUAGES = (
     "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "hr", "hu", "it",

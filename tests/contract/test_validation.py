@@ -231,3 +231,16 @@ def test_language_is_checked_against_the_jobs_model(monkeypatch: pytest.MonkeyPa
     with pytest.raises(InvalidInputError) as raised:
         validation.parse_input({**english, "language": "de"})
     assert str(raised.value).startswith(f"language 'de' is not one model '{v2}' transcribes (en);")
+
+
+@pytest.mark.parametrize("field", ["hotwords", "subtitle_options", "audios"])
+@pytest.mark.parametrize("depth", [config.MAX_JSON_DEPTH + 1, 5000])
+def test_deep_nesting_is_refused_naming_the_field(field: str, depth: int) -> None:
+    value: Any = "x"
+    for _ in range(depth):  # built without recursion; deeper than any parser would go
+        value = [value]
+    job_input = {"audio_url": "https://example.com/a.wav", field: value}
+    if field == "audios":
+        job_input.pop("audio_url")
+    with pytest.raises(InvalidInputError, match=f"^{field} is nested too deeply: at most 32 levels$"):
+        validation.parse_input(job_input)

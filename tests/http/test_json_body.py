@@ -44,3 +44,14 @@ def test_text_that_is_not_json_is_refused() -> None:
         json_body.parse(b"not json")
     with pytest.raises(InvalidInputError, match="x must be JSON"):
         json_body.parse("{nope", "x", not_json="x must be JSON")
+
+
+def test_a_flood_of_strings_is_refused_before_parsing() -> None:
+    with pytest.raises(InvalidInputError, match=f"more than {config.MAX_JSON_STRINGS} strings"):
+        json_body.parse(b"[" + b'"",' * 1_000_000 + b'""]')
+
+
+def test_escaped_quotes_and_long_strings_parse() -> None:
+    text = json.dumps({"a": 'x"y[', "b": "Q" * 1_000_000})
+    assert json_body.parse(text)["a"] == 'x"y['
+    assert json_body.structure(text.encode()) == (1, 1)

@@ -144,11 +144,12 @@ class Scheduler:
         """
         seconds = audio.size / config.SAMPLE_RATE
         plan = transcribe.plan_of(seconds, model_name)
+        # On a CPU, audio longer than one call may take goes in windows that each take a bounded time.
         limit = transcribe.call_limit_seconds(model_name)
-        if limit is not None:  # a CPU: long audio goes in windows that each take a bounded time
-            window_seconds = min(window_seconds or limit, limit)
         if window_seconds is not None and seconds > window_seconds:
             plan = WINDOWED
+        elif limit is not None and seconds > limit:
+            plan, window_seconds = WINDOWED, limit
         request = _Request(
             audio,
             kinds,
@@ -163,6 +164,7 @@ class Scheduler:
         )
         if plan == WINDOWED:
             length = window_seconds or transcribe.fallback_window_seconds([])
+            length = length if limit is None else min(length, limit)
             request.windows = transcribe.window_plan(audio.size, length)
         self._enqueue(request)
         return request.future

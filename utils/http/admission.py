@@ -14,6 +14,7 @@ A line belongs to one event loop (the server's); a slot may be released from any
 
 import asyncio
 import contextlib
+import itertools
 import math
 import threading
 import time
@@ -114,6 +115,7 @@ class Line:
             )
         turn: asyncio.Future[None] = self._loop.create_future()
         self._waiting.append(turn)
+        ahead = 0
         try:
             await asyncio.wait({turn}, timeout=self.wait_seconds)
         except BaseException:
@@ -122,11 +124,16 @@ class Line:
             raise
         finally:
             if not turn.done():
+                ahead = sum(
+                    not other.done() for other in itertools.takewhile(lambda t: t is not turn, self._waiting)
+                )
                 turn.cancel()  # gave up (timeout, or the request went away): leave the line
             self._forget(turn)
         if turn.cancelled():
-            raise self._refusal(
-                f"the worker stayed full for {self.wait_seconds:g} s (ADMISSION_WAIT_SECONDS); retry later"
+            # Its retry is due when its place in line would have come: those ahead of it, not behind.
+            raise WorkerBusyError(
+                f"the worker stayed full for {self.wait_seconds:g} s (ADMISSION_WAIT_SECONDS); retry later",
+                retry_after=max(1, math.ceil(self.expected_wait(ahead))),
             )
         return Slot(self)
 
