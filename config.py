@@ -320,9 +320,11 @@ BATCH_MAX_AUDIO_SECONDS = _float(
     "Most audio one model call takes, counting padding (its longest item times its size).",
     minimum=1,
 )
+# The full-size 0.6B model takes about 0.5 s per second of audio on 2 CPU cores: 20 s of audio per call
+# makes a deadline or a cancellation at most about 10 s late there.
 CPU_MAX_CALL_SECONDS = _float(
     "CPU_MAX_CALL_SECONDS",
-    60,
+    20,
     "On a CPU, the most audio one model call takes (longer audio goes in windows of this length, and "
     "batches are bounded by it), so that a deadline or a cancellation waits for at most one such call.",
     minimum=10,

@@ -150,6 +150,6 @@ def test_nothing_after_the_closing_boundary_is_read(tmp_path: Path) -> None:
 
 
 def test_a_part_header_without_end_is_refused(tmp_path: Path) -> None:
-    body = b"--b\r\nContent-Disposition: form-data; name=\"" + b"n" * (config.MAX_FORM_FIELD_BYTES + 1)
+    body = b'--b\r\nContent-Disposition: form-data; name="' + b"n" * (config.MAX_FORM_FIELD_BYTES + 1)
     with pytest.raises(InvalidInputError, match="malformed"):  # the parser's bound on a part's header line
         read(body, "multipart/form-data; boundary=b", tmp_path, size=4096)
