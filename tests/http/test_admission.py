@@ -256,3 +256,27 @@ def test_a_waiting_request_is_not_read_until_admitted(
 
 def running_line(server: RunningServer) -> Line:
     return server.app.state.admission
+
+
+def test_a_stream_waits_in_the_same_line(clip: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path) -> None:
+    monkeypatch.setattr(config, "MAX_CONCURRENCY", 1)
+    spy = ModelSpy(monkeypatch)
+    spy.delay = 1.0
+    api_calls = []
+
+    def stream(server: RunningServer) -> str:
+        api = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        with clip.open("rb") as file:
+            events = list(api.audio.transcriptions.create(model="x", file=file, stream=True))
+        api_calls.append(len(spy.calls))
+        return events[-1].text
+
+    with http_server() as running, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(transcribe, running, clip)
+        while not spy.calls:
+            time.sleep(0.01)
+        streamed = pool.submit(stream, running)
+        while running_line(running).waiting < 1:
+            time.sleep(0.01)  # it waits for the slot the first request holds
+        assert (first.result(), streamed.result()) == (WORDS, WORDS)
+    assert api_calls == [2]

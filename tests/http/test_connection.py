@@ -3,15 +3,18 @@ heads too large or too slow, too many connections, malformed HTTP, bytes after a
 keep-alive connections, and /ping answering while all of that goes on. The limits are shortened
 through the config variables."""
 
+import http.client
 import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import config
 from tests.support.http_server import RunningServer, get, http_server, multipart
+from tests.support.worker import ping
 from utils.http import connection
 
 
@@ -190,3 +193,24 @@ def test_the_answer_shape_is_the_error_body() -> None:
     assert b"retry-after: 7" in head
     error = {"message": "full", "type": "server_error", "param": None, "code": "busy"}
     assert json.loads(body) == {"error": error}
+
+
+def test_ping_answers_while_hostile_json_bodies_arrive(server: RunningServer) -> None:
+    body = b"[" + b"[]," * 2_000_000 + b"[]]"  # 6 MB of empty arrays, four times at once
+
+    def hostile() -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            connection.request("POST", "/v1/jobs", body, {"Content-Type": "application/json"})
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        posts = [pool.submit(hostile) for _ in range(4)]
+        pings = []
+        while not all(post.done() for post in posts):
+            pings.append(ping(server.port))  # None when no answer came within its 2 s
+    assert [post.result() for post in posts] == [400] * 4
+    assert pings
+    assert set(pings) == {204}
