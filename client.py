@@ -344,6 +344,7 @@ def job_options(args: argparse.Namespace) -> dict[str, Any]:
         "diarize": args.diarize or None,
         "max_speakers": args.max_speakers,
         "channels": args.channels,
+        "numbers": args.numbers,
         "hotwords": args.hotword or None,
         "hotword_weight": args.hotword_weight,
         "output_url": args.output_url,
@@ -539,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--channels", choices=("mix", "separate"), help="separate: transcribe each channel on its own"
+    )
+    parser.add_argument(
+        "--numbers",
+        choices=("spoken", "digits"),
+        help="digits: write number words as digits (25, not twenty five)",
     )
     parser.add_argument(
         "--hotword", action="append", default=[], metavar="PHRASE", help="a phrase to favour (repeatable)"

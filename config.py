@@ -415,6 +415,23 @@ FFMPEG_DEMUXER_ALLOWLIST = (
 MIX_MAX_CHANNELS = 8
 # A channel correlated below this with the loudest one is flipped before mixing (-1: exactly inverted).
 MIX_FLIP_CORRELATION = -0.5
+# Telephony's 8 kHz is the lowest rate real recordings use; a header claiming less (1 Hz) makes a few kB
+# decode to hours of samples.
+MIN_SAMPLE_RATE = _int(
+    "MIN_SAMPLE_RATE",
+    8000,
+    "Audio whose sample rate is below this is refused (invalid_audio), before it is decoded.",
+    maximum=SAMPLE_RATE,
+)
+# The fewest bytes a second of real audio takes: a file declaring more seconds than its size allows at
+# this rate is refused before it is decoded. Silence compresses furthest: 5.7 B/s in FLAC with its
+# largest frames, 8.5 in WavPack, 95 in Vorbis, 190 in FLAC's default frames; a 1 Hz 16-bit WAV takes 2.
+MIN_AUDIO_BYTES_PER_SECOND = _float(
+    "MIN_AUDIO_BYTES_PER_SECOND",
+    4,
+    "A file declaring more seconds of audio than its size divided by this is refused (invalid_audio) "
+    "before it is decoded; 0: never.",
+)
 # Input below 16 kHz is resampled in frames of at most 1/this of a second, which bounds ffmpeg's memory.
 UPSAMPLE_FRAMES_PER_SECOND = 8
 # Small files (those that skip the length probe) are decoded by long-lived helper processes with FFmpeg's
@@ -425,6 +442,14 @@ DECODER_HELPERS = _int(
     "Long-lived decoder processes for small files (no process start per item); 0: an ffmpeg process "
     "for every file.",
     minimum=0,
+)
+# Waiting longer for a busy helper than the ffmpeg program takes for a small file (0.1-0.3 s, a process
+# start and a probe) would make the helper slower than its fallback.
+DECODER_HELPER_WAIT_SECONDS = _float(
+    "DECODER_HELPER_WAIT_SECONDS",
+    0.05,
+    "Longest a small file waits for a busy decoder helper before the ffmpeg program decodes it instead.",
+    maximum=10,
 )
 # Below this input rate the helpers leave the file to the ffmpeg program, which upsamples in short frames;
 # above this many channels too (their samples cross the pipe unmixed: memory would grow with them).

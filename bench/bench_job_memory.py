@@ -1,11 +1,13 @@
 """Peak memory of a job's audio preparation for tiny files that declare hours of audio.
 
-    .venv/bin/python bench/bench_job_memory.py [--hours 12] [--counts 1,4,64]
+    .venv/bin/python bench/bench_job_memory.py [--hours 12] [--counts 1,4,64] [--default-floors]
 
 Each item is a 43 kB WAV whose header declares a 1 Hz sample rate, so it decodes to `--hours` of
 16 kHz audio. For each count, a fresh process runs the job's preparation as the handler does
 (validation, fetch, ffprobe, the reservation under the in-flight cap, decoding) with the default
-limits, and prints its outcome, the audio it held, its own peak resident memory and its children's
+limits but for the header floors, lowered (`MIN_SAMPLE_RATE=1`, `MIN_AUDIO_BYTES_PER_SECOND=0`: by
+default such a file is refused as `invalid_audio` before it is decoded; `--default-floors` shows
+that), and prints its outcome, the audio it held, its own peak resident memory and its children's
 (ffmpeg, ffprobe) largest peak. Transcription is not part of it: the figures are what the audio costs
 before the model sees it. Temporary files live in a directory removed at the end.
 """
@@ -61,7 +63,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=12.0)
     parser.add_argument("--counts", default="1,4,64")
+    parser.add_argument("--default-floors", action="store_true", help="keep the header floors")
     args = parser.parse_args()
+    floors = {} if args.default_floors else {"MIN_SAMPLE_RATE": "1", "MIN_AUDIO_BYTES_PER_SECOND": "0"}
     with tempfile.TemporaryDirectory(prefix="bench-job-memory-") as scratch:
         clip = one_hertz_wav(Path(scratch) / "one-hertz.wav", args.hours)
         text = base64.b64encode(clip.read_bytes()).decode("ascii")
@@ -76,7 +80,7 @@ def main() -> None:
                 capture_output=True,
                 text=True,
                 check=True,
-                env={"PARAKEET_TEMP_DIR": scratch, "PATH": "/usr/bin:/bin"},
+                env={"PARAKEET_TEMP_DIR": scratch, "PATH": "/usr/bin:/bin", **floors},
             )
             row = json.loads(found.stdout.strip().splitlines()[-1])
             print(

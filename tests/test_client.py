@@ -485,6 +485,7 @@ def test_every_input_field_can_be_sent_through_options_or_input_json(
             {"hotwords": ["Okafor", "Parakeet"], "hotword_weight": 3.0},
         ),
         (["--output-url", "s3://results-bucket/out.json"], {"output_url": "s3://results-bucket/out.json"}),
+        (["--numbers", "digits"], {"numbers": "digits"}),
         (["--input-json", '{"timestamps": ["char"]}'], {"timestamps": ["char"]}),
     ],
 )

@@ -339,9 +339,29 @@ def test_model_that_cannot_load_fails_the_job_and_the_next_job_recovers(
         patch.setattr(config, "PARAKEET_MODEL", str(tmp_path / "missing.nemo"))
         result = run({"audio_base64": b64(clip)})
     assert result["error_type"] == "model_load_failed"
-    assert "PARAKEET_MODEL" in result["error"]
-    assert str(tmp_path) not in result["error"]
+    assert result["error"] == "the file of the model 'missing' does not exist on this worker"
     assert run({"audio_base64": b64(clip)})["text"] == "zero"
+
+
+def test_a_model_that_cannot_load_is_named_by_its_id_not_the_default_or_a_path(
+    tmp_path: Path, two_models: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = encode(speech("zero"), tmp_path / "clip.flac")
+    broken = tmp_path / "models" / "parakeet-broken.nemo"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a nemo archive")
+    missing = tmp_path / "models" / "parakeet-missing.nemo"
+    monkeypatch.setattr(config, "PARAKEET_MODELS", (*two_models, str(broken), str(missing)))
+    for model, message in [
+        ("parakeet-broken", "could not load the model 'parakeet-broken' ("),
+        ("parakeet-missing", "the file of the model 'parakeet-missing' does not exist on this worker"),
+    ]:
+        result = run({"audio_base64": b64(clip), "model": model})
+        assert result["error_type"] == "model_load_failed"
+        assert result["error"].startswith(message), result["error"]
+        assert "PARAKEET_MODEL" not in result["error"]
+        assert str(tmp_path) not in result["error"]
+    assert run({"audio_base64": b64(clip)})["text"] == "zero"  # the default model still serves
 
 
 def test_a_first_jobs_model_load_shows_as_load_and_the_next_job_pays_none(

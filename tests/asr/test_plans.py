@@ -43,3 +43,10 @@ def test_a_cpu_worker_weighs_full_attention_against_the_hosts_available_memory()
     ten_minutes = 600
     assert plans.plan_for(ten_minutes, FRAME_SECONDS, 8 * 2**30) == plans.LOCAL
     assert plans.plan_for(ten_minutes, FRAME_SECONDS, 64 * 2**30) == plans.FULL
+
+
+def test_an_item_of_several_calls_tells_the_longest_plan_that_ran() -> None:
+    assert plans.longest_of([plans.NONE, plans.FULL]) == plans.FULL
+    assert plans.longest_of([plans.WINDOWED, plans.FULL, plans.LOCAL]) == plans.WINDOWED
+    assert plans.longest_of([plans.LOCAL, plans.NONE]) == plans.LOCAL
+    assert plans.longest_of([plans.NONE, plans.NONE]) == plans.NONE

@@ -2,6 +2,7 @@
 empty and hostile files, limits; and odd audio through the handler: downmix, polarity, short clips,
 late starts."""
 
+import os
 import subprocess
 import sys
 import wave
@@ -312,6 +313,8 @@ def test_a_one_hertz_header_does_not_make_ffmpeg_hold_gigabytes(tmp_path: Path) 
     )
     found = subprocess.run(
         [sys.executable, "-c", script, str(clip)],
+        # Such headers are refused unless the operator lowers the floors; the framing holds for any rate.
+        env={**os.environ, "MIN_SAMPLE_RATE": "1", "MIN_AUDIO_BYTES_PER_SECOND": "0"},
         cwd=config.REPO_ROOT,
         capture_output=True,
         text=True,
@@ -322,3 +325,32 @@ def test_a_one_hertz_header_does_not_make_ffmpeg_hold_gigabytes(tmp_path: Path) 
     assert samples == 3600 * config.SAMPLE_RATE
     # Unframed, ffmpeg upsampled 4096-sample packets into 260 MB frames and peaked at about 1.4 GB.
     assert child_peak_kb < 150 * 1024
+
+
+def test_a_rate_below_the_floor_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = one_hertz_wav(tmp_path / "one-hertz.wav", hours=2000 / 3600)  # 4 kB: 2,000 s once decoded
+    monkeypatch.setattr(config, "FFMPEG_BINARY", "/nonexistent/ffmpeg")  # decoding would fail otherwise
+    message = "the audio's sample rate is 1 Hz; the lowest accepted is 8000 Hz (MIN_SAMPLE_RATE)"
+    with pytest.raises(AudioDecodeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        decoding.decode(clip)
+    with pytest.raises(AudioDecodeError, match="sample rate is 1 Hz"):
+        decoding.decode_small(clip, 10.0)
+    tone_8k = tone(tmp_path / "8k.wav", 1000, 1.0, 7_999)
+    with pytest.raises(AudioDecodeError, match="sample rate is 7999 Hz"):
+        decoding.decode(tone_8k)
+
+
+def test_a_length_out_of_proportion_to_the_size_is_refused_before_decoding(
+    tmp_path: Path, job_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "MIN_SAMPLE_RATE", 1)  # the rate floor lowered: the length still tells
+    clip = one_hertz_wav(tmp_path / "one-hertz.wav", hours=2000 / 3600)
+    assert clip.stat().st_size < 4100
+    monkeypatch.setattr(config, "FFMPEG_BINARY", "/nonexistent/ffmpeg")  # decoding would fail otherwise
+    result = handler.handler({"id": "tiny", "input": {"audio_base64": b64(clip)}})
+    assert result["error_type"] == "invalid_audio", result
+    assert result["error"].startswith("the file declares 2000 s of audio in 4044 bytes")
+    with pytest.raises(AudioDecodeError, match="declares 2000 s"):
+        decoding.decode(clip)

@@ -1,6 +1,7 @@
 """Decoder helpers as the worker uses them: reused, bounded, and replaced when they hang, die or their
 job is cancelled, with the ffmpeg program taking any item a helper could not."""
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -12,9 +13,9 @@ import psutil
 import pytest
 
 import config
-from tests.support.media import channels_file, encode, speech
+from tests.support.media import channels_file, crafted_wav, encode, speech
 from utils.audio import decoding, helper_pool
-from utils.errors import AudioTimeoutError, WorkerError
+from utils.errors import AudioDecodeError, AudioTimeoutError, WorkerError
 from utils.job.deadline import Deadline
 
 
@@ -67,6 +68,7 @@ def test_at_most_the_configured_helpers_run_and_the_rest_wait(
     pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "DECODER_HELPERS", 1)
+    monkeypatch.setattr(config, "DECODER_HELPER_WAIT_SECONDS", 60.0)  # they wait rather than go to ffmpeg
     before = {child.pid for child in helpers()}
     with ThreadPoolExecutor(6) as threads:
         results = list(threads.map(lambda _: decoding.decode_small(clip, 30.0)[0], range(6)))
@@ -102,9 +104,11 @@ def test_a_helper_that_dies_hands_its_item_to_the_ffmpeg_program(
 def test_helpers_that_cannot_start_are_not_started_again(
     pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A stand-in that dies before its first answer, as a helper without PyAV would.
+    # A stand-in that dies before it says it is ready, as a helper without PyAV would.
     monkeypatch.setattr(helper_pool, "HELPER_COMMAND", ("true",))
-    assert pool.decode(clip, 30.0) is None
+    for _ in range(helper_pool.START_FAILURES_TO_GIVE_UP):
+        assert not pool.broken
+        assert pool.decode(clip, 30.0) is None
     assert pool.broken
     before = {child.pid for child in helpers()}
     for _ in range(3):
@@ -146,3 +150,57 @@ def test_bad_files_get_the_ffmpeg_programs_errors(pool: helper_pool.DecoderPool,
         str(raised.value)
         == "the file could not be decoded as audio (corrupt, truncated or unsupported format)"
     )
+
+
+def test_files_without_a_decoder_as_a_workers_first_jobs_leave_the_helpers_on(
+    pool: helper_pool.DecoderPool, clip: Path, tmp_path: Path
+) -> None:
+    crafted = [
+        crafted_wav(tmp_path / "unknown-tag.wav", 0x9999, 16),
+        crafted_wav(tmp_path / "zero-bits.wav", 1, 0),
+    ]
+    before = {child.pid for child in helpers()}
+    for path in crafted * 2:
+        with pytest.raises(AudioDecodeError) as raised:
+            decoding.decode_small(path, 30.0)
+        assert raised.value.error_type == "invalid_audio"
+    assert not pool.broken
+    started = {child.pid for child in helpers()} - before
+    assert len(started) == 1  # one helper answered all four: none died
+    answer = pool.decode(clip, 30.0)
+    assert answer is not None
+    assert answer.pcm
+    assert {child.pid for child in helpers()} - before == started
+
+
+def test_a_helper_that_dies_on_a_file_is_replaced(
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in that starts, then dies on its first file, as one that crashed in the decoder would.
+    ready_then_die = 'import sys; print(\'{"status": "ready"}\', flush=True); sys.stdin.readline()'
+    monkeypatch.setattr(helper_pool, "HELPER_COMMAND", (sys.executable, "-c", ready_then_die))
+    for _ in range(helper_pool.START_FAILURES_TO_GIVE_UP + 1):
+        assert pool.decode(clip, 30.0) is None
+    assert not pool.broken
+    monkeypatch.undo()
+    answer = pool.decode(clip, 30.0)
+    assert answer is not None
+    assert answer.pcm
+
+
+def test_an_item_that_finds_every_helper_busy_goes_to_the_ffmpeg_program(
+    pool: helper_pool.DecoderPool, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "DECODER_HELPERS", 1)
+    monkeypatch.setattr(config, "FFMPEG_TIMEOUT_SECONDS", 5.0)
+    busy = pool._take(time.monotonic())  # the one helper, held as a slow item of another job holds it
+    assert busy is not None
+    try:
+        started = time.monotonic()
+        assert pool.decode(clip, 30.0) is None  # not waited for until the decode timeout
+        waited = time.monotonic() - started
+        samples, _ = decoding.decode_small(clip, 30.0)
+    finally:
+        pool._give_back(busy)
+    assert waited < 2.5  # DECODER_HELPER_WAIT_SECONDS, far below FFMPEG_TIMEOUT_SECONDS
+    assert np.array_equal(samples, decoding.decode(clip))

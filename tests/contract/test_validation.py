@@ -233,6 +233,92 @@ def test_language_is_checked_against_the_jobs_model(monkeypatch: pytest.MonkeyPa
     assert str(raised.value).startswith(f"language 'de' is not one model '{v2}' transcribes (en);")
 
 
+@pytest.mark.parametrize(
+    ("job_input", "message"),
+    [
+        ({"diarize": "true"}, "diarize must be true or false, got string"),
+        ({"confidence": 1}, "confidence must be true or false, got number"),
+        ({"vad": None}, "vad must be true or false, got null"),
+        (
+            {"diarize": True, "max_speakers": 2.0},
+            "max_speakers must be a whole number from 1 to 4, got number",
+        ),
+        (
+            {"diarize": True, "max_speakers": True},
+            "max_speakers must be a whole number from 1 to 4, got boolean",
+        ),
+        (
+            {"diarize": True, "max_speakers": "2"},
+            "max_speakers must be a whole number from 1 to 4, got string",
+        ),
+        (
+            {"output_format": "srt", "subtitle_options": {"max_lines": 1.5}},
+            "subtitle_options.max_lines must be a whole number from 1 to 5, got number",
+        ),
+        (
+            {"hotwords": ["a"], "hotword_weight": "2"},
+            "hotword_weight must be a number from 0.1 to 10, got string",
+        ),
+        ({"hotwords": ["a"], "hotword_weight": 11}, "hotword_weight must be a number from 0.1 to 10, got 11"),
+        ({"channels": "left"}, "channels must be one of 'mix', 'separate', got 'left'"),
+        ({"hotwords": "Ada"}, "hotwords must be a list of phrases, got string"),
+        ({"hotwords": []}, f"hotwords must hold 1 to {config.MAX_HOTWORDS} phrases, got 0"),
+        ({"hotwords": ["Ada", 5]}, "hotwords[1] must be a string, got number"),
+        ({"hotwords": ["Ada", "  "]}, "hotwords[1] is blank"),
+        ({"output_url": None}, "output_url must be a string, got null"),
+        ({"subtitle_options": None, "output_format": "vtt"}, "subtitle_options must be an object, got null"),
+        ({"timestamps": None}, "timestamps must be true, false or a list of word, segment, char; got null"),
+        ({"model": 5}, "model must be a string, got number"),
+    ],
+)
+def test_types_are_strict_and_null_is_a_value(job_input: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input({"audio_url": "s3://b/k", **job_input})
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("job_input", "message"),
+    [
+        # An object's unknown fields come before anything inside it, wherever pydantic lists them.
+        ({"audios": [{"audio_url": 5}], "x": 1}, "input has unknown field(s) 'x'"),
+        ({"audios": [{"audio_url": 5, "x": 1}]}, "audios[0] has unknown field(s) 'x'"),
+        # Then the audio's form, then the fields in declared order with the rules about each.
+        ({"timestamps": "word"}, "input needs one of audio_base64 or audio_url"),
+        ({"audio_url": "s3://b/k", "vad": 1, "timestamps": "word"}, "timestamps must be true, false"),
+        ({"audio_url": "s3://b/k", "max_speakers": 9, "confidence": 2}, "confidence must be true or false"),
+        ({"audio_url": "s3://b/k", "max_speakers": 9, "diarize": False}, "max_speakers needs diarize: true"),
+    ],
+)
+def test_the_first_problem_is_reported(job_input: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        validation.parse_input(job_input)
+    assert str(raised.value).startswith(message)
+
+
+def test_subtitle_defaults_are_read_when_a_job_comes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "SUBTITLE_MAX_LINES", 1)
+    request = validation.parse_input(
+        {"audio_url": "s3://b/k", "output_format": "srt", "subtitle_options": {"max_line_chars": 20}}
+    )
+    assert request.subtitles == validation.SubtitleOptions(20, 1, config.SUBTITLE_MAX_CUE_SECONDS)
+
+
+def test_an_upload_is_the_one_audio(tmp_path: Any) -> None:
+    upload = tmp_path / "upload"
+    request = validation.parse_input({"timestamps": True}, upload)
+    assert request.items == (validation.AudioItem(validation.UPLOAD_FIELD, str(upload)),)
+    with pytest.raises(InvalidInputError, match="^audio_url cannot be sent with an uploaded file"):
+        validation.parse_input({"audio_url": "s3://b/k"}, upload)
+
+
+def test_hotwords_take_the_default_weight_and_collapse() -> None:
+    request = validation.parse_input(
+        {"audio_url": "s3://b/k", "hotwords": [" Ada  Lovelace", "Ada Lovelace", "x"]}
+    )
+    assert (request.hotwords, request.hotword_weight) == (("Ada Lovelace", "x"), config.HOTWORD_WEIGHT)
+
+
 @pytest.mark.parametrize("field", ["hotwords", "subtitle_options", "audios"])
 @pytest.mark.parametrize("depth", [config.MAX_JSON_DEPTH + 1, 5000])
 def test_deep_nesting_is_refused_naming_the_field(field: str, depth: int) -> None:

@@ -12,7 +12,10 @@ import pytest
 
 import config
 import handler
+from tests.support.media import crafted_wav, one_hertz_wav, speech
+from tests.support.media import encode as encode_clip
 from tests.support.s3_server import LocalS3
+from utils.audio import helper_pool
 
 
 def b64(data: bytes) -> str:
@@ -65,6 +68,9 @@ CASES: list[Case] = [
     ("base64-corrupt-mp3", lambda t, s: {"audio_base64": b64(b"ID3\x04\x00" + bytes(range(256)) * 30)}, "invalid_audio", "decoded"),
     ("base64-truncated-header", lambda t, s: {"audio_base64": b64(tone_mp3(t)[:40])}, "invalid_audio", "decoded"),
     ("base64-video-only", lambda t, s: {"audio_base64": b64(video_only(t))}, "no_audio_stream", "no audio stream"),
+    ("base64-wav-unknown-tag", lambda t, s: {"audio_base64": b64(crafted_wav(t / "c.wav", 0x9999, 16).read_bytes())}, "invalid_audio", "decoded"),
+    ("base64-wav-zero-bits", lambda t, s: {"audio_base64": b64(crafted_wav(t / "c.wav", 1, 0).read_bytes())}, "invalid_audio", "decoded"),
+    ("base64-wav-one-hertz", lambda t, s: {"audio_base64": b64(one_hertz_wav(t / "c.wav", 2000 / 3600).read_bytes())}, "invalid_audio", "sample rate is 1 Hz"),
     ("base64-hls-playlist", lambda t, s: {"audio_base64": b64(b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n")}, "invalid_audio", "decoded"),
     ("url-ftp", lambda t, s: {"audio_url": "ftp://example.com/a.mp3"}, "url_rejected", "'ftp'"),
     ("url-file", lambda t, s: {"audio_url": "file:///etc/passwd"}, "url_rejected", "'file'"),
@@ -105,6 +111,31 @@ def test_bad_input_is_refused_clearly(
 ) -> None:
     result = handler.handler({"id": "bad", "input": make_input(tmp_path, local_s3)})
     assert_failure(result, error_type, phrase, job_root)
+
+
+def test_files_without_a_decoder_as_a_workers_first_jobs_leave_the_decoder_helpers_on(
+    tmp_path: Path, job_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = helper_pool.DecoderPool()  # a worker's first jobs: no helper has answered yet
+    monkeypatch.setattr(helper_pool, "pool", fresh)
+    try:
+        crafted = [crafted_wav(tmp_path / "tag.wav", 0x9999, 16), crafted_wav(tmp_path / "bits.wav", 1, 0)]
+        for path in crafted:
+            result = handler.handler({"id": "crafted", "input": {"audio_base64": b64(path.read_bytes())}})
+            assert_failure(result, "invalid_audio", "decoded", job_root)
+        batch = {"audios": [{"audio_base64": b64(path.read_bytes())} for path in crafted]}
+        assert handler.handler({"id": "crafted-batch", "input": batch})["failed"] == 2
+        assert not fresh.broken
+        clip = encode_clip(speech("four"), tmp_path / "clip.opus", "-c:a", "libopus")
+        answer = fresh.decode(clip, 30.0)
+        assert answer is not None
+        assert answer.pcm
+        assert (
+            handler.handler({"id": "small", "input": {"audio_base64": b64(clip.read_bytes())}})["text"]
+            == "four"
+        )
+    finally:
+        fresh.close()
 
 
 def test_http_is_refused_unless_switched_on(job_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

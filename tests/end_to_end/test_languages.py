@@ -110,3 +110,17 @@ def test_jobs_for_two_models_at_once_each_get_their_own(
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(ask, [job for job, _, _ in jobs]))
     assert [(r["meta"]["model"], r["text"]) for r in results] == [(m, words) for _, m, words in jobs]
+
+
+def test_a_job_expecting_a_language_the_detector_does_not_know_is_never_a_mismatch(
+    clips: dict[str, str], two_models: tuple[str, str]
+) -> None:
+    # Maltese: the model transcribes it, the detector would name its text as another language, confidently.
+    result = ask({"audio_base64": clips["it"], "model": MULTILINGUAL, "language": "mt", "timestamps": True})
+    assert result["success"] is True, result
+    assert (result["language"], result["language_confidence"], result["language_mismatch"]) == (
+        None,
+        None,
+        False,
+    )
+    assert all("language" not in segment for segment in result["timestamps"]["segment"])

@@ -99,6 +99,9 @@ def test_a_job_over_its_audio_limit_is_refused_without_decoding_it_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
 ) -> None:
     monkeypatch.setattr(config, "MAX_JOB_AUDIO_SECONDS", 3600.0)
+    # Such headers are refused outright unless the floors are lowered; the job limit must hold anyway.
+    monkeypatch.setattr(config, "MIN_SAMPLE_RATE", 1)
+    monkeypatch.setattr(config, "MIN_AUDIO_BYTES_PER_SECOND", 0.0)
     monkeypatch.setattr(inflight.budget, "peak", 0.0)  # reset; the budget is process-wide
     clip = one_hertz_wav(tmp_path / "tiny.wav", hours=12)
     assert clip.stat().st_size < 100_000

@@ -22,6 +22,8 @@ from tests.support.media import b64, encode, speech
 from tests.support.model_spy import ModelSpy
 from utils.contract.job_input import JobInput
 from utils.http import app
+from utils.http.openai_params import TranscriptionForm
+from utils.text import number_stream
 
 WORDS = "seven three nine two zero five"
 
@@ -196,6 +198,40 @@ def test_long_audio_streams_window_by_window(
     # Windows of 10 s may cut a word at a seam: the text is the phrases, give or take a word.
     matcher = difflib.SequenceMatcher(None, events[-1].text.split(), " ".join(phrases).split())
     assert matcher.ratio() > 0.85, events[-1].text
+
+
+def test_numbers_come_as_digits_in_the_text_and_words(server: RunningServer, clip: Path) -> None:
+    result = transcribe(
+        server,
+        clip,
+        response_format="verbose_json",
+        timestamp_granularities=["word"],
+        extra_body={"numbers": "digits"},
+    )
+    assert result.text == "7 3 9 2 0 5"
+    assert [word.word for word in result.words] == result.text.split()
+    assert all(word.start <= word.end <= result.duration for word in result.words)
+
+
+def test_a_stream_in_digits_holds_a_number_back_until_it_is_whole(
+    server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config, "STREAM_WINDOW_SECONDS", 10.0)
+    monkeypatch.setattr(number_stream, "MAX_HELD_WORDS", 2)
+    phrases = ["one two three", "four five six", "seven eight nine", "zero one two", "three four five"]
+    gap = np.zeros(2 * config.SAMPLE_RATE, dtype=np.float32)
+    samples = np.concatenate([part for phrase in phrases for part in (speech(phrase), gap)])
+    path = encode(samples, tmp_path / "long.flac")
+    with path.open("rb") as file:
+        events = list(
+            client(server).audio.transcriptions.create(
+                model="x", file=file, stream=True, extra_body={"numbers": "digits"}
+            )
+        )
+    deltas = [event.delta for event in events if event.type == "transcript.text.delta"]
+    assert len(deltas) >= 2, events  # text came before the end
+    assert "".join(deltas) == events[-1].text
+    assert all(token.isdigit() for token in events[-1].text.split()), events[-1].text
 
 
 def test_a_stream_of_a_diarized_job_sends_segments(server: RunningServer, tmp_path: Path) -> None:
@@ -422,6 +458,12 @@ def test_the_openapi_document_holds_the_job_input_schema(server: RunningServer) 
     assert form["multipart/form-data"]["schema"]["properties"]["language"]["enum"] == list(
         config.MODEL_LANGUAGES
     )
+    # The form's fields are its declaration's, as OpenAI's SDKs send them, and the file.
+    fields = set(form["multipart/form-data"]["schema"]["properties"])
+    declared = {
+        f"{name}[]" if name == "timestamp_granularities" else name for name in TranscriptionForm.model_fields
+    }
+    assert fields == {"file", *declared}
 
 
 def test_the_documented_languages_are_those_of_the_served_models(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from utils.contract.job_input import JobInput
 from utils.contract.validation import parse_input
 from utils.errors import InvalidInputError
-from utils.http.openai_params import TranscriptionRequest, parse_form
+from utils.http.openai_params import RESPONSE_FORMATS, TranscriptionForm, TranscriptionRequest, parse_form
 
 SERVED = ["parakeet-tdt-0.6b-v3"]
 
@@ -145,6 +146,7 @@ def test_options_keep_the_queue_names_and_come_typed() -> None:
         ("hotwords[]", "Ada"),
         ("hotwords[]", "Lovelace"),
         ("channels", "separate"),
+        ("numbers", "digits"),
     )
     assert request.job_input == {
         "output_format": "json",
@@ -154,6 +156,7 @@ def test_options_keep_the_queue_names_and_come_typed() -> None:
         "hotword_weight": 1.5,
         "hotwords": ["Ada", "Lovelace"],
         "channels": "separate",
+        "numbers": "digits",
     }
 
 
@@ -177,6 +180,7 @@ def test_bad_option_values_get_the_queue_messages(tmp_path: Path) -> None:
         ([("confidence", "yes")], "confidence must be true or false"),
         ([("max_speakers", "2")], "max_speakers needs diarize"),
         ([("channels", "left")], "channels must be"),
+        ([("numbers", "true")], "numbers must be"),
         ([("response_format", "srt"), ("subtitle_options[max_lines]", "x")], "subtitle_options.max_lines"),
     ]:
         job_input = parse(*fields).job_input
@@ -187,3 +191,36 @@ def test_bad_option_values_get_the_queue_messages(tmp_path: Path) -> None:
 
 def test_diarized_json_keeps_diarize_on() -> None:
     assert parse(("response_format", "diarized_json"), ("diarize", "false")).job_input["diarize"] is True
+
+
+@pytest.mark.parametrize(("field", "text"), [("stream", "1"), ("stream", "yes"), ("stream", "on")])
+def test_a_flag_is_true_or_false_only(field: str, text: str) -> None:
+    assert refused((field, text)) == f"{field} must be true or false, got {text!r}"
+
+
+def test_each_scalar_is_read_once_and_each_option_keeps_its_text() -> None:
+    assert (
+        refused(("temperature", "0"), ("temperature", "1"))
+        == "temperature must be sent once, as a plain value"
+    )
+    assert refused(("channels[x]", "mix")) == "channels must be sent once, as a plain value"
+    # Not checked here: the queue's validation names the problem with the queue's words.
+    assert parse(("confidence", "yes"), ("max_speakers", "0.5")).job_input == {
+        "output_format": "json",
+        "confidence": "yes",
+        "max_speakers": 0.5,
+    }
+
+
+def test_the_form_is_declared_once() -> None:
+    schema = TranscriptionForm.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["response_format"]["enum"] == list(RESPONSE_FORMATS)
+    assert (
+        schema["properties"]["temperature"] | {"minimum": 0, "maximum": 1}
+        == schema["properties"]["temperature"]
+    )
+    # Our options show the job input's declaration.
+    job_input = JobInput.model_json_schema()["properties"]
+    assert schema["properties"]["max_speakers"]["maximum"] == job_input["max_speakers"]["maximum"]
+    assert schema["properties"]["confidence"]["default"] is False

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from utils.asr.records import Segment, Timestamps, Transcript, Word
+from utils.asr.records import Char, Segment, SpeakerTime, Timestamps, Transcript, Word
+from utils.audio.decoding import StreamInfo
 from utils.contract.validation import parse_input
 from utils.errors import NoAudioStreamError
 from utils.job.preparation import PreparedItem
@@ -92,3 +93,30 @@ def test_language_fields_say_a_mismatch_only_when_a_language_was_expected() -> N
         "language_confidence": None,
         "language_mismatch": False,
     }
+
+
+def test_times_past_the_audio_are_clamped_to_it_then_follow_a_late_start() -> None:
+    past = Transcript(
+        text="seven",
+        attention="full",
+        timestamps=Timestamps(
+            word=[Word("seven", -0.01, 0.32)],
+            segment=[Segment("seven", -0.01, 0.32)],
+            char=[Char("n", 0.31, 0.32)],
+        ),
+        speakers=[SpeakerTime("S1", 0.4)],
+    )
+    kinds = ["word", "segment", "char"]
+    request = parse_input({"audio_base64": "AAAA", "timestamps": kinds, "output_format": ["json", "srt"]})
+    item = PreparedItem(samples=SAMPLES, seconds=0.3)
+    result = results.build_result(request, [item], {0: past}, META)
+    assert result["timestamps"] == {
+        "char": [{"char": "n", "start": 0.3, "end": 0.3}],
+        "segment": [{"text": "seven", "start": 0.0, "end": 0.3}],
+        "word": [{"word": "seven", "start": 0.0, "end": 0.3}],
+    }
+    assert result["srt"] == "1\n00:00:00,000 --> 00:00:00,300\nseven\n\n"
+    assert result["speakers"] == [{"speaker": "S1", "seconds": 0.3}]
+    item.stream = StreamInfo(start_offset=10.0)
+    late = results.build_result(request, [item], {0: past}, META)
+    assert late["timestamps"]["word"] == [{"word": "seven", "start": 10.0, "end": 10.3}]

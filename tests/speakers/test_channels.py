@@ -130,3 +130,17 @@ def test_decoding_apart_keeps_each_channel_as_it_was(tmp_path: Path) -> None:
     assert rows.shape == (2, left.size)
     np.testing.assert_allclose(rows[0], left, atol=1e-4)
     np.testing.assert_allclose(rows[1], right, atol=1e-4)
+
+
+def test_the_merged_attention_is_the_plan_that_ran_and_none_only_without_a_model_call(
+    tmp_path: Path, job_root: Path
+) -> None:
+    voice = speech(RIGHT)
+    silent_first = channels_file([np.zeros_like(voice), voice], tmp_path / "silent-left.wav")
+    result = ask(silent_first, channels="separate", vad=True, timestamps=["word"])
+    assert result["text"] == RIGHT
+    assert {word["channel"] for word in result["timestamps"]["word"]} == {1}
+    assert result["meta"]["attention"] == "full"  # the second channel's call, not the first's none
+    silence = np.zeros(RATE, np.float32)
+    both_silent = channels_file([silence, silence], tmp_path / "silent.wav")
+    assert ask(both_silent, channels="separate", vad=True)["meta"]["attention"] == "none"

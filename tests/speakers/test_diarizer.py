@@ -191,7 +191,7 @@ def test_a_missing_diarizer_fails_the_job_that_asks_and_no_other(
     monkeypatch.setattr(config, "DIARIZER_MODEL", str(tmp_path / "missing.nemo"))
     failed = ask(samples, tmp_path / "asks", diarize=True)
     assert failed["error_type"] == "model_load_failed"
-    assert "DIARIZER_MODEL" in failed["error"]
+    assert failed["error"] == "the file of the diarizer 'missing' does not exist on this worker"
     assert ask(samples, tmp_path / "plain")["text"] == "seven four two"
 
 

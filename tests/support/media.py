@@ -1,6 +1,7 @@
 """Speech clips for tests: espeak-ng digit words through the real ffmpeg, as files or base64."""
 
 import base64
+import struct
 import subprocess
 import wave
 from pathlib import Path
@@ -56,6 +57,18 @@ def one_hertz_wav(path: Path, hours: float) -> Path:
         out.setsampwidth(2)
         out.setframerate(1)
         out.writeframes((np.arange(int(hours * 3600)) % 64 * 100).astype("<i2").tobytes())
+    return path
+
+
+def crafted_wav(path: Path, format_tag: int, bits_per_sample: int) -> Path:
+    """A WAV with a hand-written header whose audio stream has no decoder: an unknown format tag
+    (0x9999), or PCM of 0 bits per sample; 4 kB of bytes follow."""
+    block = max(1, bits_per_sample // 8)
+    fmt = struct.pack("<HHIIHH", format_tag, 1, RATE, RATE * block, block, bits_per_sample)
+    data = bytes(range(256)) * 16
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    body = b"WAVE" + chunks
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     return path
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from utils.asr.records import Segment, Timestamps, Transcript
+from utils.output import results
 from utils.text import language
 
 
@@ -60,3 +61,37 @@ def test_segments_say_their_own_language_only_where_it_is_surely_another() -> No
 def test_an_empty_transcript_has_no_language() -> None:
     labelled = language.label(Transcript(text="", attention="full"))
     assert (labelled.language, labelled.language_confidence) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Il-Malti huwa l-lingwa nazzjonali ta' Malta u hija waħda mil-lingwi uffiċjali tal-Unjoni Ewropea.",
+        "Il-kelb jiġri fil-ġnien.",
+        "Jien ngħix f'Malta u nitkellem bil-Malti kuljum.",
+    ],
+)
+def test_text_in_a_language_the_detector_does_not_know_has_no_language(text: str) -> None:
+    # Maltese, written with letters no language the detector knows uses (it named these et, lt and fi).
+    assert language.detect(text) == language.NONE
+
+
+def test_polish_keeps_its_language_though_maltese_shares_its_dotted_z() -> None:
+    assert language.detect("Dzień dobry, jak się masz? Żółw idzie przez łąkę.").language == "pl"
+
+
+def test_a_job_expecting_a_language_the_detector_does_not_know_gets_no_language() -> None:
+    # Maltese without its own letters: the detector alone would say Slovenian, 0.92 sure.
+    text = "Dan huwa test qasir bil-Malti minghajr ittri specjali u jkompli ftit aktar"
+    segments = [Segment(text, 0.0, 3.0)]
+    transcript = Transcript(text=text, attention="full", timestamps=Timestamps(segment=segments))
+    assert language.label(transcript).language is not None
+    labelled = language.label(transcript, "mt")
+    assert (labelled.language, labelled.language_confidence) == (None, None)
+    assert labelled.timestamps.segment[0].language is None
+    assert results.language_fields(labelled, "mt") == {
+        "language": None,
+        "language_confidence": None,
+        "language_mismatch": False,
+    }
+    assert language.label(transcript, "en").language == language.label(transcript).language

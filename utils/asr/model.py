@@ -117,42 +117,44 @@ def load_model(name_or_path: str) -> Any:
     """
     import nemo.collections.asr as nemo_asr
 
-    return load_nemo(name_or_path, nemo_asr.models.ASRModel, "PARAKEET_MODEL")
+    return load_nemo(name_or_path, nemo_asr.models.ASRModel, "model")
 
 
-def load_nemo(name_or_path: str, model_class: Any, variable: str) -> Any:
+def load_nemo(name_or_path: str, model_class: Any, kind: str) -> Any:
     """Loads a NeMo model from RunPod's model cache, a `.nemo` file or the hub, in eval mode.
 
     Args:
         name_or_path: A hub name or a `.nemo` path (see `model_source`).
         model_class: The NeMo class whose `restore_from`/`from_pretrained` to use.
-        variable: The setting that named it, for messages.
+        kind: What it is, for messages ("model", "diarizer").
 
     Returns:
         The model on the configured device.
 
     Raises:
-        ModelLoadError: The file is missing or the model cannot be restored or downloaded.
+        ModelLoadError: The file is missing or the model cannot be restored or downloaded; the message
+            names the model by its id (a file by its name alone: the path is the operator's).
     """
     target = device()
     source, cached = model_source(name_or_path)
+    shown = Path(name_or_path).stem if source == "file" else model_id(name_or_path)
     try:
         if cached is not None:
             model = model_class.restore_from(str(cached), map_location=target)
         elif source == "file":
             if not Path(name_or_path).is_file():
                 # The path is the operator's; it goes to the log, not to the client.
-                log.error("%s file %s does not exist", variable, name_or_path)
-                raise ModelLoadError(f"the {variable} file does not exist on this worker")
+                log.error("%s file %s does not exist", kind, name_or_path)
+                raise ModelLoadError(f"the file of the {kind} {shown!r} does not exist on this worker")
             model = model_class.restore_from(name_or_path, map_location=target)
         else:
             model = model_class.from_pretrained(model_name=name_or_path, map_location=target)
     except ModelLoadError:
         raise
     except Exception as exc:
-        log.exception("loading model %s failed", name_or_path)
+        log.exception("loading %s %s failed", kind, name_or_path)
         raise ModelLoadError(
-            f"could not load the {variable} model ({type(exc).__name__}); see the worker log"
+            f"could not load the {kind} {shown!r} ({type(exc).__name__}); see the worker log"
         ) from exc
     model.eval()
     return model

@@ -10,6 +10,22 @@ import config
 
 FULL, LOCAL, WINDOWED = "full", "local", "windowed"
 PLANS = (FULL, LOCAL, WINDOWED)
+# The attention of an item no model call was made for (vad found no speech).
+NONE = "none"
+
+
+def longest_of(plans: list[str]) -> str:
+    """The plan that tells how an item of several model calls ran (its channels kept apart): the one
+    for the longest audio of those that ran.
+
+    Args:
+        plans: Each call's plan, NONE for a channel no call was made for.
+
+    Returns:
+        The last of PLANS among them, or NONE when no call was made.
+    """
+    ran = [plan for plan in plans if plan != NONE]
+    return max(ran, key=PLANS.index) if ran else NONE
 
 
 def next_plan(plan: str) -> str | None:

@@ -117,6 +117,29 @@ class Timestamps:
 
         return self.remapped(lambda time: time + seconds)
 
+    def clamped(self, duration: float) -> "Timestamps":
+        """The same timestamps, each start and end within `[0, duration]` (and no end before its start).
+
+        The model's last frame can end past the audio (a word of a 0.3 s clip ending at 0.32 s).
+
+        Args:
+            duration: The item's length in seconds.
+
+        Returns:
+            A new Timestamps; kinds that were None stay None.
+        """
+
+        def clamp(items: list[Any] | None) -> list[Any] | None:
+            if items is None:
+                return None
+            inside = []
+            for item in items:
+                start = min(max(item.start, 0.0), duration)
+                inside.append(replace(item, start=start, end=min(max(item.end, start), duration)))
+            return inside
+
+        return Timestamps(word=clamp(self.word), segment=clamp(self.segment), char=clamp(self.char))
+
     def remapped(self, to_time: Callable[[float], float]) -> "Timestamps":
         """The same timestamps on another timeline (rounded to milliseconds).
 
@@ -159,6 +182,9 @@ class Transcript:
     language_confidence: float | None = None
     # With `vad`: the seconds of speech found, the only audio the model heard (None: no vad).
     speech_seconds: float | None = None
+    # With `numbers: "digits"`: "digits", or "spoken" and why (None: not asked).
+    numbers: str | None = None
+    numbers_note: str | None = None
 
 
 _OPTIONAL_FIELDS = ("confidence", "speaker", "channel", "language")

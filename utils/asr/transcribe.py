@@ -7,7 +7,7 @@ pauses (`utils.asr.windows`).
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,6 @@ from utils.asr.records import (
 )
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 def _seconds(value: Any, offset: float) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import config
+from utils.asr import plans
 from utils.asr.records import Timestamps, Transcript
 
 _lock = threading.Lock()  # the model keeps state between chunks: one detection at a time
@@ -175,4 +176,4 @@ def silent(kinds: frozenset[str]) -> Transcript:
         The empty transcript, with `speech_seconds` 0.
     """
     empty = {kind: [] for kind in ("word", "segment", "char") if kind in kinds}
-    return Transcript(text="", attention="none", timestamps=Timestamps(**empty), speech_seconds=0.0)
+    return Transcript(text="", attention=plans.NONE, timestamps=Timestamps(**empty), speech_seconds=0.0)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 import config
-from utils.audio import helper_pool
+from utils.audio import helper_pool, limits
 from utils.errors import (
     AudioDecodeError,
     AudioTimeoutError,
@@ -79,6 +79,22 @@ class StreamInfo:
                 f'channels "separate" takes audio of at most {config.MAX_SEPARATE_CHANNELS} channels; '
                 f'this audio has {self.channels}. Send channels "mix" for one transcript of all of them'
             )
+
+
+def check_headers(stream: StreamInfo, size_bytes: int) -> None:
+    """Refuses, before any decoding, a stream whose headers no real recording has (`utils.audio.limits`).
+
+    Args:
+        stream: The probed stream.
+        size_bytes: The file's size.
+
+    Raises:
+        AudioDecodeError: A sample rate below `MIN_SAMPLE_RATE`, or a declared length out of all
+            proportion to the file's size.
+    """
+    refused = limits.refusal(stream.seconds, stream.sample_rate, size_bytes)
+    if refused is not None:
+        raise AudioDecodeError(refused)
 
 
 def _filters(stream: StreamInfo) -> list[str]:
@@ -251,16 +267,18 @@ def decode(
         TooManyChannelsError: `separate` on audio of more than `config.MAX_SEPARATE_CHANNELS` channels.
         EmptyAudioError: The file has no bytes or decodes to no samples.
         NoAudioStreamError: The file is media without an audio stream.
-        AudioDecodeError: ffmpeg cannot read it as audio.
+        AudioDecodeError: ffmpeg cannot read it as audio, or its headers are refused (`check_headers`).
         AudioTimeoutError: ffmpeg ran past `config.FFMPEG_TIMEOUT_SECONDS`.
         AudioTooLongError: The audio is longer than `config.MAX_AUDIO_SECONDS`.
     """
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise EmptyAudioError("the audio file is empty (0 bytes)")
     limit = (
         config.MAX_AUDIO_SECONDS if limit_seconds is None else min(limit_seconds, config.MAX_AUDIO_SECONDS)
     )
     stream = probe(path) if stream is None else stream
+    check_headers(stream, size)
     if separate:
         stream.check_separable()
     command = ffmpeg_command(path, limit, stream)
@@ -365,13 +383,15 @@ def decode_small(path: Path, limit_seconds: float) -> tuple[np.ndarray, StreamIn
     Raises:
         WorkerError: What `decode` raises.
     """
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise EmptyAudioError("the audio file is empty (0 bytes)")
     answer = helper_pool.pool.decode(path, min(limit_seconds, config.MAX_AUDIO_SECONDS))
     stream = StreamInfo(**answer.stream) if answer is not None and answer.stream else None
     if answer is None or answer.pcm is None:
         stream = stream or probe(path)
         return decode(path, limit_seconds, stream), stream
+    check_headers(stream or StreamInfo(), size)  # the helper refuses them too (in its own settings)
     pcm = [bytearray()]
     block = _READ_FRAMES * answer.channels * _BYTES_PER_SAMPLE
     for start in range(0, len(answer.pcm), block):

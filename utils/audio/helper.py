@@ -5,21 +5,27 @@ Run by `utils.audio.helper_pool` as `python -m utils.audio.helper`; it never imp
 per line on stdin, `{"path", "limit"}`; each answer is one JSON line on stdout, followed by the raw
 float32 samples (interleaved channels, as ffmpeg's f32le pipe gives them) when `status` is "ok".
 
+Its first line, before any request, is `{"status": "ready"}`: a helper that dies before it could not
+start at all (PyAV missing), one that dies after it was killed by a file.
+
 The file is opened as ffmpeg is: the file protocol only and the allowlisted demuxers only. Anything
-this path does not cover as the ffmpeg program does (a file it cannot read, no audio stream, rates
-below `FAST_DECODE_MIN_RATE` whose upsampled frames would be huge, more than
-`FAST_DECODE_MAX_CHANNELS` channels, whose samples would cross the pipe unmixed) answers "fallback"
-with what it learnt of the stream, and the worker runs ffmpeg itself, so every error and edge stays the
+this path does not cover as the ffmpeg program does (a file it cannot read or decode, whatever the
+library raises, no audio stream or none with a decoder, rates below `FAST_DECODE_MIN_RATE` whose
+upsampled frames would be huge, more than `FAST_DECODE_MAX_CHANNELS` channels, whose samples would cross
+the pipe unmixed, headers that `utils.audio.limits` refuses) answers "fallback" with what it learnt of
+the stream, and the worker runs ffmpeg itself (or refuses the headers), so every error and edge stays the
 ffmpeg program's.
 """
 
 import json
+import os
 import sys
 from typing import Any, BinaryIO
 
 import av
 
 import config
+from utils.audio import limits
 
 _BYTES_PER_SAMPLE = 4
 
@@ -60,13 +66,17 @@ def decode(path: str, limit: float) -> tuple[dict[str, Any], bytes]:
         if not container.streams.audio:
             return {"status": "fallback", "reason": "no audio stream", "stream": None}, b""
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # an unknown format tag, or 0 bits per sample: no decoder
+            return {"status": "fallback", "reason": "no decoder", "stream": None}, b""
         rate, channels = stream.codec_context.sample_rate, stream.codec_context.layout.nb_channels
+        fields = _stream_fields(container, stream, None)
+        if limits.refusal(fields["seconds"], fields["sample_rate"], os.path.getsize(path)) is not None:
+            return {"status": "fallback", "reason": "refused", "stream": fields}, b""
         if (
             not rate
             or rate < config.FAST_DECODE_MIN_RATE
             or not 1 <= channels <= config.FAST_DECODE_MAX_CHANNELS
         ):
-            fields = _stream_fields(container, stream, None)
             return {"status": "fallback", "reason": "layout", "stream": fields}, b""
         kept = channels
         layout = stream.codec_context.layout if kept > 1 else "mono"
@@ -91,17 +101,19 @@ def decode(path: str, limit: float) -> tuple[dict[str, Any], bytes]:
 
 
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:
-    """Answers requests until stdin closes (the worker exited or replaced this helper).
+    """Says it is ready, then answers requests until stdin closes (the worker exited or replaced it).
 
     Args:
         requests: Request lines.
         answers: Where answers go.
     """
+    answers.write(json.dumps({"status": "ready"}).encode() + b"\n")
+    answers.flush()
     for line in requests:
         request = json.loads(line)
         try:
             header, payload = decode(request["path"], float(request["limit"]))
-        except (av.FFmpegError, OSError, ValueError) as error:  # the ffmpeg program decides about the file
+        except Exception as error:  # noqa: BLE001 (any failure on a file: the ffmpeg program decides)
             header, payload = {"status": "fallback", "reason": type(error).__name__, "stream": None}, b""
         answers.write(json.dumps(header).encode() + b"\n" + payload)
         answers.flush()

@@ -4,6 +4,9 @@ without starting a process per item.
 Isolation is kept: a helper is a process of its own, used by one item at a time. One that hangs past
 the decode timeout, or whose job is cancelled, is killed and replaced; one that dies (a crash on a
 hostile file) is replaced, and its item goes to the ffmpeg program, which answers as it always has.
+Only helpers that cannot start (they die before saying they are ready, several times running) switch
+the pool off; a file never does. An item that finds every helper busy waits at most
+`DECODER_HELPER_WAIT_SECONDS`, then goes to the ffmpeg program, so a helper is never slower than it.
 """
 
 import contextlib
@@ -27,6 +30,8 @@ from utils.job.deadline import cap_to_job
 log = logging.getLogger(__name__)
 
 _HEADER_MAX_BYTES = 4096
+# Helpers that die before saying they are ready this many times running cannot start (PyAV missing, say).
+START_FAILURES_TO_GIVE_UP = 3
 # The helper's program (tests put a stand-in that hangs or dies in its place, as they do for ffmpeg).
 HELPER_COMMAND = (sys.executable, "-m", "utils.audio.helper")
 
@@ -56,7 +61,8 @@ class _Helper:
             stderr=subprocess.DEVNULL,
         )
         self._buffer = b""
-        self.answered = 0
+        # Whether it said it is ready (it started: a death after that is a file's doing).
+        self.ready = False
 
     def kill(self) -> None:
         """Stops the process (from any thread); its reader then sees the pipe end."""
@@ -88,8 +94,24 @@ class _Helper:
                     raise HelperGone("the decoder helper exited")
                 return chunk
 
+    def _header(self, until: float) -> dict[str, Any]:
+        """The next header line, read no later than `until` (monotonic)."""
+        data = self._buffer
+        while b"\n" not in data:
+            if len(data) > _HEADER_MAX_BYTES:
+                raise HelperGone("the decoder helper's answer has no header")
+            data += self._read(until)
+        line, _, self._buffer = data.partition(b"\n")
+        try:
+            header = json.loads(line)
+        except ValueError:
+            raise HelperGone("the decoder helper's header is not JSON") from None
+        if not isinstance(header, dict):
+            raise HelperGone("the decoder helper's header is not an object")
+        return header
+
     def ask(self, path: Path, limit: float, timeout: float) -> Decoded:
-        """Sends one request and reads its answer.
+        """Sends one request and reads its answer (after the helper's ready line, the first time).
 
         Raises:
             TimeoutError: No whole answer within `timeout`.
@@ -101,19 +123,13 @@ class _Helper:
             self.process.stdin.flush()
         except OSError:
             raise HelperGone("the decoder helper is not running") from None
+        if not self.ready:
+            if self._header(until).get("status") != "ready":
+                raise HelperGone("the decoder helper did not say it is ready")
+            self.ready = True
+        header = self._header(until)
         data = self._buffer
-        while b"\n" not in data:
-            if len(data) > _HEADER_MAX_BYTES:
-                raise HelperGone("the decoder helper's answer has no header")
-            data += self._read(until)
-        line, _, data = data.partition(b"\n")
-        try:
-            header = json.loads(line)
-        except ValueError:
-            raise HelperGone("the decoder helper's header is not JSON") from None
-        self.answered += 1
         if header.get("status") != "ok":
-            self._buffer = data
             return Decoded(header.get("stream"))
         size = int(header["bytes"])
         chunks, have = [data], len(data)
@@ -134,7 +150,9 @@ class DecoderPool:
         self._idle: list[_Helper] = []
         self._started = 0
         self._lock = threading.Condition()
-        # Set when a helper dies before its first answer (PyAV missing, say): ffmpeg takes every file.
+        # Helpers that died before they were ready, running; at START_FAILURES_TO_GIVE_UP the pool is
+        # broken (PyAV missing, say) and ffmpeg takes every file.
+        self.start_failures = 0
         self.broken = False
 
     def _take(self, until: float) -> _Helper | None:
@@ -182,7 +200,7 @@ class DecoderPool:
         if config.DECODER_HELPERS < 1 or self.broken:
             return None
         timeout = cap_to_job(config.FFMPEG_TIMEOUT_SECONDS)
-        helper = self._take(time.monotonic() + timeout)
+        helper = self._take(time.monotonic() + min(config.DECODER_HELPER_WAIT_SECONDS, timeout))
         if helper is None:
             return None
         job = deadline.current()
@@ -208,14 +226,29 @@ class DecoderPool:
             self._forget()
             if killed.is_set() and job is not None:
                 job.check()
-            if helper.answered == 0 and not killed.is_set():
-                self.broken = True
-                log.error("%s before its first answer; every file goes to the ffmpeg program now", gone)
+            if not helper.ready and not killed.is_set():
+                self._failed_to_start(gone)
             else:
-                log.warning("%s; the item goes to the ffmpeg program", gone)
+                log.warning("%s; it is replaced, and the item goes to the ffmpeg program", gone)
             return None
+        self.start_failures = 0
         self._give_back(helper)
         return answer
+
+    def _failed_to_start(self, gone: HelperGone) -> None:
+        """Counts a helper that died before it was ready; enough of them running switch the pool off."""
+        with self._lock:
+            self.start_failures += 1
+            if self.start_failures >= START_FAILURES_TO_GIVE_UP:
+                self.broken = True
+        if self.broken:
+            log.error(
+                "%s, %d times running: decoder helpers cannot start; the ffmpeg program takes every file now",
+                gone,
+                self.start_failures,
+            )
+        else:
+            log.warning("%s before it was ready; the item goes to the ffmpeg program", gone)
 
     def close(self) -> None:
         """Stops the idle helpers (tests; at exit their stdin closes and they end by themselves)."""

@@ -43,6 +43,7 @@ from utils.job import dirs
 from utils.job import pipeline as job_pipeline
 from utils.job.deadline import Deadline
 from utils.output import results
+from utils.text import number_stream
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,9 @@ def _stream(
     )
     future, deadline = jobs.start(params.job_input, options, upload, slot)
     future.add_done_callback(lambda done: loop.call_soon_threadsafe(events.put_nowait, done.result()))
+    given = params.job_input.get("language")
+    digits = number_stream.SettledDigits(given if isinstance(given, str) else None)
+    as_digits = params.job_input.get("numbers") == "digits"
 
     async def body() -> AsyncIterator[str]:
         sent = ""
@@ -204,7 +208,8 @@ def _stream(
             while True:
                 event = await events.get()
                 if isinstance(event, list):
-                    text = " ".join(word.word for word in event)
+                    # Digits: a number's last words wait for the next window (the final text has the rest).
+                    text = " ".join(word.word for word in (digits.feed(event) if as_digits else event))
                     if text:
                         delta = f" {text}" if sent else text
                         sent += delta
@@ -252,38 +257,16 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 def _transcription_form() -> dict[str, Any]:
-    """The transcription route's multipart form, for the OpenAPI document."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "model": {"type": "string"},
-                            "response_format": {
-                                "type": "string",
-                                "enum": list(openai_params.RESPONSE_FORMATS),
-                            },
-                            "timestamp_granularities[]": {
-                                "type": "array",
-                                "items": {"type": "string", "enum": list(openai_params.GRANULARITIES)},
-                            },
-                            "stream": {"type": "boolean"},
-                            "language": {"type": "string", "enum": served_languages()},
-                            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-                            "prompt": {"type": "string", "maxLength": 0},
-                            "chunking_strategy": {"type": "string", "enum": ["auto"]},
-                            **{name: {"description": "As in JobInput."} for name in openai_params.OPTIONS},
-                        },
-                    }
-                }
-            },
-        }
-    }
+    """The transcription route's multipart form, for the OpenAPI document: the form's declaration, the
+    file, and the served models' languages."""
+    schema = openai_params.TranscriptionForm.model_json_schema()
+    schema["properties"]["language"]["enum"] = served_languages()
+    fields = {"file": {"type": "string", "format": "binary"}}
+    for name, field in schema["properties"].items():
+        # OpenAI's SDKs send the list as repeated `timestamp_granularities[]` fields.
+        fields[f"{name}[]" if name == "timestamp_granularities" else name] = field
+    schema["properties"], schema["required"] = fields, ["file"]
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 _JSON_BODY = {

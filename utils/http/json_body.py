@@ -60,14 +60,33 @@ def structure(text: bytes) -> tuple[int, int]:
     return int(np.cumsum(_DELTA[scanned], dtype=np.int32).max()), containers
 
 
-def parse(text: bytes | str, what: str = "the request body", not_json: str | None = None) -> Any:
-    """Parses JSON text after checking its shape against `MAX_JSON_DEPTH`, `MAX_JSON_CONTAINERS` and
-    `MAX_JSON_STRINGS`.
+def problem(text: bytes) -> str | None:
+    """What makes a JSON text too costly to parse, if anything: checked against `MAX_JSON_DEPTH`,
+    `MAX_JSON_CONTAINERS` and `MAX_JSON_STRINGS`.
 
     Args:
         text: The JSON text.
-        what: What the text is, for the messages ("the request body", or a field's name).
-        not_json: The message when the text is not JSON (default: `what` is not valid JSON).
+
+    Returns:
+        The problem, worded to follow the name of what holds the text ("is nested too deeply: ..."), or
+        None when the text may be parsed.
+    """
+    if text.count(b'"') > 2 * config.MAX_JSON_STRINGS:
+        return f"holds more than {config.MAX_JSON_STRINGS} strings; no job input needs as many"
+    depth, containers = structure(text)
+    if depth > config.MAX_JSON_DEPTH:
+        return f"is nested too deeply: at most {config.MAX_JSON_DEPTH} levels"
+    if containers > config.MAX_JSON_CONTAINERS:
+        return f"holds more than {config.MAX_JSON_CONTAINERS} arrays and objects; no job input needs as many"
+    return None
+
+
+def parse(text: bytes | str, what: str = "the request body") -> Any:
+    """Parses JSON text unless it has a `problem`.
+
+    Args:
+        text: The JSON text.
+        what: What the text is, for the messages.
 
     Returns:
         The parsed value.
@@ -76,19 +95,10 @@ def parse(text: bytes | str, what: str = "the request body", not_json: str | Non
         InvalidInputError: Nested too deeply, too many arrays, objects or strings, or not JSON.
     """
     raw = text.encode() if isinstance(text, str) else text
-    if raw.count(b'"') > 2 * config.MAX_JSON_STRINGS:
-        raise InvalidInputError(
-            f"{what} holds more than {config.MAX_JSON_STRINGS} strings; no job input needs as many"
-        )
-    depth, containers = structure(raw)
-    if depth > config.MAX_JSON_DEPTH:
-        raise InvalidInputError(f"{what} is nested too deeply: at most {config.MAX_JSON_DEPTH} levels")
-    if containers > config.MAX_JSON_CONTAINERS:
-        raise InvalidInputError(
-            f"{what} holds more than {config.MAX_JSON_CONTAINERS} arrays and objects; "
-            "no job input needs as many"
-        )
+    found = problem(raw)
+    if found is not None:
+        raise InvalidInputError(f"{what} {found}")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
-        raise InvalidInputError(not_json or f"{what} is not valid JSON") from None
+        raise InvalidInputError(f"{what} is not valid JSON") from None

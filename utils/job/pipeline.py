@@ -9,7 +9,6 @@ import dataclasses
 import importlib.util
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from utils import sources, volume
 from utils.asr import decoding, vad
 from utils.asr import model as asr_model
 from utils.asr.records import Transcript
-from utils.asr.scheduler import WordSink, scheduler
+from utils.asr.scheduler import Progress, WordSink, scheduler
 from utils.contract import validation
 from utils.errors import (
     DiarizationError,
@@ -36,11 +35,10 @@ from utils.job import dirs, inflight, preparation
 from utils.job.deadline import Deadline
 from utils.output import delivery, results
 from utils.speakers import channels, diarizer, pipeline
-from utils.text import language
+from utils.text import language, number_transcripts
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
 # What one item's audio can make the models fail with; in a batch it fails that item alone. Anything else
 # (a GPU failure, the job's deadline or cancellation) ends the whole job.
 ITEM_FAILURES = (UnreliableTranscriptError, GpuOutOfMemoryError, DiarizationError)
@@ -245,7 +243,7 @@ def answer(
         The success or failure contract; `refresh_worker: true` after an unrecoverable GPU error.
     """
     try:
-        return run_job(job, progress, deadline, options)
+        return _run_job(job, progress, deadline, options)
     except GpuFailureError as error:
         log.error("job %s: GPU failure, asking for this worker to be replaced", job.get("id"))
         return {**results.error_fields(error), "refresh_worker": True}
@@ -257,26 +255,10 @@ def answer(
         return results.error_fields(InternalError())
 
 
-def run_job(
-    job: dict[str, Any],
-    progress: Progress,
-    deadline: Deadline,
-    options: JobOptions = JobOptions(),
+def _run_job(
+    job: dict[str, Any], progress: Progress, deadline: Deadline, options: JobOptions
 ) -> dict[str, Any]:
-    """Runs one job; raises on a failure of the whole job.
-
-    Args:
-        job: The RunPod job; the client's payload is under "input".
-        progress: Receives short progress messages for the client.
-        deadline: The job's deadline and cancellation.
-        options: What the front door asks for beyond the input.
-
-    Returns:
-        The success contract.
-
-    Raises:
-        WorkerError: Any failure a client can act on.
-    """
+    """`answer`'s work: the success contract, or an exception for a failure of the whole job."""
     started = time.perf_counter()
     request = validation.parse_input(job.get("input"), options.upload)
     if request.output_url is not None:
@@ -292,7 +274,15 @@ def run_job(
         timings = results.Timings.of(prepared)
         ready = {index: item.samples for index, item in enumerate(prepared) if item.samples is not None}
         stage = transcribe_ready(ready, request, deadline, progress, options)
-        transcripts = {index: language.label(transcript) for index, transcript in stage.transcripts.items()}
+        transcripts = {
+            index: language.label(transcript, request.language)
+            for index, transcript in stage.transcripts.items()
+        }
+        if request.numbers == "digits":
+            transcripts = {
+                index: number_transcripts.with_digits(transcript, request.language or transcript.language)
+                for index, transcript in transcripts.items()
+            }
         model = stage.model
         timings.load, timings.transcribe = stage.load_seconds, stage.transcribe_seconds
         timings.diarize = stage.diarize_seconds

@@ -141,6 +141,7 @@ def fetch_item(item: AudioItem, item_dir: Path, deadline: Deadline, separate: bo
         # so they are read with its decode; channels kept apart must be counted before.
         read_now = guessed is None or separate
         stream = decoding.probe(path) if read_now else decoding.StreamInfo()
+        decoding.check_headers(stream, path.stat().st_size)  # before its length is reserved
         if separate:
             stream.check_separable()
     return PreparedItem(

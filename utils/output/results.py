@@ -41,8 +41,8 @@ class Timings:
 
 def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
     """The kinds the model must produce: what the client asked for, plus words for subtitles, words
-    with confidence for `confidence`, words for `diarize`, and words and segments for channels kept
-    apart (they are merged in time order).
+    with confidence for `confidence`, words for `diarize` and for `numbers: "digits"` (numbers are
+    merged word by word), and words and segments for channels kept apart (they are merged in time order).
 
     Args:
         request: The validated job.
@@ -55,7 +55,7 @@ def timestamp_kinds_needed(request: JobRequest) -> frozenset[str]:
         kinds |= {"word"}
     if request.confidence:
         kinds |= {"word", CONFIDENCE}
-    if request.diarize:
+    if request.diarize or request.numbers == "digits":
         kinds |= {"word"}
     if request.channels == "separate":
         kinds |= {"word", "segment"}
@@ -104,6 +104,28 @@ def transcript_fields(
     return fields
 
 
+def within(transcript: Transcript, duration: float) -> Transcript:
+    """A transcript whose times (words, segments, chars, and so cues) lie within `[0, duration]`, and
+    whose speakers speak no longer than the item lasts.
+
+    Every path (one call, windows, channels kept apart, the diarizer, vad) ends here, so none of them
+    needs to clamp: the model's last frame can end past the audio.
+
+    Args:
+        transcript: The item's transcript, on the audio's own timeline.
+        duration: The item's length in seconds, as reported.
+
+    Returns:
+        The transcript, clamped.
+    """
+    speakers = transcript.speakers
+    if speakers is not None:
+        speakers = [dataclasses.replace(s, seconds=min(s.seconds, duration)) for s in speakers]
+    return dataclasses.replace(
+        transcript, timestamps=transcript.timestamps.clamped(duration), speakers=speakers
+    )
+
+
 def language_fields(transcript: Transcript, expected: str | None) -> dict[str, Any]:
     """An item's detected language, and whether it is the one the caller expected.
 
@@ -132,9 +154,11 @@ def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any
         audio_start: Seconds after the container's start at which its audio stream begins.
 
     Returns:
-        `{"attention", "channels"?, "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?}`:
-        `batch` counts the items (of any job) that shared its model call; `audio_start_seconds` (when
-        not 0) is how much every time was shifted to follow the container's timeline.
+        `{"attention", "channels"?, "windows"?, "fallbacks"?, "batch"?, "audio_start_seconds"?,
+        "speech_seconds"?, "numbers"?, "numbers_note"?}`: `batch` counts the items (of any job) that
+        shared its model call; `audio_start_seconds` (when not 0) is how much every time was shifted to
+        follow the container's timeline; `numbers` (with `numbers: "digits"`) says how numbers were
+        written, and `numbers_note` why they stayed words.
     """
     meta: dict[str, Any] = {"attention": transcript.attention}
     if transcript.channels is not None:
@@ -149,6 +173,10 @@ def item_meta(transcript: Transcript, audio_start: float = 0.0) -> dict[str, Any
         meta["batch"] = transcript.batch
     if transcript.speech_seconds is not None:
         meta["speech_seconds"] = transcript.speech_seconds
+    if transcript.numbers is not None:
+        meta["numbers"] = transcript.numbers
+    if transcript.numbers_note is not None:
+        meta["numbers_note"] = transcript.numbers_note
     return meta
 
 
@@ -213,7 +241,7 @@ def build_result(
         if item.error is not None:
             entry = error_fields(item.error)
         else:
-            transcript = transcripts[index]
+            transcript = within(transcripts[index], round(item.seconds, 3))
             offset = item.stream.start_offset
             if offset > 0:
                 # A late-starting sound track: times follow the container, as a player shows them.

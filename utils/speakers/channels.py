@@ -8,6 +8,7 @@ sentence is never interleaved with another channel's words. A silent channel add
 import dataclasses
 from typing import Any
 
+from utils.asr import plans
 from utils.asr.records import Timestamps, Transcript
 
 
@@ -33,8 +34,9 @@ def merge_channels(transcripts: list[Transcript]) -> Transcript:
     Returns:
         The merged transcript: words, segments and chars in time order with their `channel`, the
         text of the segments in that order, every channel's speakers (when diarized), and how the
-        channels were run (the first channel's
-        attention; the most windows and the largest shared call of any channel; every fallback).
+        channels were run (the attention of the longest plan any channel ran, `none` only when no
+        channel reached the model; the most windows and the largest shared call of any channel;
+        every fallback).
     """
     tagged = [
         Timestamps(
@@ -49,10 +51,9 @@ def merge_channels(transcripts: list[Transcript]) -> Transcript:
         segment=_merged([t.segment for t in tagged]),
         char=_merged([t.char for t in tagged]),
     )
-    first = transcripts[0]
     return Transcript(
         text=" ".join(segment.text for segment in timestamps.segment or []),
-        attention=first.attention,
+        attention=plans.longest_of([t.attention for t in transcripts]),
         timestamps=timestamps,
         fallbacks=[f"ch{channel}: {note}" for channel, t in enumerate(transcripts) for note in t.fallbacks],
         windows=max(t.windows for t in transcripts),

@@ -59,7 +59,7 @@ def loaded() -> LoadedDiarizer:
         if _loaded is None or _loaded.name != config.DIARIZER_MODEL:
             from nemo.collections.asr.models import SortformerEncLabelModel
 
-            model = asr_model.load_nemo(config.DIARIZER_MODEL, SortformerEncLabelModel, "DIARIZER_MODEL")
+            model = asr_model.load_nemo(config.DIARIZER_MODEL, SortformerEncLabelModel, "diarizer")
             _loaded = LoadedDiarizer(
                 model=model,
                 name=config.DIARIZER_MODEL,

@@ -2,8 +2,11 @@
 
 Lingua (`lingua-language-detector`) ships its models in its wheel, so nothing is downloaded. It runs in
 its low-accuracy mode (trigrams only): about 40 MB and 0.2 s to load instead of 600 MB and 5 s, and still
-sure of itself on a sentence or more. It knows every language Parakeet v3 transcribes but Maltese, so a
-Maltese transcript is reported as the nearest language it knows. Text without letters has no language.
+sure of itself on a sentence or more. It knows every language Parakeet v3 transcribes but Maltese, and
+would name a Maltese transcript confidently as the nearest language it knows (Estonian, Finnish,
+Lithuanian...): text written with letters only Maltese uses (ċ ġ ħ), and any transcript of a job that
+expects a language the detector does not know, has no language rather than a wrong one. Text without
+letters has no language.
 """
 
 import dataclasses
@@ -20,6 +23,9 @@ _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 # alone are easily taken for a neighbouring language.
 SEGMENT_MIN_CONFIDENCE = 0.9
 SEGMENT_MIN_WORDS = 3
+# Letters of model languages the detector does not know, written by none of those it knows.
+UNKNOWN_LANGUAGE_LETTERS = {"mt": "ċġħĊĠĦ"}
+_UNKNOWN_LETTER = re.compile(f"[{''.join(UNKNOWN_LANGUAGE_LETTERS.values())}]")
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,10 @@ def detect(text: str) -> Detection:
         text: The transcript (or a segment of it).
 
     Returns:
-        The detection; `NONE` for text without letters.
+        The detection; `NONE` for text without letters, and for text in a language the detector does
+        not know (written with its letters).
     """
-    if not _LETTER.search(text):
+    if not _LETTER.search(text) or _UNKNOWN_LETTER.search(text):
         return NONE
     values = _detector().compute_language_confidence_values(text)
     if not values:
@@ -83,16 +90,18 @@ def normalized(code: str) -> str:
     return code.strip().lower().replace("_", "-").split("-")[0]
 
 
-def label(transcript: Transcript) -> Transcript:
+def label(transcript: Transcript, expected: str | None = None) -> Transcript:
     """A transcript with its language, and its segments' where they are surely another.
 
     Args:
         transcript: An item's final transcript.
+        expected: The job's `language` (normalized), or None. One the detector does not know (Maltese)
+            leaves the transcript without a language: the detector would name another, confidently.
 
     Returns:
         The same transcript with `language` and `language_confidence` set (and `language` on segments).
     """
-    found = detect(transcript.text)
+    found = NONE if expected is not None and expected not in detectable() else detect(transcript.text)
     segments = transcript.timestamps.segment
     if segments is not None and found.language is not None:
         segments = [_segment_language(segment, found.language) for segment in segments]

@@ -1,0 +1,41 @@
+"""A stream's settled words as digits: a number's last words wait for the next window."""
+
+from utils.asr.records import Word
+from utils.text import number_stream
+
+
+def timed(text: str) -> list[Word]:
+    """A word a second, each half a second long."""
+    return [Word(token, index, index + 0.5) for index, token in enumerate(text.split(" "))]
+
+
+def test_a_stream_holds_back_the_words_a_number_may_go_on_with() -> None:
+    settled = number_stream.SettledDigits("en")
+    first = settled.feed([Word("we", 0, 0.1), Word("paid", 0.1, 0.2), Word("twenty", 0.2, 0.4)])
+    assert [w.word for w in first] == ["we", "paid"]
+    second = settled.feed([Word("five", 0.4, 0.5), Word("dollars", 0.5, 0.8), Word("and", 0.8, 0.9)])
+    assert [w.word for w in second] == ["25", "dollars"]
+    assert [w.word for w in settled.finish()] == ["and"]
+
+
+def test_a_stream_sends_a_long_run_of_digits_before_it_ends() -> None:
+    settled = number_stream.SettledDigits("en")
+    digits = timed("one two three four five six seven eight nine zero one two three four five")
+    sent = settled.feed(digits)
+    rest = settled.finish()
+    assert len(sent) == len(digits) - number_stream.MAX_HELD_WORDS
+    assert " ".join(w.word for w in sent + rest) == "1 2 3 4 5 6 7 8 9 0 1 2 3 4 5"
+
+
+def test_a_stream_detects_its_language_when_none_is_given() -> None:
+    settled = number_stream.SettledDigits()
+    sent = settled.feed(timed("wir haben siebenundzwanzig Euro bezahlt und sind dann nach Hause gegangen"))
+    assert settled.language() == "de"
+    assert [w.word for w in sent][2] == "27"
+
+
+def test_a_stream_in_a_language_not_covered_passes_words_as_they_are() -> None:
+    settled = number_stream.SettledDigits("pl")
+    words = [Word("dwadzieścia", 0, 0.5), Word("pięć", 0.5, 1)]
+    assert settled.feed(words) == words
+    assert settled.finish() == []
