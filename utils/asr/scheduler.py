@@ -149,7 +149,7 @@ class Scheduler:
         if window_seconds is not None and seconds > window_seconds:
             plan = WINDOWED
         elif limit is not None and seconds > limit:
-            plan, window_seconds = WINDOWED, limit
+            plan = WINDOWED  # in windows of its plan's length, at most the limit (below)
         request = _Request(
             audio,
             kinds,

@@ -114,6 +114,9 @@ class BoundedProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a pipelined head waits, unread, for the answer before it
+            return
         if not self._head_seen:
             self.transport.close()  # nothing came: nothing to answer
             return
@@ -169,7 +172,7 @@ class BoundedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A new request's head begins: its limits and its deadline start over."""
         super().on_message_begin()
-        self._in_head = True
+        self._in_head = self._head_seen = True
         self._head_parsed = self._header_count = 0
         self._arm_head_timer()
 
