@@ -12,10 +12,11 @@ import pytest
 
 import config
 import handler
+from tests.support.logprobs import reference_logprobs
 from tests.support.media import b64, encode, speech
 from utils.asr import decoding, transcribe
 from utils.asr import model as asr_model
-from utils.asr.records import CONFIDENCE
+from utils.asr.records import CONFIDENCE, LOGPROBS
 from utils.asr.scheduler import scheduler
 from utils.job.deadline import Deadline
 
@@ -238,3 +239,49 @@ def test_kept_decoders_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         for index, hotwords in enumerate(phrases):
             ask(noisy(0.0), tmp_path / f"r{round_}-{index}", hotwords=hotwords, hotword_weight=1.3)
     assert counter.builds == 6  # three lists through two places: each is dropped before it comes back
+
+
+# --- Token log-probabilities (OpenAI's avg_logprob) ---
+
+
+@pytest.mark.parametrize("level", [0.0, 0.2])
+def test_token_logprobs_are_the_log_softmax_of_the_emitted_labels(level: float, job_root: Path) -> None:
+    samples = noisy(level)
+    kinds = frozenset({"word", LOGPROBS})
+    (hypothesis,) = transcribe.run_call([samples], "full", kinds)
+    tokens, expected = reference_logprobs(samples)
+    assert [int(token) for token in hypothesis.y_sequence] == tokens
+    assert decoding.token_logprobs(hypothesis) == pytest.approx(expected, abs=1e-5)
+    # With word confidence asked too, a second decoder scores the same tokens the same way.
+    (both,) = transcribe.run_call([samples], "full", kinds | {CONFIDENCE})
+    assert decoding.token_logprobs(both) == pytest.approx(expected, abs=1e-5)
+    assert len(both.word_confidence) == len(both.timestamp["word"])
+    # The model's own decoder is back, without log-probabilities.
+    (plain,) = transcribe.run_call([samples], "full", frozenset({"word"}))
+    assert decoding.token_logprobs(plain) is None
+
+
+def test_noisy_speech_has_lower_log_probabilities(job_root: Path) -> None:
+    def mean(level: float) -> float:
+        (hypothesis,) = transcribe.run_call([noisy(level)], "full", frozenset({"word", LOGPROBS}))
+        return float(np.mean(decoding.token_logprobs(hypothesis)))
+
+    assert mean(0.3) < mean(0.0) <= 0.0
+
+
+def test_windowed_items_carry_tokens_across_their_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "FULL_ATTENTION_MAX_SECONDS", 2.0)
+    monkeypatch.setattr(config, "LOCAL_ATTENTION_MAX_SECONDS", 4.0)
+    monkeypatch.setattr(config, "WINDOW_SECONDS", 4.0)
+    monkeypatch.setattr(config, "WINDOW_OVERLAP_SECONDS", 1.5)
+    long = np.concatenate([speech("four one seven"), speech("two nine three"), speech("five six eight")])
+    kinds = frozenset({"word", "segment", LOGPROBS})
+    transcript = scheduler.submit(long, kinds, Deadline(120), lambda message: None).result()
+    assert transcript.attention == "windowed"
+    tokenizer = asr_model.loaded().model.tokenizer
+    for word in transcript.timestamps.word:
+        assert tokenizer.ids_to_text(list(word.tokens)) == word.word
+        assert len(word.logprobs) == len(word.tokens)
+    for segment in transcript.timestamps.segment:
+        assert tokenizer.ids_to_text(list(segment.tokens)) == segment.text
+        assert segment.avg_logprob <= 0.0

@@ -141,3 +141,44 @@ def test_vad_must_be_a_boolean(job_root: Path) -> None:
         "invalid_input",
         "vad must be true or false, got string",
     )
+
+
+# --- no_speech_prob for OpenAI's verbose_json ---
+
+
+def test_segments_over_silence_or_noise_score_high_and_speech_low() -> None:
+    samples, onsets = sparse(["one two three", "four five"], gap_seconds=6.0)
+    rng = np.random.default_rng(1)
+    noise_at = int((onsets[1] - 4.0) * RATE)
+    samples[noise_at : noise_at + 2 * RATE] += 0.05 * rng.standard_normal(2 * RATE).astype(np.float32)
+    spans = [
+        (onsets[0], onsets[0] + 1.0),  # speech
+        (onsets[0] - 3.0, onsets[0] - 1.0),  # faint hiss only
+        (noise_at / RATE, noise_at / RATE + 2.0),  # hiss, loud enough to be heard
+        (onsets[1], onsets[1] + 0.6),  # speech
+    ]
+    speech_a, silence, hiss, speech_b = vad.no_speech_probabilities(samples, spans)
+    assert speech_a < 0.2
+    assert speech_b < 0.2
+    assert silence > 0.8
+    assert hiss > 0.5
+    # Digital silence: the detector does not even run.
+    assert vad.no_speech_probabilities(np.zeros(4 * RATE, dtype=np.float32), [(1.0, 3.0)]) == [1.0]
+    long_span = [(0.0, samples.size / RATE)]  # over many pieces: the most speech-like frame decides
+    assert vad.no_speech_probabilities(samples, long_span)[0] == pytest.approx(
+        min(speech_a, speech_b), abs=0.05
+    )
+
+
+def test_with_no_speech_scores_each_segment_and_leaves_the_rest() -> None:
+    from utils.asr.records import Segment, Timestamps, Transcript
+
+    samples, onsets = sparse(["one two three"], gap_seconds=3.0)
+    segments = [Segment("one two three", onsets[0], onsets[0] + 1.2), Segment("ghost", 0.5, 2.0)]
+    transcript = Transcript("one two three ghost", "full", Timestamps(segment=segments))
+    scored = vad.with_no_speech(transcript, samples).timestamps.segment
+    assert [segment.text for segment in scored] == ["one two three", "ghost"]
+    assert scored[0].no_speech_prob < 0.2
+    assert scored[1].no_speech_prob > 0.8
+    empty = Transcript("", "full", Timestamps(segment=[]))
+    assert vad.with_no_speech(empty, samples) is empty

@@ -4,6 +4,11 @@ calls that ask and switched back after.
 - Confidence uses the method NVIDIA ships for Parakeet v3: per-frame Tsallis entropy (alpha 0.5) with
   the exponential normalization, averaged over a word's tokens (blank frames excluded). It needs no
   second pass: the greedy decoder scores the frames it emits anyway.
+- Token log-probabilities (for OpenAI's `avg_logprob`) use NeMo's `max_prob` confidence with alpha 1,
+  which maps the probability p of the label a greedy step emits (its top label, blank included among
+  the V labels) onto (p·V − 1)/(V − 1); `token_logprobs` inverts that exactly. When word confidence is
+  asked for too, the same encoder output is decoded a second time by a `max_prob` decoder (the greedy
+  search is deterministic, so it emits the same tokens; this is checked).
 - Hotwords use NeMo's boosting tree for `greedy_batch` decoding: the phrases, as the model's
   tokenizer spells them, get a bonus of `weight` per matched token while the decoder searches.
 
@@ -16,7 +21,9 @@ only when their options are equal.
 
 import contextlib
 import copy
+import dataclasses
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +35,9 @@ from utils.errors import InvalidInputError
 log = logging.getLogger(__name__)
 
 CONFIDENCE_METHOD = {"name": "entropy", "entropy_type": "tsallis", "alpha": 0.5, "entropy_norm": "exp"}
+LOGPROB_METHOD = {"name": "max_prob", "alpha": 1.0}
+# The attribute a scored decoding sets on each hypothesis: its tokens' log-probabilities (or None).
+TOKEN_LOGPROBS = "parakeet_token_logprobs"
 # Where a model keeps its own decoding set-up and the built ones (attributes of the model object, so
 # that a reloaded model starts afresh).
 _OWN = "_parakeet_own_decoding"
@@ -82,20 +92,74 @@ class _Setup:
             model.joint.set_wer(self.wer)
 
 
-def _changed_config(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) -> Any:
-    """The model's own decoding config with the options switched on."""
+def _logprobs(confidences: list[float] | None, labels: int) -> list[float]:
+    """Inverts NeMo's `max_prob` measure (alpha 1): c = (p·V − 1)/(V − 1) → ln p."""
+    probabilities = ((min(max(float(c), 0.0), 1.0) * (labels - 1) + 1) / labels for c in confidences or [])
+    return [math.log(p) for p in probabilities]
+
+
+class _Scored:
+    """A model's decoding object that also sets each hypothesis's `TOKEN_LOGPROBS`.
+
+    `scorer` (a `max_prob` decoding) decodes the same encoder output again; without it, the decoding
+    itself must use `max_prob`. Everything else is the decoding's own.
+    """
+
+    def __init__(self, decoding: Any, scorer: Any | None = None) -> None:
+        self._decoding = decoding
+        self._scorer = scorer
+
+    def rnnt_decoder_predictions_tensor(self, *args: Any, **kwargs: Any) -> Any:
+        """NeMo's decoding entry (what `transcribe` calls), with the log-probabilities added."""
+        hypotheses = self._decoding.rnnt_decoder_predictions_tensor(*args, **kwargs)
+        source = self._decoding if self._scorer is None else self._scorer
+        scored = (
+            hypotheses if self._scorer is None else source.rnnt_decoder_predictions_tensor(*args, **kwargs)
+        )
+        labels = source.blank_id + 1  # the labels `max_prob` normalizes over: the vocabulary and blank
+        for hypothesis, other in zip(hypotheses, scored, strict=True):
+            same = [int(t) for t in hypothesis.y_sequence] == [int(t) for t in other.y_sequence]
+            if not same:
+                log.warning(
+                    "the scoring decoder emitted other tokens; the item has no token log-probabilities"
+                )
+            found = _logprobs(other.token_confidence, labels) if same else None
+            if found is not None and len(found) != len(hypothesis.y_sequence):
+                found = None
+            setattr(hypothesis, TOKEN_LOGPROBS, found)
+        return hypotheses
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decoding, name)
+
+
+def token_logprobs(hypothesis: Any) -> list[float] | None:
+    """The log-probabilities of a hypothesis's tokens, from a call decoded with `logprobs`.
+
+    Args:
+        hypothesis: One NeMo Hypothesis.
+
+    Returns:
+        One natural-log probability per token of `y_sequence`, or None (not asked, or not available).
+    """
+    return getattr(hypothesis, TOKEN_LOGPROBS, None)
+
+
+def _changed_config(model: Any, timestamps: bool, method: dict[str, Any] | None, boost: Boost | None) -> Any:
+    """The model's own decoding config with the options switched on (`method`: a confidence method)."""
     from omegaconf import open_dict
 
     changed = copy.deepcopy(getattr(model, _OWN).cfg)
     with open_dict(changed):
         changed.compute_timestamps = timestamps
-        if confidence:
+        if method is not None:
             changed.confidence_cfg = {
-                "preserve_word_confidence": True,
+                # Token log-probabilities need no word aggregation (NeMo's is a Python loop per token).
+                "preserve_word_confidence": method == CONFIDENCE_METHOD,
                 "preserve_token_confidence": True,
                 "exclude_blank": True,
                 "aggregation": "mean",
-                "method_cfg": dict(CONFIDENCE_METHOD),
+                "method_cfg": dict(method),
             }
         if boost is not None:
             changed.strategy = "greedy_batch"
@@ -109,19 +173,31 @@ def _changed_config(model: Any, timestamps: bool, confidence: bool, boost: Boost
     return changed
 
 
-def _setup(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) -> _Setup:
+def _built(model: Any, timestamps: bool, method: dict[str, Any] | None, boost: Boost | None) -> _Setup:
+    """A new set-up for these options; the model keeps its own decoding."""
+    try:
+        model.change_decoding_strategy(_changed_config(model, timestamps, method, boost), verbose=False)
+        return _Setup.of(model)
+    finally:
+        getattr(model, _OWN).apply(model)
+
+
+def _setup(model: Any, timestamps: bool, confidence: bool, boost: Boost | None, logprobs: bool) -> _Setup:
     """The kept set-up for these options, built (and the oldest dropped past the bound) when missing."""
-    kept: OrderedDict[tuple[bool, bool, Boost | None], _Setup] = getattr(model, _KEPT)
-    key = (timestamps, confidence, boost)
+    kept: OrderedDict[tuple[bool, bool, Boost | None, bool], _Setup] = getattr(model, _KEPT)
+    key = (timestamps, confidence, boost, logprobs)
     if key in kept:
         kept.move_to_end(key)
         return kept[key]
-    try:
-        changed = _changed_config(model, timestamps, confidence, boost)
-        model.change_decoding_strategy(changed, verbose=False)
-        built = _Setup.of(model)
-    finally:
-        getattr(model, _OWN).apply(model)
+    if not logprobs:
+        built = _built(model, timestamps, CONFIDENCE_METHOD if confidence else None, boost)
+    elif not confidence:
+        own = _built(model, timestamps, LOGPROB_METHOD, boost)
+        built = dataclasses.replace(own, decoding=_Scored(own.decoding))
+    else:
+        words = _built(model, timestamps, CONFIDENCE_METHOD, boost)
+        scorer = _built(model, False, LOGPROB_METHOD, boost)
+        built = dataclasses.replace(words, decoding=_Scored(words.decoding, scorer.decoding))
     kept[key] = built
     while len(kept) > config.DECODER_SETUPS_KEPT:
         kept.popitem(last=False)
@@ -129,7 +205,9 @@ def _setup(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) 
 
 
 @contextlib.contextmanager
-def options(model: Any, timestamps: bool, confidence: bool, boost: Boost | None) -> Iterator[None]:
+def options(
+    model: Any, timestamps: bool, confidence: bool, boost: Boost | None, logprobs: bool = False
+) -> Iterator[None]:
     """Decodes with the given options inside the block; the model's own decoding is back after it.
 
     Only the scheduler's thread calls models, so the switch is never seen by another call. Timestamps
@@ -141,6 +219,7 @@ def options(model: Any, timestamps: bool, confidence: bool, boost: Boost | None)
         timestamps: Whether hypotheses carry timestamps (NeMo's `compute_timestamps`).
         confidence: Whether hypotheses carry `word_confidence`.
         boost: Hotwords to favour, or None.
+        logprobs: Whether hypotheses carry their tokens' log-probabilities (`token_logprobs`).
 
     Yields:
         Nothing.
@@ -149,10 +228,10 @@ def options(model: Any, timestamps: bool, confidence: bool, boost: Boost | None)
         setattr(model, _OWN, _Setup.of(model))
         setattr(model, _KEPT, OrderedDict())
     own = getattr(model, _OWN)
-    if not confidence and boost is None and own.cfg.get("compute_timestamps") is timestamps:
+    if not confidence and not logprobs and boost is None and own.cfg.get("compute_timestamps") is timestamps:
         yield
         return
-    _setup(model, timestamps, confidence, boost).apply(model)
+    _setup(model, timestamps, confidence, boost, logprobs).apply(model)
     try:
         yield
     finally:

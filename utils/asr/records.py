@@ -11,6 +11,9 @@ from typing import Any
 TIMESTAMP_KINDS = ("word", "segment", "char")
 # Not a timestamp kind, but asked for the same way: per-word confidence (words are computed with it).
 CONFIDENCE = "confidence"
+# Likewise: each word's token ids and their log-probabilities, summed up per segment (`tokens`,
+# `avg_logprob`) for OpenAI's `verbose_json`.
+LOGPROBS = "logprobs"
 # A sentence ends at one of these, before any closing quote or bracket: segments and subtitle cues
 # both break there.
 SENTENCE_END = (".", "?", "!", "…")
@@ -41,6 +44,10 @@ class Word:
     # "S1"… from the diarizer, and the 0-based channel of a per-channel transcript (None: not asked).
     speaker: str | None = None
     channel: int | None = None
+    # With LOGPROBS: the model's token ids that spell the word, and the natural log of the probability
+    # the decoder gave each when it emitted it (None: not asked).
+    tokens: tuple[int, ...] | None = None
+    logprobs: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,11 @@ class Segment:
     channel: int | None = None
     # Its own language, only where it differs from the item's (ISO 639-1).
     language: str | None = None
+    # With LOGPROBS: its words' token ids, and the mean of their log-probabilities.
+    tokens: tuple[int, ...] | None = None
+    avg_logprob: float | None = None
+    # How sure the speech detector is that its span holds no speech, in [0, 1] (None: not asked).
+    no_speech_prob: float | None = None
 
 
 @dataclass(frozen=True)
@@ -187,12 +199,21 @@ class Transcript:
     numbers_note: str | None = None
 
 
-_OPTIONAL_FIELDS = ("confidence", "speaker", "channel", "language")
+_OPTIONAL_FIELDS = (
+    "confidence",
+    "speaker",
+    "channel",
+    "language",
+    "tokens",
+    "logprobs",
+    "avg_logprob",
+    "no_speech_prob",
+)
 
 
 def _plain(item: Any) -> dict[str, Any]:
-    """A record as the output contract's item: `confidence`, `speaker`, `channel`, `language` only where
-    computed."""
+    """A record as the output contract's item: the optional fields (`confidence`, `speaker`, ...) only
+    where computed."""
     fields = asdict(item)
     for name in _OPTIONAL_FIELDS:
         if name in fields and fields[name] is None:
@@ -242,7 +263,12 @@ def segments_of(words: list[Word]) -> list[Segment]:
 
 
 def _segment(words: list[Word]) -> Segment:
-    """One segment from its words."""
+    """One segment from its words (with their tokens, when every word has them)."""
     text = " ".join(w.word for w in words)
     first = words[0]
-    return Segment(text, first.start, words[-1].end, mean_confidence(words), first.speaker, first.channel)
+    segment = Segment(text, first.start, words[-1].end, mean_confidence(words), first.speaker, first.channel)
+    logprobs = [value for word in words for value in word.logprobs or ()]
+    if not logprobs or any(word.tokens is None or word.logprobs is None for word in words):
+        return segment
+    tokens = tuple(token for word in words for token in word.tokens or ())
+    return replace(segment, tokens=tokens, avg_logprob=round(sum(logprobs) / len(logprobs), 6))

@@ -35,7 +35,7 @@ from utils.asr import plans, transcribe
 from utils.asr.batching import batches
 from utils.asr.decoding import Boost
 from utils.asr.plans import LOCAL, WINDOWED
-from utils.asr.records import CONFIDENCE, Timestamps, Transcript, Word
+from utils.asr.records import CONFIDENCE, LOGPROBS, Timestamps, Transcript, Word
 from utils.asr.windows import Window
 from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscriptError
 from utils.job.deadline import Deadline
@@ -81,8 +81,9 @@ class _Request:
             self.plan == other.plan != WINDOWED
             and self.model == other.model
             and bool(self.kinds) == bool(other.kinds)
-            # Confidence changes the decoder for the whole call.
+            # Confidence and log-probabilities change the decoder for the whole call.
             and (CONFIDENCE in self.kinds) == (CONFIDENCE in other.kinds)
+            and (LOGPROBS in self.kinds) == (LOGPROBS in other.kinds)
             and self.boost == other.boost
             and not self.alone
             and not other.alone

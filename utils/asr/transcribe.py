@@ -6,8 +6,10 @@ into typed transcripts. Windowed items are cut into overlapping windows whose wo
 pauses (`utils.asr.windows`).
 """
 
+import bisect
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from utils.asr import attention, decoding, model, plans, windows
 from utils.asr.plans import FULL, WINDOWED
 from utils.asr.records import (
     CONFIDENCE,
+    LOGPROBS,
     TIMESTAMP_KINDS,
     Char,
     Segment,
@@ -45,17 +48,84 @@ def _word_confidences(hypothesis: Any, words: int) -> list[float | None]:
     return [round(min(max(float(value), 0.0), 1.0), 3) for value in found]
 
 
+def _letters(text: str) -> str:
+    """A word's or token's characters without spaces or SentencePiece's word marker."""
+    return "".join(text.replace("\u2581", " ").split())
+
+
+def token_spans(pieces: list[str], words: list[str]) -> list[tuple[int, int]] | None:
+    """Which tokens spell each word: the words are the tokens' characters, in order, regrouped.
+
+    Args:
+        pieces: Each token's text, as NeMo's `char` timestamps give it.
+        words: The words NeMo built from those tokens.
+
+    Returns:
+        `(first, end)` token indices per word (a token without characters goes with the next word,
+        trailing ones with the last), or None when the characters do not regroup into the words.
+    """
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for word in words:
+        target, got, start = _letters(word), "", at
+        while at < len(pieces) and len(got) < len(target):
+            got += _letters(pieces[at])
+            at += 1
+        if got != target:
+            return None
+        spans.append((start, at))
+    if any(_letters(piece) for piece in pieces[at:]) or (pieces and not spans):
+        return None
+    if spans:
+        spans[-1] = (spans[-1][0], len(pieces))
+    return spans
+
+
+def spans_by_time(token_starts: list[float], word_starts: list[float]) -> list[tuple[int, int]]:
+    """Which tokens go with each word by time: those emitted from its start to the next word's.
+
+    Args:
+        token_starts: Each token's start, in order.
+        word_starts: Each word's start, in order (at least one word).
+
+    Returns:
+        `(first, end)` token indices per word, together every token once (those before the first
+        word's start go with it).
+    """
+    bounds = [0, *(bisect.bisect_left(token_starts, start) for start in word_starts[1:]), len(token_starts)]
+    return [(bounds[i], max(bounds[i], bounds[i + 1])) for i in range(len(word_starts))]
+
+
+def _word_tokens(
+    hypothesis: Any, words: list[dict[str, Any]]
+) -> list[tuple[tuple[int, ...], tuple[float, ...]] | None]:
+    """Each word's token ids and log-probabilities: regrouped by their characters, else by time (Nones
+    without log-probabilities)."""
+    ids = [int(token) for token in hypothesis.y_sequence]
+    logprobs = decoding.token_logprobs(hypothesis)
+    chars = hypothesis.timestamp.get("char", [])
+    if logprobs is None or not len(logprobs) == len(ids) == len(chars):
+        log.warning("no log-probabilities for %d tokens; returning the words without tokens", len(ids))
+        return [None] * len(words)
+    spans = token_spans(["".join(item["char"]) for item in chars], [str(word["word"]) for word in words])
+    if spans is None:
+        log.warning("%d tokens do not spell %d words; grouping them by time", len(ids), len(words))
+        starts = [float(item["start"]) for item in chars]
+        spans = spans_by_time(starts, [float(word["start"]) for word in words]) if words else []
+    return [(tuple(ids[a:b]), tuple(logprobs[a:b])) for a, b in spans]
+
+
 def timestamps_of(hypothesis: Any, kinds: frozenset[str], offset: float) -> Timestamps:
     """Turns a hypothesis's timestamp dicts (and word confidences) into typed records, shifted by `offset`.
 
     Args:
         hypothesis: One NeMo Hypothesis (`timestamp`: `word`, `segment`, `char` lists of dicts).
-        kinds: The kinds to convert, and CONFIDENCE for word confidences.
+        kinds: The kinds to convert, CONFIDENCE for word confidences, LOGPROBS for the words' tokens.
         offset: Seconds added to every time (a window's start).
 
     Returns:
-        The converted kinds; the others stay None. With CONFIDENCE, segments are rebuilt from the
-        words, so that each carries its words' mean confidence.
+        The converted kinds; the others stay None. With CONFIDENCE or LOGPROBS, segments are rebuilt
+        from the words, so that each carries its words' mean confidence and their tokens.
     """
     raw = hypothesis.timestamp
     found = Timestamps()
@@ -68,7 +138,13 @@ def timestamps_of(hypothesis: Any, kinds: frozenset[str], offset: float) -> Time
             Word(str(i["word"]), _seconds(i["start"], offset), _seconds(i["end"], offset), confidence)
             for i, confidence in zip(items, confidences, strict=True)
         ]
-    if "segment" in kinds and CONFIDENCE in kinds and found.word is not None:
+        if LOGPROBS in kinds:
+            tokens = _word_tokens(hypothesis, items)
+            found.word = [
+                word if spelled is None else replace(word, tokens=spelled[0], logprobs=spelled[1])
+                for word, spelled in zip(found.word, tokens, strict=True)
+            ]
+    if "segment" in kinds and kinds & {CONFIDENCE, LOGPROBS} and found.word is not None:
         found.segment = segments_of(found.word)
     elif "segment" in kinds:
         found.segment = [
@@ -106,7 +182,7 @@ def run_call(
     Args:
         audios: The batch's samples.
         plan: FULL or LOCAL.
-        kinds: Timestamp kinds wanted (any: the call computes timestamps), and CONFIDENCE.
+        kinds: Timestamp kinds wanted (any: the call computes timestamps), CONFIDENCE and LOGPROBS.
         boost: Hotwords for every item of the call, or None.
         model_name: The served model to run (None: the default).
 
@@ -122,8 +198,8 @@ def run_call(
         dtype=torch.bfloat16,
         enabled=model.compute_dtype(current.model.device.type) == "bfloat16",
     )
-    timestamps = bool(kinds & {*TIMESTAMP_KINDS, CONFIDENCE})
-    options = decoding.options(current.model, timestamps, CONFIDENCE in kinds, boost)
+    timestamps = bool(kinds & {*TIMESTAMP_KINDS, CONFIDENCE, LOGPROBS})
+    options = decoding.options(current.model, timestamps, CONFIDENCE in kinds, boost, LOGPROBS in kinds)
     try:
         with torch.inference_mode(), autocast, options:
             # timestamps is always passed: None would keep whatever the previous call asked for.

@@ -385,7 +385,9 @@ def create_app(state: readiness.Readiness) -> FastAPI:
                 response = _stream(params, jobs, upload, received.file, slot)
                 upload = slot = None  # the job removes the upload and gives the slot back
                 return response
-            options = job_pipeline.JobOptions(upload=received.file, wait_for_room=False)
+            options = job_pipeline.JobOptions(
+                upload=received.file, wait_for_room=False, segment_details=params.segment_details
+            )
             future, deadline = jobs.start(params.job_input, options, upload, slot)
             upload = slot = None
             return _render(await _finished(request, future, deadline), params, line)

@@ -1,11 +1,19 @@
 """The queue's success contract, rendered as OpenAI's transcription responses and stream events (pure).
 
-Only fields the worker can fill honestly are given: a segment has `id`, `start`, `end` and `text` (no
-token ids or log-probabilities), and our extras (`confidence`, `speaker`, `channel`) sit inside the
-entries that have them.
+Every body and event has the fields the `openai` package's types require, filled from what the
+worker computed; our extras (`confidence`, `speaker`, `channel`, ...) sit inside the entries that have
+them. A `verbose_json` segment's Whisper fields (the job ran with `segment_details`):
+
+- `tokens`: the model's token ids for the segment's words, as the decoder emitted them;
+- `avg_logprob`: the mean natural-log probability of those tokens (`utils.asr.decoding`);
+- `no_speech_prob`: Silero's doubt that the segment's span holds speech (`utils.asr.vad`);
+- `seek`: the segment's start in 10 ms frames (Whisper's unit), `round(start * 100)`;
+- `temperature`: 0.0, as decoding is greedy;
+- `compression_ratio`: as Whisper computes it, UTF-8 bytes of the text over their zlib-compressed bytes.
 """
 
 import json
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +51,49 @@ def _entry(item: dict[str, Any], text_key: str) -> dict[str, Any]:
     return entry
 
 
+def compression_ratio(text: str) -> float:
+    """Whisper's compression ratio of a text: its UTF-8 bytes over their zlib-compressed bytes.
+
+    Args:
+        text: A segment's text.
+
+    Returns:
+        The ratio (about 1 for ordinary text; repetitive text scores higher).
+    """
+    encoded = text.encode("utf-8")
+    return len(encoded) / len(zlib.compress(encoded))
+
+
+def verbose_segment(index: int, segment: dict[str, Any]) -> dict[str, Any]:
+    """One segment of `verbose_json`: OpenAI's (Whisper's) fields, then our extras.
+
+    Args:
+        index: Its place in the transcript.
+        segment: The contract's segment, with `tokens`, `avg_logprob` and `no_speech_prob` when the job
+            computed them (`segment_details`).
+
+    Returns:
+        `{"id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
+        "compression_ratio", "no_speech_prob", ...}`.
+    """
+    body: dict[str, Any] = {
+        "id": index,
+        "seek": round(segment["start"] * 100),
+        "start": segment["start"],
+        "end": segment["end"],
+        "text": segment["text"],
+        "tokens": list(segment.get("tokens", ())),
+        "temperature": 0.0,
+    }
+    if "avg_logprob" in segment:
+        body["avg_logprob"] = float(segment["avg_logprob"])
+    body["compression_ratio"] = compression_ratio(segment["text"])
+    if "no_speech_prob" in segment:
+        body["no_speech_prob"] = float(segment["no_speech_prob"])
+    extras = {key: value for key, value in _entry(segment, "text").items() if key not in body}
+    return {**body, **extras}
+
+
 def verbose_json(result: dict[str, Any], granularities: frozenset[str]) -> dict[str, Any]:
     """OpenAI's `verbose_json`.
 
@@ -54,12 +105,17 @@ def verbose_json(result: dict[str, Any], granularities: frozenset[str]) -> dict[
         `{"task", "language", "duration", "text", "segments"?, "words"?, "usage"}` (+ `confidence`,
         `speakers`, `language_confidence`, `language_mismatch`).
     """
-    fields = ("language", "duration", "text")
-    body: dict[str, Any] = {"task": "transcribe", **{key: result[key] for key in fields}}
+    body: dict[str, Any] = {
+        "task": "transcribe",
+        # OpenAI's type wants a string: "" when no language was detected (no text).
+        "language": result["language"] or "",
+        "duration": result["duration"],
+        "text": result["text"],
+    }
     timestamps = result["timestamps"]
     if "segment" in granularities:
         body["segments"] = [
-            {"id": index, **_entry(segment, "text")} for index, segment in enumerate(timestamps["segment"])
+            verbose_segment(index, segment) for index, segment in enumerate(timestamps["segment"])
         ]
     if "word" in granularities:
         body["words"] = [_entry(word, "word") for word in timestamps["word"]]
@@ -172,5 +228,6 @@ def done_events(result: dict[str, Any], sent_text: str, response_format: str) ->
         events += [
             diarized_segment(index, item) for index, item in enumerate(result["timestamps"]["segment"])
         ]
-    events.append({"type": "transcript.text.done", "text": text, "usage": usage(result)})
+    # OpenAI's done event knows only usage in tokens; the audio's seconds go in our `duration` instead.
+    events.append({"type": "transcript.text.done", "text": text, "duration": result["duration"]})
     return events

@@ -37,7 +37,8 @@ STREAM_FORMATS = ("json", "text", "diarized_json")
 _CONFIDENCE_FORMATS = ("json", "verbose_json", "diarized_json")
 # OpenAI parameters the model cannot honour, and why.
 REFUSED = {
-    "include": "per-token logprobs are not available; send confidence=true for a confidence per word",
+    "include": "per-token logprobs are not returned (verbose_json segments carry avg_logprob); send "
+    "confidence=true for a confidence per word",
     "known_speaker_names": "speakers cannot be named in advance; diarize=true labels them S1, S2, ... "
     "in order of speech",
     "known_speaker_references": "speakers cannot be named in advance; diarize=true labels them S1, S2, "
@@ -71,6 +72,12 @@ class TranscriptionRequest:
     response_format: str
     granularities: frozenset[str]
     stream: bool
+
+    @property
+    def segment_details(self) -> bool:
+        """Whether the answer has Whisper's segments (`tokens`, `avg_logprob`, `no_speech_prob`, ...),
+        which the job must compute."""
+        return self.response_format == "verbose_json" and "segment" in self.granularities
 
 
 def _grouped(fields: list[tuple[str, str]]) -> dict[str, Parts]:

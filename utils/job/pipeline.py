@@ -20,7 +20,7 @@ import config
 from utils import sources, volume
 from utils.asr import decoding, vad
 from utils.asr import model as asr_model
-from utils.asr.records import Transcript
+from utils.asr.records import LOGPROBS, Transcript
 from utils.asr.scheduler import Progress, WordSink, scheduler
 from utils.contract import validation
 from utils.errors import (
@@ -56,6 +56,9 @@ class JobOptions:
     # words go to `on_words` (single-channel items only).
     stream_window_seconds: float | None = None
     on_words: WordSink | None = None
+    # OpenAI's verbose_json: segments carry their tokens, `avg_logprob` and `no_speech_prob` (costs a
+    # little decoding and a speech-detector pass over the segments; see utils.http.formats).
+    segment_details: bool = False
 
 
 def _rows(samples: np.ndarray) -> list[np.ndarray]:
@@ -95,7 +98,7 @@ def transcribe_ready(
         request: The validated job (timestamp kinds, hotwords, speakers, channels).
         deadline: The job's deadline (and cancellation), checked before each model call.
         progress: Receives short progress messages.
-        options: A stream's window length and word sink (for an item of one row).
+        options: A stream's window length and word sink (for an item of one row), and segment details.
 
     Returns:
         Transcripts by item index, the model description and the seconds each part took.
@@ -111,6 +114,8 @@ def transcribe_ready(
     if request.diarize:
         model = {**model, **diarizer.info()}  # loads the diarizer on its first job
     kinds = results.timestamp_kinds_needed(request)
+    if options.segment_details:
+        kinds |= {"word", "segment", LOGPROBS}
     started = time.perf_counter()
     rows = {index: _rows(samples) for index, samples in ready.items()}
 
@@ -170,6 +175,10 @@ def transcribe_ready(
                             part, activity, request.max_speakers, channel if separate else None
                         )
                         for channel, (part, activity) in enumerate(zip(parts, activities, strict=True))
+                    ]
+                if options.segment_details:
+                    parts = [
+                        vad.with_no_speech(part, row) for part, row in zip(parts, rows[index], strict=True)
                     ]
             except ITEM_FAILURES as error:
                 if not request.is_batch:
