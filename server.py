@@ -3,12 +3,14 @@
 For RunPod load-balancing endpoints and for self-hosting: `python server.py` listens on `HOST:PORT`
 and answers /ping on `PORT_HEALTH` too. The model loads in the background, so /ping answers 204 from
 the first second and 200 once the server can transcribe. On SIGTERM the server stops taking requests,
-finishes the ones in flight, then exits; live sessions (WebSocket) first answer their turns in flight
-and are told the server is going.
+finishes the ones in flight, then exits with status 0 (its temporary directory removed); live
+sessions (WebSocket) first answer their turns in flight and are told the server is going.
 """
 
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 import config
 from utils import fitness
 from utils.http import app as http_app
+from utils.http import connection
 from utils.http.readiness import Readiness
 from utils.job import dirs
 from utils.job import pipeline as job_pipeline
@@ -43,7 +46,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 class Server(uvicorn.Server):
     """uvicorn's server, which closes the live sessions gracefully before its own shutdown (which would
-    drop their connections at once)."""
+    drop their connections at once), and whose graceful stop on SIGTERM or SIGINT ends the process
+    normally.
+
+    uvicorn raises the signal again once it has shut down, so the process would die of it (status 143)
+    and its exit handlers, which remove the process's temporary directory, would never run.
+    """
 
     def __init__(self, server_config: uvicorn.Config, app: FastAPI) -> None:
         """Args:
@@ -63,6 +71,13 @@ class Server(uvicorn.Server):
             server.close()
         await self._app.state.live_sessions.drain()
         await super().shutdown(sockets)
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's signal handling, forgetting the signals it caught once the shutdown is done."""
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # handled: the shutdown it asked for is complete
 
 
 def start_up() -> None:
@@ -90,14 +105,7 @@ def main() -> None:
     state.start(start_up)
     log.info("serving on %s port(s) %s", config.HOST, ", ".join(map(str, ports)))
     # No access log: RunPod polls /ping every few seconds, and each job logs its own line.
-    settings = uvicorn.Config(
-        asgi,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=30,
-        ws_max_size=config.REALTIME_MAX_MESSAGE_BYTES,
-    )
-    server = Server(settings, app)
+    server = Server(connection.server_config(asgi, log_config=None), app)
     server.run(sockets=sockets)
 
 

@@ -425,8 +425,7 @@ def test_sigterm_answers_the_turn_in_flight_then_closes_the_session(tmp_path: Pa
                 return await connection.until(lambda event: event["type"] == "error", timeout=60)
 
         events = run(session())
-        # uvicorn ends by re-raising the signal once it has shut down.
-        assert running.process.wait(timeout=60) == -signal.SIGTERM
+        assert running.process.wait(timeout=60) == 0  # a graceful stop is a normal exit
     assert transcripts(events) == [FIRST]
     assert events[-1]["error"]["code"] == "server_shutting_down"
 

@@ -332,6 +332,7 @@ def test_open_sessions_and_turns_keep_file_calls_short(
     utterance: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(config, "LIVE_FILE_CALL_SECONDS", 8.0)
+    monkeypatch.setattr(config, "CPU_MAX_CALL_SECONDS", 60.0)  # the live bound alone (this runs on a CPU)
     audio = np.concatenate([utterance] * 5)  # about 22 s: one call when no live session is open
     engine.session_opened()
     try:

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import uvicorn
+from fastapi import FastAPI
 
-import config
 import server as http_entry
 from tests.support.worker import SERVER_START_SECONDS, free_port
 from utils.http import app as http_app
+from utils.http import connection
 from utils.http.readiness import HEALTHY, Readiness
 from utils.job import pipeline as job_pipeline
 
@@ -26,6 +26,7 @@ class RunningServer:
     url: str
     port: int
     readiness: Readiness
+    app: FastAPI
 
 
 @contextmanager
@@ -44,10 +45,10 @@ def http_server(load: bool = True) -> Iterator[RunningServer]:
         state.state = HEALTHY
     port = free_port()
     app = http_app.create_app(state)
-    settings = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, ws_max_size=config.REALTIME_MAX_MESSAGE_BYTES
+    # As server.py serves it: live sessions close gracefully.
+    server = http_entry.Server(
+        connection.server_config(app, host="127.0.0.1", port=port, log_config=None), app
     )
-    server = http_entry.Server(settings, app)  # as server.py serves it: live sessions close gracefully
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     started = time.monotonic()
@@ -56,7 +57,7 @@ def http_server(load: bool = True) -> Iterator[RunningServer]:
         assert time.monotonic() - started < SERVER_START_SECONDS, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, state)
+        yield RunningServer(f"http://127.0.0.1:{port}", port, state, app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -8,6 +8,10 @@ there), and runs one model call at a time:
   join it, grouped by length and bounded like any batch (`utils.asr.batching`).
 - A windowed item runs one window per call and then queues again behind the items that arrived
   meanwhile, so hours of audio never hold short clips back by more than one call.
+- A file call takes at most `transcribe.call_limit_seconds` of audio, decided as the call is chosen:
+  on a CPU `CPU_MAX_CALL_SECONDS` (so a deadline or a cancellation waits for one such call at most),
+  while live sessions are open `LIVE_FILE_CALL_SECONDS` (so a live step does), the smaller when both
+  hold. A longer item that has not started goes in windows of that length; batches are bounded by it.
 - Running out of memory: a batch retries its items one by one; a lone item moves to the next plan
   (full → local → windows of `FALLBACK_WINDOW_SECONDS`). Any other failure of a batch also retries
   its items alone, so one job's bad item never fails another job's items.
@@ -17,9 +21,8 @@ there), and runs one model call at a time:
 - Live steps (`run_live`: the live engine's batched streaming steps) are latency-bound: they go before
   the items and tasks, and cut short the wait for a batch to fill. Only when live steps come back to back
   does one waiting file call go between two of them (a busy live door slows file jobs, never stops them).
-  A running call cannot be interrupted, so while live sessions are open (`hold_live`) file calls are
-  short: an item longer than `LIVE_FILE_CALL_SECONDS` runs in windows of that length, and a batch holds
-  at most that much audio. A live step then waits for one such call at most.
+  A running call cannot be interrupted: live sessions count themselves open (`hold_live`) so that file
+  calls are kept short (above) while they are.
 
 Every call ends with the model in full attention (`transcribe.run_call`).
 """
@@ -30,7 +33,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,76 +42,14 @@ from utils.asr import plans, transcribe
 from utils.asr.batching import batches
 from utils.asr.decoding import Boost
 from utils.asr.plans import LOCAL, WINDOWED
-from utils.asr.records import CONFIDENCE, LOGPROBS, Timestamps, Transcript, Word
-from utils.asr.windows import Window
-from utils.errors import GpuFailureError, GpuOutOfMemoryError, UnreliableTranscriptError
+from utils.asr.queue_items import Progress, Request, Task, WordSink, fail, report, send_words, settle, shorten
+from utils.asr.records import Transcript
+from utils.errors import GpuFailureError, GpuOutOfMemoryError
 from utils.job.deadline import Deadline
 
+__all__ = ["Progress", "Scheduler", "WordSink", "scheduler"]
+
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
-# Receives the words of a windowed item as they are settled, window by window (a stream's deltas).
-WordSink = Callable[[list[Word]], None]
-
-
-@dataclass(eq=False)
-class _Request:
-    """One item waiting for the model, and where it stands."""
-
-    audio: np.ndarray
-    kinds: frozenset[str]
-    deadline: Deadline
-    progress: Progress
-    future: "Future[Transcript]"
-    plan: str
-    ready_at: float
-    fallbacks: list[str] = field(default_factory=list)
-    # After a failed batch call the item runs alone, so that its failure is its own.
-    alone: bool = False
-    windows: list[Window] = field(default_factory=list)
-    parts: list[Timestamps] = field(default_factory=list)
-    # The job's hotwords: items share a call only with items boosted the same way.
-    boost: Boost | None = None
-    on_words: WordSink | None = None
-    words_sent: int = 0
-    # The served model it goes to (None: the default); items of different models never share a call.
-    model: str | None = None
-
-    @property
-    def seconds(self) -> float:
-        """The item's audio length."""
-        return self.audio.size / config.SAMPLE_RATE
-
-    def joins(self, other: "_Request") -> bool:
-        """Whether this item may share a model call with `other`."""
-        return (
-            self.plan == other.plan != WINDOWED
-            and self.model == other.model
-            and bool(self.kinds) == bool(other.kinds)
-            # Confidence and log-probabilities change the decoder for the whole call.
-            and (CONFIDENCE in self.kinds) == (CONFIDENCE in other.kinds)
-            and (LOGPROBS in self.kinds) == (LOGPROBS in other.kinds)
-            and self.boost == other.boost
-            and not self.alone
-            and not other.alone
-        )
-
-
-@dataclass(eq=False)
-class _Task:
-    """Other work for the device, run alone on the scheduler's thread in its turn."""
-
-    work: Callable[[], Any]
-    deadline: Deadline | None  # None: a live step (never in the queue that deadlines are checked in)
-    future: "Future[Any]"
-    ready_at: float
-    seconds: float = 0.0
-    alone: bool = True
-    plan: str = "task"
-
-    def joins(self, other: Any) -> bool:
-        """A task shares its turn with nothing."""
-        return False
 
 
 class Scheduler:
@@ -117,8 +57,8 @@ class Scheduler:
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._pending: list[_Request | _Task] = []
-        self._live: deque[_Task] = deque()  # live steps: tasks with no deadline, run first
+        self._pending: list[Request | Task] = []
+        self._live: deque[Task] = deque()  # live steps: tasks with no deadline, run first
         # Whether the last call was a live step (the next one then lets a waiting file call go first).
         self._live_ran_last = False
         # Live sessions (and turns) open: file calls are kept short while there are any.
@@ -157,7 +97,7 @@ class Scheduler:
         plan = transcribe.plan_of(seconds, model_name)
         if window_seconds is not None and seconds > window_seconds:
             plan = WINDOWED
-        request = _Request(
+        request = Request(
             audio,
             kinds,
             deadline,
@@ -185,7 +125,7 @@ class Scheduler:
         Returns:
             The future of the work's result.
         """
-        task = _Task(work, deadline, Future(), time.monotonic())
+        task = Task(work, deadline, Future(), time.monotonic())
         self._enqueue(task)
         return task.future
 
@@ -199,7 +139,7 @@ class Scheduler:
         Returns:
             The future of the step's result.
         """
-        step = _Task(work, None, Future(), time.monotonic())
+        step = Task(work, None, Future(), time.monotonic())
         with self._condition:
             self._start_thread()
             self._live.append(step)
@@ -216,7 +156,7 @@ class Scheduler:
         with self._condition:
             self._live_holds = max(0, self._live_holds - 1)
 
-    def _enqueue(self, entry: "_Request | _Task") -> None:
+    def _enqueue(self, entry: "Request | Task") -> None:
         """Adds an item or task to the queue, starting the thread if it is not running."""
         with self._condition:
             self._start_thread()
@@ -238,9 +178,9 @@ class Scheduler:
             except Exception as error:  # a bug here must not stop the thread that every job waits on
                 log.exception("the scheduler failed a model call")
                 for request in call:
-                    _fail(request, error)
+                    fail(request, error)
 
-    def _next_call(self) -> "list[_Request | _Task]":
+    def _next_call(self) -> "list[Request | Task]":
         """Waits for work and picks the next call: a live step, or the items of the next model call
         (removing them from the queue)."""
         with self._condition:
@@ -279,24 +219,27 @@ class Scheduler:
         for request in list(self._pending):
             if request.future.cancelled() or request.deadline.remaining() <= 0:
                 self._pending.remove(request)
-                _fail(request, request.deadline.error())
+                fail(request, request.deadline.error())
 
-    def _choose(self) -> "list[_Request | _Task]":
+    def _choose(self) -> "list[Request | Task]":
         """The oldest item and the items that share its call."""
         first = min(self._pending, key=lambda r: r.ready_at)
-        most = config.LIVE_FILE_CALL_SECONDS if self._live_holds else None
-        if most is not None and isinstance(first, _Request):
-            _shorten(first, most)
+        if isinstance(first, Task):
+            return [first]
+        # The one place a file call's audio is bounded (on a CPU; while live sessions are open).
+        limit = transcribe.call_limit_seconds(first.model, live_open=self._live_holds > 0)
+        if limit is not None:
+            shorten(first, limit)
         if first.plan == WINDOWED or first.alone:
             return [first]
         group = sorted((r for r in self._pending if r is first or r.joins(first)), key=lambda r: r.seconds)
         durations = [r.seconds for r in group]
-        for batch in batches(list(range(len(group))), durations, most):
+        for batch in batches(list(range(len(group))), durations, limit):
             if group.index(first) in batch:
                 return [group[i] for i in batch]
         return [first]
 
-    def _requeue(self, request: _Request, *, fresh: bool) -> None:
+    def _requeue(self, request: Request, *, fresh: bool) -> None:
         """Puts an item back in the queue; `fresh` puts it behind the items that arrived meanwhile."""
         if fresh:
             request.ready_at = time.monotonic()
@@ -304,14 +247,14 @@ class Scheduler:
             self._pending.append(request)
             self._condition.notify()
 
-    def _run(self, call: "list[_Request] | list[_Task]") -> None:
+    def _run(self, call: "list[Request] | list[Task]") -> None:
         """Runs one model call (or task, or live step) and settles or requeues each of its items."""
         first = call[0]
-        if isinstance(first, _Task):
+        if isinstance(first, Task):
             try:
                 result = first.work()
             except Exception as error:  # noqa: BLE001  (the task's job gets it)
-                _fail(first, error)
+                fail(first, error)
             else:
                 if not first.future.done():
                     first.future.set_result(result)
@@ -331,9 +274,9 @@ class Scheduler:
             transcript = transcribe.transcript_of(hypothesis, request.plan, request.kinds)
             transcript.fallbacks = request.fallbacks
             transcript.batch = len(call)
-            _settle(request, transcript)
+            settle(request, transcript)
 
-    def _run_window(self, request: _Request) -> None:
+    def _run_window(self, request: Request) -> None:
         """Runs the item's next window; the last one stitches the transcript."""
         number = len(request.parts)
         window = request.windows[number]
@@ -343,26 +286,26 @@ class Scheduler:
         )
         offset = window.start / config.SAMPLE_RATE
         request.parts.append(transcribe.timestamps_of(hypothesis, inner, offset))
-        _report(request, f"window {number + 1}/{len(request.windows)} done")
+        report(request, f"window {number + 1}/{len(request.windows)} done")
         if request.on_words is not None:
             settled = transcribe.settled_words(request.parts, request.windows)
-            _send_words(request, settled[request.words_sent :])
+            send_words(request, settled[request.words_sent :])
             request.words_sent = len(settled)
         if len(request.parts) < len(request.windows):
             self._requeue(request, fresh=True)
             return
         transcript = transcribe.stitch(request.parts, request.windows, request.kinds)
         transcript.fallbacks = request.fallbacks
-        _settle(request, transcript)
+        settle(request, transcript)
 
-    def _failed_call(self, call: list[_Request], error: Exception) -> None:
+    def _failed_call(self, call: list[Request], error: Exception) -> None:
         """Decides what a failed call means for each of its items."""
         seconds = sum(r.seconds for r in call)
         if transcribe.is_fatal_gpu_error(error):
             log.exception("unrecoverable GPU error")
             failure = GpuFailureError("the GPU failed while transcribing; the worker will be replaced")
             for request in call:
-                _fail(request, failure)
+                fail(request, failure)
             return
         exhausted = transcribe.memory_exhausted(error, call[0].plan, seconds)
         if len(call) > 1:
@@ -376,7 +319,7 @@ class Scheduler:
         request = call[0]
         if exhausted is None:
             log.error("a model call failed", exc_info=error)
-            _fail(request, error)
+            fail(request, error)
             return
         request.fallbacks.append(f"{request.plan}: out of {exhausted}")
         next_plan = plans.next_plan(request.plan)
@@ -386,65 +329,13 @@ class Scheduler:
                 if exhausted == "GPU memory"
                 else "the audio did not fit this worker's memory even in windows"
             )
-            _fail(request, GpuOutOfMemoryError(message))
+            fail(request, GpuOutOfMemoryError(message))
             return
         request.plan = next_plan
         if next_plan == WINDOWED:
             window_seconds = transcribe.fallback_window_seconds(request.fallbacks)
             request.windows = transcribe.window_plan(request.audio.size, window_seconds)
         self._requeue(request, fresh=False)
-
-
-def _shorten(request: _Request, most: float) -> None:
-    """Cuts an item that has not started into windows of `most` seconds when it is longer (live
-    sessions are open, and a call must not keep their steps waiting)."""
-    if request.parts or request.seconds <= most:
-        return
-    if request.plan == WINDOWED:
-        longest = max(window.end - window.start for window in request.windows) / config.SAMPLE_RATE
-        if longest <= most:
-            return
-    request.plan = WINDOWED
-    request.windows = transcribe.window_plan(request.audio.size, most)
-
-
-def _settle(request: _Request, transcript: Transcript) -> None:
-    """Hands an item its transcript (unless its job stopped waiting), or fails it when it is no speech."""
-    if not transcribe.plausible(transcript, request.seconds):
-        words = len(transcript.text.split())
-        log.warning("refusing a transcript of %d words for %.1f s of audio", words, request.seconds)
-        _fail(
-            request,
-            UnreliableTranscriptError(
-                f"the model's output is not speech ({words} words in {request.seconds:.1f} s of audio); "
-                "the audio may be corrupt or not speech"
-            ),
-        )
-        return
-    if not request.future.done():
-        request.future.set_result(transcript)
-
-
-def _fail(request: "_Request | _Task", error: BaseException) -> None:
-    """Hands an item the error that stopped it (unless its job stopped waiting)."""
-    if not request.future.done():
-        request.future.set_exception(error)
-
-
-def _report(request: _Request, message: str) -> None:
-    """Sends a progress message; a lost one never stops the scheduler."""
-    try:
-        request.progress(message)
-    except Exception:
-        log.exception("a progress report failed")
-
-
-def _send_words(request: _Request, words: list[Word]) -> None:
-    """Hands settled words to the item's stream; a failing stream never stops the scheduler."""
-    try:
-        request.on_words(words)  # type: ignore[misc]  (only called when set)
-    except Exception:
-        log.exception("sending settled words failed")
 
 
 scheduler = Scheduler()

@@ -375,6 +375,28 @@ def plausible(transcript: Transcript, seconds: float) -> bool:
     return words < config.IMPLAUSIBLE_MIN_WORDS or words <= config.MAX_WORDS_PER_SECOND * seconds
 
 
+def call_limit_seconds(model_name: str | None = None, *, live_open: bool = False) -> float | None:
+    """The most audio one file model call may take now; longer audio goes in windows of it.
+
+    A running call cannot be interrupted. On a CPU a long one would make a deadline or a cancellation
+    (checked between calls) late, so calls there take at most `CPU_MAX_CALL_SECONDS`; while live
+    sessions are open, the next live step waits for the call, so it takes at most
+    `LIVE_FILE_CALL_SECONDS`. When both hold, the smaller.
+
+    Args:
+        model_name: The served model (None: the default).
+        live_open: Whether live sessions (or turns) are open.
+
+    Returns:
+        The bound in seconds; None when there is none (a GPU with no live session open: its calls are
+        short for any plan).
+    """
+    bounds = [config.LIVE_FILE_CALL_SECONDS] if live_open else []
+    if model.loaded(model_name).model.device.type == "cpu":
+        bounds.append(config.CPU_MAX_CALL_SECONDS)
+    return min(bounds, default=None)
+
+
 def plan_of(seconds: float, model_name: str | None = None) -> str:
     """The plan for audio of this length on a served model and this device's free memory.
 

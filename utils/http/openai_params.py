@@ -28,6 +28,7 @@ import config
 from utils.contract.fields import RULE, Says, broken
 from utils.contract.job_input import JobInput
 from utils.errors import InvalidInputError
+from utils.http import json_body
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
@@ -141,6 +142,9 @@ def _coerced(text: str) -> Any:
 
 def _json_value(text: str) -> Any:
     """A field sent as one JSON-encoded list or object."""
+    problem = json_body.problem(text.encode())
+    if problem is not None:
+        raise broken(problem)  # nested too deeply, or too many values: refused before parsing
     try:
         return json.loads(text)
     except ValueError:
