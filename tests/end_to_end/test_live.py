@@ -107,6 +107,24 @@ def test_manual_commits_make_one_turn_each(server: RunningServer) -> None:
     assert_turns_well_formed(events, vad=False)
 
 
+def test_numbers_as_digits_come_as_digits_in_deltas_and_completed(server: RunningServer) -> None:
+    long = "one two three four five six seven eight nine zero one two three four"
+
+    async def session() -> list[dict[str, Any]]:
+        async with live(server.url, turn_detection=None, transcription={"numbers": "digits"}) as connection:
+            await connection.send(*appends(pcm24(speech(FIRST))), COMMIT)
+            await connection.send(*appends(pcm24(speech(long))), COMMIT)
+            return await connection.completions(2)
+
+    events = run(session())
+    assert transcripts(events) == ["7 3 9", "1 2 3 4 5 6 7 8 9 0 1 2 3 4"]
+    assert_turns_well_formed(events, vad=False)  # the language is told from the words as spoken
+    [_, second] = [event["item_id"] for event in events if event["type"] == "input_audio_buffer.committed"]
+    done = next(event for event in events if event["type"] == COMPLETED and event["item_id"] == second)
+    assert [word["word"] for word in done["words"]] == done["transcript"].split()
+    assert done["words"][0]["start"] < done["words"][-1]["start"]
+
+
 def test_the_official_sync_client_transcribes_too(server: RunningServer) -> None:
     sync = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     with sync.realtime.connect(extra_query={"intent": "transcription"}) as connection:

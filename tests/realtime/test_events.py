@@ -23,8 +23,8 @@ from openai.types.realtime.realtime_transcription_session_create_request import 
 )
 from pydantic import BaseModel
 
+from utils.asr.records import Word
 from utils.realtime import events, settings
-from utils.realtime.engine import LiveWord
 
 
 def strict(model: type[BaseModel], event: dict[str, Any]) -> BaseModel:
@@ -71,7 +71,7 @@ def test_session_events_validate() -> None:
         (ConversationItemInputAudioTranscriptionDeltaEvent, events.delta("item_1", "seven")),
         (
             ConversationItemInputAudioTranscriptionCompletedEvent,
-            events.completed("item_1", "seven three", 1.2345, "en", [LiveWord("seven", 0.3, 0.6)]),
+            events.completed("item_1", "seven three", 1.2345, "en", [Word("seven", 0.3, 0.6)]),
         ),
         (
             ConversationItemInputAudioTranscriptionFailedEvent,
@@ -87,7 +87,7 @@ def test_each_event_validates(model: type[BaseModel], event: dict[str, Any]) -> 
 
 
 def test_completed_carries_usage_languages_and_words() -> None:
-    done = events.completed("item_1", "seven", 0.51234, "en", [LiveWord("seven", 10.5, 10.9)])
+    done = events.completed("item_1", "seven", 0.51234, "en", [Word("seven", 10.5, 10.9)])
     assert done["usage"] == {"type": "duration", "seconds": 0.512}
     assert done["languages"] == [{"code": "en"}]
     assert done["words"] == [{"word": "seven", "start": 10.5, "end": 10.9}]

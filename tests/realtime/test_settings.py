@@ -154,3 +154,15 @@ def test_refusals_of_the_older_shape_name_its_fields() -> None:
         settings.apply_beta(settings.default_settings(), beta.session)
     assert refused.value.param == "session.input_audio_transcription.prompt"
     assert str(refused.value).startswith("session.input_audio_transcription.prompt is not supported")
+
+
+def test_numbers_are_spoken_or_digits_as_the_job_input_says() -> None:
+    start = settings.default_settings()
+    assert start.transcription.numbers == "spoken"
+    digits = applied(start, {"transcription": {"numbers": "digits"}})
+    assert digits.transcription.numbers == "digits"
+    assert applied(digits, {"transcription": {"delay": "low"}}).transcription.numbers == "digits"
+    assert applied(digits, {"transcription": {"numbers": None}}).transcription.numbers == "spoken"
+    error = refused(start, {"transcription": {"numbers": "roman"}})
+    assert error.param == "session.audio.input.transcription.numbers"
+    assert str(error).startswith("session.audio.input.transcription.numbers")

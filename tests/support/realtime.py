@@ -155,7 +155,7 @@ def ws_url(port: int, query: str = "intent=transcription") -> str:
     return f"ws://127.0.0.1:{port}/v1/realtime?{query}"
 
 
-def assert_turns_well_formed(events: list[dict[str, Any]], vad: bool, language: str | None = "en") -> None:
+def assert_turns_well_formed(events: list[dict[str, Any]], vad: bool) -> None:
     """Every committed turn: its events in order, deltas joining to its transcript, times consistent."""
     committed = [event for event in events if event["type"] == "input_audio_buffer.committed"]
     previous = None
@@ -172,7 +172,7 @@ def assert_turns_well_formed(events: list[dict[str, Any]], vad: bool, language: 
         assert all(delta["content_index"] == 0 for delta in deltas)
         assert events.index(commit) < events.index(added) < events.index(done)
         assert done["usage"]["type"] == "duration"
-        assert done["languages"] == ([{"code": language}] if language else [])
+        assert done["languages"] == [{"code": "en"}]
         assert [word["word"] for word in done["words"]] == done["transcript"].split()
         starts = [word["start"] for word in done["words"]]
         assert starts == sorted(starts)

@@ -2,14 +2,15 @@
 
 Each builder returns the event as a plain dict, ready for JSON, with a fresh `event_id`. Our own
 additions are extra fields that OpenAI's clients ignore: `words` (times in seconds on the session's
-audio timeline) on `.completed`, and the effective silence of `semantic_vad` in the session.
+audio timeline) on `.completed`, and in the session `transcription.numbers` and the effective silence of
+`semantic_vad`.
 """
 
 import uuid
 from typing import Any
 
 from utils.asr import model as asr_model
-from utils.realtime.engine import LiveWord
+from utils.asr.records import Word
 from utils.realtime.settings import SessionSettings, Vad
 
 SESSION_OBJECT = "realtime.transcription_session"
@@ -90,6 +91,7 @@ def session_object(settings: SessionSettings, session_id: str, expires_at: int) 
                     "prompt": "",
                     "keywords": list(transcription.keywords),
                     "delay": transcription.delay,
+                    "numbers": transcription.numbers,
                 },
                 "turn_detection": _vad(settings.turn_detection),
                 "noise_reduction": None if noise is None else noise.model_dump(),
@@ -205,7 +207,7 @@ def delta(item_id: str, text: str) -> dict[str, Any]:
 
 
 def completed(
-    item_id: str, transcript: str, seconds: float, language: str | None, words: list[LiveWord]
+    item_id: str, transcript: str, seconds: float, language: str | None, words: list[Word]
 ) -> dict[str, Any]:
     """`conversation.item.input_audio_transcription.completed`, with the language and word times.
 

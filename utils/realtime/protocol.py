@@ -71,6 +71,7 @@ class Transcription(_Closed):
     prompt: str | None = None
     keywords: list[str] | None = None
     delay: Delay | None = None
+    numbers: str | None = None  # ours: "spoken" or "digits", as the job input's `numbers` (checked there)
 
 
 _PADDING = config.REALTIME_PREFIX_PADDING_MS_BOUNDS

@@ -31,12 +31,13 @@ import numpy as np
 import config
 from utils.asr import decoding
 from utils.asr import model as asr_model
+from utils.asr.records import Word
 from utils.errors import InvalidInputError, WorkerError
 from utils.realtime import engine as live_engine
 from utils.realtime import events, protocol, settings
 from utils.realtime.audio_in import InputAudio
 from utils.realtime.turns import IdleTimeout, SpeechStarted, SpeechStopped, TurnDetector, TurnSettings
-from utils.text import language
+from utils.text import language, number_stream
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class _Turn:
     start: int
     pushed: int
     language: str | None = None  # the session's language when the turn began (checked, never forced)
+    numbers: str = "spoken"  # or "digits"
     end: int | None = None
     relay: "asyncio.Task[None] | None" = None
 
@@ -346,7 +348,9 @@ class Session:
         transcription = self.settings.transcription
         wanted = live_engine.LiveSettings(transcription.model, transcription.delay, transcription.keywords)
         live = live_engine.engine.open_turn(wanted, position / _RATE)
-        turn = _Turn(events.new_id("item"), live, position, position, transcription.language)
+        turn = _Turn(
+            events.new_id("item"), live, position, position, transcription.language, transcription.numbers
+        )
         self._turn = turn
         self._turns.add(turn)
         turn.relay = asyncio.create_task(self._relay(turn))
@@ -385,17 +389,27 @@ class Session:
         await turn.live.finish()
 
     async def _relay(self, turn: _Turn) -> None:
-        """Sends a turn's deltas as they settle, then its `.completed` (or `.failed`)."""
-        words: list[live_engine.LiveWord] = []
+        """Sends a turn's deltas as they settle, then its `.completed` (or `.failed`). With numbers as
+        digits, a number's last words wait for the next ones (they may go on: "twenty" | "five"); the
+        deltas joined are the completed transcript either way."""
+        digits = number_stream.SettledDigits(turn.language) if turn.numbers == "digits" else None
+        sent: list[str] = []
+        words: list[Word] = []
         try:
             async for update in turn.live.updates():
-                if update.delta:
-                    await self._send(events.delta(turn.item_id, update.delta))
-                words.extend(update.words)
+                settled = [Word(word.word, word.start, word.end) for word in update.words]
+                if digits is not None:
+                    settled = digits.feed(settled) + (digits.finish() if update.final else [])
+                text = " ".join(word.word for word in settled)
+                if text:
+                    await self._send(events.delta(turn.item_id, f" {text}" if sent else text))
+                    sent.append(text)
+                words.extend(settled)
                 if update.final:
                     found = await asyncio.to_thread(language.detect_expecting, update.text, turn.language)
                     seconds = ((turn.end if turn.end is not None else turn.pushed) - turn.start) / _RATE
-                    done = events.completed(turn.item_id, update.text, seconds, found.language, words)
+                    transcript = " ".join(sent)
+                    done = events.completed(turn.item_id, transcript, seconds, found.language, words)
                     await self._send(done)
         except WorkerError as error:
             if error.error_type == "gpu_failure":

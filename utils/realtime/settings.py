@@ -53,6 +53,7 @@ class TranscriptionSettings:
     languages: tuple[str, ...] | None = None
     keywords: tuple[str, ...] = ()
     delay: str = config.LIVE_DEFAULT_DELAY
+    numbers: str = "spoken"  # or "digits": number words written as digits, as the job input's `numbers`
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,13 @@ def _renamed(error: WorkerError, old: str, new: str) -> EventError:
 _LIVE_AUDIO = Path("live-session")
 
 
-def _contract(path: str, model: str | None, language: str | None, keywords: list[str], as_field: str) -> Any:
-    """The queue's contract applied to a session's model, language and keywords (its hotwords).
+def _contract(
+    path: str, model: str | None, language: str | None, keywords: list[str], as_field: str, numbers: str
+) -> Any:
+    """The queue's contract applied to a session's model, language, keywords (its hotwords) and numbers.
 
     Returns:
-        The validated job request (`model`, `language`, `hotwords`).
+        The validated job request (`model`, `language`, `hotwords`, `numbers`).
 
     Raises:
         EventError: The contract's refusal, about the session's field (`as_field` for the language).
@@ -156,10 +159,12 @@ def _contract(path: str, model: str | None, language: str | None, keywords: list
         job_input["language"] = language
     if keywords:
         job_input["hotwords"] = keywords
+    job_input["numbers"] = numbers
     try:
         return validation.parse_input(job_input, upload=_LIVE_AUDIO)
     except InvalidInputError as error:
-        for field, ours in (("hotwords", "keywords"), ("language", as_field), ("model", "model")):
+        renames = {"hotwords": "keywords", "language": as_field, "model": "model", "numbers": "numbers"}
+        for field, ours in renames.items():
             if str(error).startswith(field):
                 raise _renamed(error, field, f"{path}.{ours}") from None
         raise EventError(str(error), "invalid_value", path) from None
@@ -182,15 +187,18 @@ def _transcription(current: TranscriptionSettings, given: Transcription, path: s
             raise _renamed(error, "prompt", f"{path}.prompt") from None
     language = given.language if "language" in sent else current.language
     keywords = (given.keywords or []) if "keywords" in sent else list(current.keywords)
-    checked = _contract(path, requested, language, keywords, "language")
+    numbers = (given.numbers or "spoken") if "numbers" in sent else current.numbers
+    checked = _contract(path, requested, language, keywords, "language", numbers)
     languages = current.languages
     if "languages" in sent:
         languages = None if given.languages is None else tuple(given.languages)
     if languages is not None:
-        languages = tuple(_contract(path, requested, code, [], "languages").language for code in languages)
+        languages = tuple(
+            _contract(path, requested, code, [], "languages", numbers).language for code in languages
+        )
     delay = (given.delay or config.LIVE_DEFAULT_DELAY) if "delay" in sent else current.delay
     model = checked.model or served[0]
-    return TranscriptionSettings(model, checked.language, languages, checked.hotwords, delay)
+    return TranscriptionSettings(model, checked.language, languages, checked.hotwords, delay, checked.numbers)
 
 
 def _turn_detection(current: Vad | None, given: ServerVad | SemanticVad | None) -> Vad | None:
