@@ -1,6 +1,7 @@
 """Bounded reading under a real uvicorn on 127.0.0.1, with raw sockets sending what no client would:
 heads too large or too slow, too many connections, malformed HTTP, bytes after a form's end, idle
-keep-alive connections, and /ping answering while all of that goes on. The limits are shortened
+keep-alive connections, and /ping answering while all of that goes on; live WebSocket upgrades pass
+through the same bounds. The limits are shortened
 through the config variables."""
 
 import http.client
@@ -11,11 +12,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from websockets.sync.client import connect as ws_connect
 
 import config
 from tests.support.http_server import RunningServer, get, http_server, multipart
 from tests.support.worker import ping
 from utils.http import connection
+from utils.http.readiness import HEALTHY
 
 
 @pytest.fixture
@@ -214,3 +217,34 @@ def test_ping_answers_while_hostile_json_bodies_arrive(server: RunningServer) ->
     assert [post.result() for post in posts] == [400] * 4
     assert pings
     assert set(pings) == {204}
+
+
+def test_live_websockets_pass_through_the_bounds(server: RunningServer) -> None:
+    server.readiness.state = HEALTHY  # the live route takes sessions (none of them sends audio here)
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime?intent=transcription"
+    handshake = (
+        b"GET /v1/realtime?intent=transcription HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    )
+    # A handshake whose head is over the limit is refused before any upgrade.
+    with open_connection(server) as sock:
+        sock.sendall(handshake + b"X-Big: " + b"a" * 5000 + b"\r\n\r\n")
+        status, error = status_and_error(read_all(sock))
+    assert (status, error["code"]) == (431, "headers_too_large")
+    sessions = [ws_connect(url, open_timeout=10) for _ in range(config.MAX_CONNECTIONS)]
+    try:
+        assert all(json.loads(session.recv(10))["type"] == "session.created" for session in sessions)
+        # Upgraded connections outlive the head's deadline and the keep-alive timeout (1 s each here)...
+        time.sleep(2.5)
+        for session in sessions:
+            session.send(json.dumps({"type": "input_audio_buffer.clear"}))
+            assert json.loads(session.recv(10))["type"] == "input_audio_buffer.cleared"
+        # ...and count toward MAX_CONNECTIONS.
+        with open_connection(server) as extra:
+            status, error = status_and_error(read_all(extra))
+        assert (status, error["code"]) == (503, "busy")
+    finally:
+        for session in sessions:
+            session.close()
+    time.sleep(0.2)
+    assert get(server.port, "/ping")[0] == 200  # the sessions gone, there is room again
