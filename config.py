@@ -614,7 +614,8 @@ ADMISSION_QUEUE_MAX = _int(
 MAX_CONNECTIONS = _int(
     "MAX_CONNECTIONS",
     256,
-    "Most connections the HTTP server holds open on a port; one more is answered 503 and closed.",
+    "Most connections the HTTP server holds open on a port (live WebSocket sessions included); one "
+    "more is answered 503 and closed.",
 )
 MAX_HEADER_BYTES = _int(
     "MAX_HEADER_BYTES",
