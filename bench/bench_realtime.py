@@ -15,7 +15,8 @@ append, paced by the clock (real time). It prints, as JSON:
    same sessions' audio sent as files through the HTTP door.
 2. `levels`: the same at each count of sessions, up to the first that is not held at real time (a
    turn missing, or p95 turn end → `.completed` beyond the silence plus 0.5 s); the most held.
-3. `beside_file_job`: item 1 again while a `--file-minutes` file is transcribed through the HTTP door.
+3. `beside_file_job`: item 1 again while a `--file-minutes` file is transcribed through the HTTP door,
+   the job started before the sessions connect, then after they began.
 4. `delays`: 4 sessions at each `transcription.delay`, with longer phrases (12 to 20 words, 5 to 8 s):
    the lag of the deltas that arrive while the speaker still talks (before `speech_stopped`), the share of
    words sent by then, turn end → `.completed`, WER.
@@ -365,6 +366,7 @@ def main() -> None:
     parser.add_argument("--delays", default=",".join(config.LIVE_DELAYS), help="empty: skip")
     parser.add_argument("--file-minutes", type=float, default=10.0, help="0: skip")
     parser.add_argument("--delay", default=config.LIVE_DEFAULT_DELAY)
+    parser.add_argument("--skip-main", action="store_true", help="no main round (and no file WER)")
     args = parser.parse_args()
     results: dict = {"machine": "shared 2-core CPU box, bundled test model; pessimistic"}
     results["components"] = component_cpu()
@@ -376,10 +378,13 @@ def main() -> None:
                 time.sleep(0.1)
             pid = server.process.pid
             live_round(server.url, pid, 2, 8, args.delay, 7)  # warm-up: model, VAD, decoders
-            main_round, scripts = live_round(server.url, pid, args.sessions, args.seconds, args.delay, 100)
-            main_round["file_wer_percent"] = file_wer(server.url, scripts, directory)
-            results["main"] = main_round
-            print(json.dumps(results, indent=2), flush=True)
+            if not args.skip_main:
+                main_round, scripts = live_round(
+                    server.url, pid, args.sessions, args.seconds, args.delay, 100
+                )
+                main_round["file_wer_percent"] = file_wer(server.url, scripts, directory)
+                results["main"] = main_round
+                print(json.dumps(results, indent=2), flush=True)
             held, levels = 0, []
             for count in [int(value) for value in args.levels.split(",") if value]:
                 figures, _ = live_round(server.url, pid, count, min(args.seconds, 30), args.delay, 200)
@@ -389,7 +394,10 @@ def main() -> None:
                 held = count
             results["levels"], results["most_sessions_held"] = levels, held
             if args.file_minutes:
-                results["beside_file_job"] = beside_file_job(server.url, pid, args, directory)
+                results["beside_file_job"] = [
+                    beside_file_job(server.url, pid, args, directory, job_first)
+                    for job_first in (True, False)
+                ]
             delays = []
             for delay in [value for value in args.delays.split(",") if value]:
                 figures, scripts = live_round(
@@ -401,32 +409,36 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
-def beside_file_job(url: str, pid: int, args: argparse.Namespace, directory: Path) -> dict:
-    """The main round again while a long file is transcribed through the HTTP door."""
+def beside_file_job(url: str, pid: int, args: argparse.Namespace, directory: Path, job_first: bool) -> dict:
+    """The main round again while a long file is transcribed through the HTTP door.
+
+    `job_first`: the file job starts 3 s before the sessions connect; else 5 s after they begin.
+    """
     path = long_file(directory, args.file_minutes)
     api = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=3600)
     timing: dict = {}
 
     def transcribe() -> None:
-        started = time.perf_counter()
+        time.sleep(0.0 if job_first else 5.0)
+        timing["started"] = started = time.perf_counter()
         with path.open("rb") as file:
             api.audio.transcriptions.create(model="x", file=file)
-        timing["file_job_seconds"] = round(time.perf_counter() - started, 2)
-        timing["file_job_ended"] = time.perf_counter()
+        timing["ended"] = time.perf_counter()
+        timing["file_job_seconds"] = round(timing["ended"] - started, 2)
 
     job = threading.Thread(target=transcribe, daemon=True)
     job.start()
-    time.sleep(3.0)  # the upload is in and the job is running
+    if job_first:
+        time.sleep(3.0)  # the upload is in and the job is running
     live_started = time.perf_counter()
     figures, _ = live_round(url, pid, args.sessions, args.seconds, args.delay, 100)
     live_ended = time.perf_counter()
     job.join(timeout=3600)
-    ended = timing.pop("file_job_ended", live_ended)
+    overlap = min(timing.pop("ended", live_ended), live_ended) - max(timing.pop("started", 0.0), live_started)
     figures.update(timing)
     figures["file_job_minutes"] = args.file_minutes
-    figures["share_of_live_round_beside_the_job"] = round(
-        max(0.0, min(ended, live_ended) - live_started) / (live_ended - live_started), 2
-    )
+    figures["file_job_started"] = "before the sessions" if job_first else "after the sessions"
+    figures["share_of_live_round_beside_the_job"] = round(max(0.0, overlap) / (live_ended - live_started), 2)
     return figures
 
 
