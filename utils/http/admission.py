@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 
-from utils.errors import WorkerBusyError
+from utils.errors import JobCancelledError, WorkerBusyError
 
 # Weight of the latest slot's hold time in the running average.
 _SMOOTHING = 0.3
@@ -95,14 +95,19 @@ class Line:
     def _refusal(self, why: str) -> WorkerBusyError:
         return WorkerBusyError(why, retry_after=self.retry_after())
 
-    async def enter(self) -> Slot:
+    async def enter(self, abandoned: "asyncio.Future[None] | None" = None) -> Slot:
         """Takes a slot, waiting in line for one when all are taken.
+
+        Args:
+            abandoned: Done once the request is given up (its client went away): it then leaves the
+                line at once, keeping no place in it.
 
         Returns:
             The slot; release it when the work ends.
 
         Raises:
             WorkerBusyError: The line is full, or no slot came within its wait (with `retry_after`).
+            JobCancelledError: `abandoned` finished while the request waited.
         """
         self._loop = asyncio.get_running_loop()
         if self._held < self.slots and not self.waiting:
@@ -116,8 +121,9 @@ class Line:
         turn: asyncio.Future[None] = self._loop.create_future()
         self._waiting.append(turn)
         ahead = 0
+        watched = {turn} if abandoned is None else {turn, abandoned}
         try:
-            await asyncio.wait({turn}, timeout=self.wait_seconds)
+            await asyncio.wait(watched, timeout=self.wait_seconds, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             if turn.done() and not turn.cancelled():
                 self._hand_over(None)  # the slot came just as the request went away: pass it on
@@ -129,6 +135,8 @@ class Line:
                 )
                 turn.cancel()  # gave up (timeout, or the request went away): leave the line
             self._forget(turn)
+        if turn.cancelled() and abandoned is not None and abandoned.done():
+            raise JobCancelledError("the client went away while its request waited for a slot")
         if turn.cancelled():
             # Its retry is due when its place in line would have come: those ahead of it, not behind.
             raise WorkerBusyError(
