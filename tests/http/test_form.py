@@ -59,6 +59,7 @@ def test_a_declared_length_past_the_cap_is_refused_before_reading(monkeypatch: p
         ("application/json", "must be multipart/form-data with a file, got Content-Type application/json"),
         (None, "got Content-Type none"),
         ("multipart/form-data", "names no boundary"),
+        ("multipart/form-data; boundary=" + "b" * 2000, "boundary is 2000 characters long; at most 256"),
     ],
 )
 def test_a_body_that_is_not_a_form_is_refused(tmp_path: Path, content_type: str | None, message: str) -> None:

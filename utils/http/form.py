@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from python_multipart.multipart import (
+    MAX_BOUNDARY_LENGTH,
+    MultipartParser,
+    MultipartState,
+    parse_options_header,
+)
 from starlette.requests import ClientDisconnect
 
 import config
@@ -60,7 +65,8 @@ def boundary_of(content_type: str | None) -> bytes:
         The boundary.
 
     Raises:
-        InvalidInputError: The body is not `multipart/form-data` or names no boundary.
+        InvalidInputError: The body is not `multipart/form-data`, or names no boundary or one longer
+            than the parser takes.
     """
     kind, options = parse_options_header(content_type or "")
     if kind != b"multipart/form-data":
@@ -71,6 +77,11 @@ def boundary_of(content_type: str | None) -> bytes:
     boundary = options.get(b"boundary")
     if not boundary:
         raise InvalidInputError("the multipart/form-data Content-Type names no boundary")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidInputError(
+            f"the multipart/form-data boundary is {len(boundary)} characters long; "
+            f"at most {MAX_BOUNDARY_LENGTH}"
+        )
     return boundary
 
 
