@@ -117,11 +117,20 @@ class BoundedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _close_with(self, error_type: str, message: str, retry_after: int | None = None) -> None:
-        """Answers in the error shape when no response is under way, then closes the connection."""
+        """Answers in the error shape unless a response is under way, then closes the connection.
+
+        A request whose answer has not begun (a broken chunk in its body, or a wrong Content-Length that
+        left garbage behind it) gets this answer instead: its route's answer is no longer written.
+        """
         self._disarm_head_timer()
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
+        cycle = self.cycle
+        unanswered = cycle is not None and not cycle.response_started and not self.pipeline
+        if cycle is None or cycle.response_complete or unanswered:
+            if unanswered:
+                cycle.disconnected = True  # its route reads a disconnect and sends into the void
+                cycle.message_event.set()
             self.transport.write(_answer(error_type, message, retry_after))
         self.transport.close()
 
