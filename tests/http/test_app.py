@@ -337,7 +337,7 @@ BAD_FORMS = [
     ([("language", "xx")], b"x", 400, "language 'xx' is not one the model transcribes"),
     ([("prompt", "Hello")], b"x", 400, "prompt is not supported"),
     ([("include[]", "logprobs")], b"x", 400, "include is not supported"),
-    ([("hotwords", "[" * 5000 + "]" * 5000)], b"x", 400, "hotwords must be JSON nested less deeply"),
+    ([("hotwords", "[" * 5000 + "]" * 5000)], b"x", 400, "hotwords is nested too deeply: at most 32 levels"),
     # A lone surrogate is valid JSON in a key; the queue's validation names it as an unknown field.
     (
         [("response_format", "srt"), ("subtitle_options", '{"\\ud800": 1}')],

@@ -144,8 +144,6 @@ def _json_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise broken("must be JSON or repeated fields, got text that is not JSON") from None
-    except RecursionError:  # a form field of 64 kB can nest thousands of levels deep
-        raise broken("must be JSON nested less deeply") from None
 
 
 def _list_option(parts: Parts) -> Any:
