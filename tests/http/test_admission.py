@@ -91,6 +91,21 @@ def test_a_wait_that_runs_out_is_refused_and_leaves_the_line() -> None:
     assert (error.retry_after, waiting) == (2, 0)
 
 
+def test_waiters_refused_together_are_told_to_come_back_in_their_order() -> None:
+    async def scenario() -> list[int]:
+        line = Line(1, wait_seconds=0.2, queue_max=4, typical_hold_seconds=2)
+        await line.enter()
+        waiters = []
+        for _ in range(4):
+            waiters.append(asyncio.create_task(line.enter()))
+            await asyncio.sleep(0.01)  # in this order
+        refusals = await asyncio.gather(*waiters, return_exceptions=True)
+        return [refusal.retry_after for refusal in refusals]  # type: ignore[union-attr]
+
+    # The first waits one hold, the next two (not one each: those ahead come back first too).
+    assert run(scenario()) == [2, 4, 6, 8]
+
+
 def test_no_waiting_line_refuses_at_once() -> None:
     async def scenario() -> None:
         line = Line(1, wait_seconds=0, queue_max=0, typical_hold_seconds=3)
