@@ -5,7 +5,8 @@ from collections.abc import Sequence
 
 from utils.asr.records import Word
 from utils.text.language import detect, normalized
-from utils.text.numbers import covers, merge_groups, word_parts, word_value
+from utils.text.number_words import word_parts, word_value
+from utils.text.numbers import covers, merge_groups
 
 # A stream holds back at most this many words of a run of single digits.
 MAX_HELD_WORDS = 12
