@@ -13,16 +13,12 @@
 import itertools
 from dataclasses import replace
 
-from utils.text.number_words import SCALES, Found, Token, find, word_value
+from utils.text.number_words import SCALES, Found, Token, find, scale_value, word_value
 
 # Plural scale words say a span ("the eighteen hundreds", "miles de personas"), not a number.
 _PLURAL_SCALES = {
     "en": frozenset({"hundreds", "thousands", "millions", "billions", "trillions"}),
     "es": frozenset({"cientos", "miles"}),
-}
-# Italian scale words the parser reads only after a number ("un milione"), never alone.
-_BOUND_SCALES = {
-    "it": {"mila": 10**3, "milione": 10**6, "milioni": 10**6, "miliardo": 10**9, "miliardi": 10**9},
 }
 
 
@@ -66,8 +62,7 @@ def repaired(found: Found, tokens: list[Token], language: str) -> list[Found]:
 def _stacked_scales(cores: list[str], language: str) -> bool:
     """Whether a scale word of a thousand or more follows a word worth at least as much ("a million
     thousand", "eine Milliarde Millionen"): the parser adds them, the words may say a product."""
-    bound = _BOUND_SCALES.get(language, {})
-    values = [bound.get(core.lower(), word_value(core, language)) for core in cores]
+    values = [scale_value(core, language) for core in cores]
     return any(
         before is not None and after in SCALES and before >= after
         for before, after in itertools.pairwise(values)

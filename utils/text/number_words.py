@@ -18,6 +18,10 @@ SCALES = frozenset({10**3, 10**6, 10**9, 10**12})
 SCALE_WORDS = frozenset({100, *SCALES})
 # English "oh" (and "o"): a zero between two digits ("five oh five"), else a word ("eight o clock").
 OH = frozenset({"oh", "o"})
+# Italian scale words the parser reads only after a number ("un milione"), never alone.
+_BOUND_SCALES = {
+    "it": {"mila": 10**3, "milione": 10**6, "milioni": 10**6, "miliardo": 10**9, "miliardi": 10**9},
+}
 _SPELLINGS = {("es", "veintiún"): "veintiuno", ("es", "veintiun"): "veintiuno"}  # unknown to text2num
 
 
@@ -93,6 +97,19 @@ def word_value(core: str, language: str) -> int | None:
         return int(text2num(core, language))
     except ValueError:
         return None
+
+
+def scale_value(core: str, language: str) -> int | None:
+    """The number a word says alone, or the scale it says after a number (Italian "milioni").
+
+    Args:
+        core: A word's letters, without punctuation.
+        language: A covered ISO 639-1 code.
+
+    Returns:
+        Its value, or None for a word that is no number.
+    """
+    return _BOUND_SCALES.get(language, {}).get(core.lower(), word_value(core, language))
 
 
 @functools.lru_cache(maxsize=1 << 16)

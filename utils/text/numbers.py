@@ -3,7 +3,8 @@
 `text2num` finds the number words of da, de, en, es, fr, it, nl and pt (`number_words`); what it finds
 is kept only where the words say it: each finding is repaired or dropped (`number_repairs`), numbers
 said back to back and scale words are read in their context (`number_context`), and a number beside a
-fraction stays words (`number_fractions`). Digits the model wrote stay as they are; "minus" stays a word.
+fraction, a multiplier or in a range stays words (`number_neighbours`). Digits the model wrote stay as
+they are; "minus" stays a word.
 
 A number never spans punctuation or two channels. Number words that become one token become one word:
 it starts when the first word starts and ends when the last ends, keeps the lowest confidence and the
@@ -16,7 +17,7 @@ from typing import TypeVar
 
 from utils.asr.records import Word
 from utils.text import number_context
-from utils.text.number_fractions import beside_fraction
+from utils.text.number_neighbours import changed_by_neighbours
 from utils.text.number_repairs import repaired
 from utils.text.number_words import find, says_number, tokens, word_parts
 
@@ -69,7 +70,9 @@ def replacements(
     for start, end in _stretches(hits, len(words)):
         stretch = _stretch_replacements(words[start:end], language, breaks[start:end] if breaks else None)
         result += [Replacement(item.start + start, item.end + start, item.text) for item in stretch]
-    return [item for item in result if not beside_fraction(words, breaks, item.start, item.end, language)]
+    return [
+        item for item in result if not changed_by_neighbours(words, breaks, item.start, item.end, language)
+    ]
 
 
 def _stretches(hits: list[int], count: int) -> list[tuple[int, int]]:

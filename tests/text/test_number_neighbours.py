@@ -1,5 +1,5 @@
-"""Numbers beside a word that changes their value stay words (text2num 3.1.0 wrote "half 1000000",
-"1000000 y medio", "ein paar 1000": numbers the words do not say)."""
+"""Numbers beside words that change their value stay words (text2num 3.1.0 wrote "half 1000000",
+"1000000 y medio", "ein paar 1000", "double 7", "3 or 4000": numbers the words do not say)."""
 
 import pytest
 
@@ -44,6 +44,36 @@ CASES = [
     ("es", "un par de mil", "un par de mil"),
     ("nl", "een paar duizend", "een paar duizend"),
     ("da", "et par tusind", "et par tusind"),
+    # Doubled digits, and quantities before a scale word ("mehrere 1000 Leute" was written).
+    ("en", "double seven", "double seven"),
+    ("en", "call double oh seven", "call double oh seven"),
+    ("de", "mehrere tausend Leute", "mehrere tausend Leute"),
+    ("de", "einige tausend", "einige tausend"),
+    ("nl", "enkele duizend", "enkele duizend"),
+    ("nl", "honderden duizend", "honderden duizend"),
+    ("da", "flere tusind", "flere tusind"),
+    ("es", "varios mil", "varios mil"),
+    ("es", "unos cuantos mil", "unos cuantos mil"),
+    ("fr", "plusieurs mille", "plusieurs mille"),
+    ("fr", "des centaines de mille", "des centaines de mille"),
+    ("it", "qualche mille", "qualche mille"),
+    ("pt", "vários mil", "vários mil"),
+    # A range whose scale word is said once, at its end: both ends stay words ("3 or 4000" was written).
+    ("en", "three or four thousand", "three or four thousand"),
+    ("en", "between twenty and thirty thousand", "between twenty and thirty thousand"),
+    ("en", "nineteen ninety or two thousand", "nineteen ninety or two thousand"),
+    ("de", "zwei bis drei tausend", "zwei bis drei tausend"),
+    ("de", "zwanzig oder dreißigtausend", "zwanzig oder dreißigtausend"),
+    ("es", "dos o tres mil", "dos o tres mil"),
+    ("fr", "deux ou trois mille", "deux ou trois mille"),
+    ("it", "venti o trenta mila", "venti o trenta mila"),
+    ("pt", "vinte ou trinta mil", "vinte ou trinta mil"),
+    ("nl", "twintig of dertig duizend", "twintig of dertig duizend"),
+    ("da", "tyve eller tredive tusind", "tyve eller tredive tusind"),
+    # Ranges whose ends both say their scale, or none, are numbers.
+    ("en", "one hundred or two hundred", "100 or 200"),
+    ("en", "five or six", "5 or 6"),
+    ("en", "I paid twenty and he paid thirty", "I paid 20 and he paid 30"),
     # Punctuation ends the reach of a fraction; a number beside other words is still a number.
     ("en", "I have five. Half of them left", "I have 5. Half of them left"),
     ("en", "five dozen eggs", "5 dozen eggs"),
