@@ -34,8 +34,10 @@ def repaired(found: Found, tokens: list[Token], language: str) -> list[Found]:
         The numbers to write in its place (none: its words stay).
     """
     cores = [tokens[index].core for index in range(found.start, found.end)]
-    plural = _PLURAL_SCALES.get(language, frozenset())
-    if found.ordinal or any(core.lower() in plural for core in cores) or _stacked_scales(cores, language):
+    plural = _PLURAL_SCALES.get(language)
+    if found.ordinal or (plural and any(core.lower() in plural for core in cores)):
+        return []
+    if len(cores) > 1 and _stacked_scales(cores, language):
         return []
     if found.is_decimal:
         if _right_decimal(found, tokens, language):

@@ -157,11 +157,14 @@ def tokens(words: Sequence[str], breaks: Sequence[bool] | None, language: str) -
         "veintiuno".
     """
     result = []
+    previous_trail = False
     for index, word in enumerate(words):
-        core = word_parts(word)[1]
+        lead, core, trail = word_parts(word)
+        separated = previous_trail or bool(lead) or not core or bool(breaks and breaks[index])
         blocked = language == "en" and core.lower() in OH
         spelled = _SPELLINGS.get((language, core.lower()), core)
-        result.append(Token(spelled or word, index > 0 and not joined(words, breaks, index), blocked))
+        result.append(Token(spelled or word, index > 0 and separated, blocked))
+        previous_trail = bool(trail) or not core
     return result
 
 
