@@ -320,6 +320,15 @@ BATCH_MAX_AUDIO_SECONDS = _float(
     "Most audio one model call takes, counting padding (its longest item times its size).",
     minimum=1,
 )
+# The full-size 0.6B model takes about 0.5 s per second of audio on 2 CPU cores: 20 s of audio per call
+# makes a deadline or a cancellation at most about 10 s late there.
+CPU_MAX_CALL_SECONDS = _float(
+    "CPU_MAX_CALL_SECONDS",
+    20,
+    "On a CPU, the most audio one model call takes (longer audio goes in windows of this length, and "
+    "batches are bounded by it), so that a deadline or a cancellation waits for at most one such call.",
+    minimum=10,
+)
 
 # --- Throughput ---------------------------------------------------------------------------------
 _section = "Throughput"
@@ -585,11 +594,66 @@ STREAM_WINDOW_SECONDS = _float(
     minimum=10,
 )
 BUSY_RETRY_AFTER_SECONDS = _int(
-    "BUSY_RETRY_AFTER_SECONDS", 5, "Retry-After the HTTP server sends with 503 when it is full."
+    "BUSY_RETRY_AFTER_SECONDS",
+    5,
+    "Retry-After the HTTP server sends with 503 when it is full, until it has timed a job of its own "
+    "(afterwards the expected wait, from the jobs it has run).",
 )
-# Form fields and their values beyond these are refused: a form is a few short fields and one file.
+ADMISSION_WAIT_SECONDS = _float(
+    "ADMISSION_WAIT_SECONDS",
+    30,
+    "How long an HTTP request that finds MAX_CONCURRENCY jobs running waits in line (in arrival order, "
+    "its body not yet read) before it is answered 503; 0: refused at once.",
+)
+ADMISSION_QUEUE_MAX = _int(
+    "ADMISSION_QUEUE_MAX",
+    64,
+    "Most HTTP requests waiting in line for a job slot; the next one is answered 503 at once.",
+    minimum=0,
+)
+MAX_CONNECTIONS = _int(
+    "MAX_CONNECTIONS",
+    256,
+    "Most connections the HTTP server holds open on a port; one more is answered 503 and closed.",
+)
+MAX_HEADER_BYTES = _int(
+    "MAX_HEADER_BYTES",
+    16 * 1024,
+    "Largest request line and headers the HTTP server reads; a larger head is answered 431.",
+    minimum=1024,
+)
+MAX_HEADERS = _int(
+    "MAX_HEADERS", 100, "Most header lines in one HTTP request; more are answered 431.", minimum=8
+)
+HEADERS_TIMEOUT_SECONDS = _float(
+    "HEADERS_TIMEOUT_SECONDS",
+    15,
+    "Time a connection has to send a whole request line and headers, from its first byte (or from "
+    "its opening); the connection is closed after it.",
+    minimum=0.1,
+)
+KEEP_ALIVE_TIMEOUT_SECONDS = _float(
+    "KEEP_ALIVE_TIMEOUT_SECONDS",
+    30,
+    "How long the HTTP server keeps an idle connection open between requests.",
+    minimum=0.1,
+)
+UPLOAD_MIN_BYTES_PER_SECOND = _int(
+    "UPLOAD_MIN_BYTES_PER_SECOND",
+    64 * 1024,
+    "Slowest average rate at which a request body may arrive: once reading began it has "
+    "UPLOAD_IDLE_TIMEOUT_SECONDS plus its bytes so far at this rate (upload_timeout past that).",
+)
+# Form fields and their values beyond these are refused: a form is a few short text fields and one file.
 MAX_FORM_FIELDS = 64
 MAX_FORM_FIELD_BYTES = 64 * 1024
+# JSON (a /v1/jobs body, an option sent as JSON text) nested deeper than this is refused as bad input;
+# the job input's deepest legitimate value is 3 levels down.
+MAX_JSON_DEPTH = 32
+# A /v1/jobs body with more arrays and objects, or more strings, than these is refused before it is
+# parsed (a batch of MAX_BATCH_ITEMS items with every option holds a few thousand at most).
+MAX_JSON_CONTAINERS = 10_000
+MAX_JSON_STRINGS = 20_000
 # The languages parakeet-tdt-0.6b-v3 transcribes (ISO 639-1); it finds the language itself.
 MODEL_LANGUAGES = (
     "bg", "cs", "da", "de", "el", "en", "es", "et", "fi", "fr", "hr", "hu", "it",

@@ -3,17 +3,20 @@
 For RunPod load-balancing endpoints and for self-hosting: `python server.py` listens on `HOST:PORT`
 and answers /ping on `PORT_HEALTH` too. The model loads in the background, so /ping answers 204 from
 the first second and 200 once the server can transcribe. On SIGTERM the server stops taking requests,
-finishes the ones in flight, then exits.
+finishes the ones in flight, then exits with status 0 (its temporary directory removed).
 """
 
 import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
 import config
 from utils import fitness
 from utils.http import app as http_app
+from utils.http import connection
 from utils.http.readiness import Readiness
 from utils.job import dirs
 from utils.job import pipeline as job_pipeline
@@ -37,6 +40,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, except that a graceful stop on SIGTERM or SIGINT ends the process normally.
+
+    uvicorn raises the signal again once it has shut down, so the process dies of it (status 143) and
+    its exit handlers, which remove the process's temporary directory, never run.
+    """
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's signal handling, forgetting the signals it caught once the shutdown is done."""
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # handled: the shutdown it asked for is complete
 
 
 def start_up() -> None:
@@ -64,7 +82,7 @@ def main() -> None:
     state.start(start_up)
     log.info("serving on %s port(s) %s", config.HOST, ", ".join(map(str, ports)))
     # No access log: RunPod polls /ping every few seconds, and each job logs its own line.
-    server = uvicorn.Server(uvicorn.Config(asgi, log_config=None, access_log=False, timeout_keep_alive=30))
+    server = GracefulServer(connection.server_config(asgi, log_config=None))
     server.run(sockets=sockets)
 
 

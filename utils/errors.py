@@ -182,11 +182,21 @@ class DiarizationError(WorkerError):
 class WorkerBusyError(WorkerError):
     """The worker is full (jobs at once, or decoded audio held) and the caller asked not to wait.
 
-    Only the HTTP server raises it: with no queue in front of it, a full worker answers at once (503)
-    rather than hold the connection without bound.
+    Only the HTTP server raises it: with no queue in front of it, a full worker answers 503 after at
+    most a short wait in line rather than hold the connection without bound.
     """
 
     error_type = "busy"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        """Makes the error.
+
+        Args:
+            message: The one-line message.
+            retry_after: Seconds the client had best wait before it retries, when known.
+        """
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UnauthorizedError(WorkerError):
@@ -202,6 +212,12 @@ class UnknownRouteError(WorkerError):
 
 
 class UploadTimeoutError(WorkerError):
-    """An uploaded file stopped arriving for longer than `UPLOAD_IDLE_TIMEOUT_SECONDS`."""
+    """An HTTP request's headers or body stopped arriving, or came slower than the server allows."""
 
     error_type = "upload_timeout"
+
+
+class HeadersTooLargeError(WorkerError):
+    """An HTTP request's line and headers are larger than `MAX_HEADER_BYTES`, or more than `MAX_HEADERS`."""
+
+    error_type = "headers_too_large"

@@ -336,3 +336,16 @@ def test_hotwords_take_the_default_weight_and_collapse() -> None:
         {"audio_url": "s3://b/k", "hotwords": [" Ada  Lovelace", "Ada Lovelace", "x"]}
     )
     assert (request.hotwords, request.hotword_weight) == (("Ada Lovelace", "x"), config.HOTWORD_WEIGHT)
+
+
+@pytest.mark.parametrize("field", ["hotwords", "subtitle_options", "audios"])
+@pytest.mark.parametrize("depth", [config.MAX_JSON_DEPTH + 1, 5000])
+def test_deep_nesting_is_refused_naming_the_field(field: str, depth: int) -> None:
+    value: Any = "x"
+    for _ in range(depth):  # built without recursion; deeper than any parser would go
+        value = [value]
+    job_input = {"audio_url": "https://example.com/a.wav", field: value}
+    if field == "audios":
+        job_input.pop("audio_url")
+    with pytest.raises(InvalidInputError, match=f"^{field} is nested too deeply: at most 32 levels$"):
+        validation.parse_input(job_input)

@@ -52,7 +52,7 @@ def test_each_language_is_transcribed_and_named(
     assert result["language"] == code
     assert 0.9 <= result["language_confidence"] <= 1
     assert result["language_mismatch"] is False
-    assert result["meta"]["model"] == two_models[1]
+    assert result["meta"]["model"] == Path(two_models[1]).stem
 
 
 def test_a_batch_names_each_items_language_and_flags_those_not_expected(
@@ -97,16 +97,16 @@ def test_the_english_model_beside_it_knows_only_english(
     german = ask({"audio_base64": clips["de"]})
     assert english["text"] == PHRASES["en"][1]
     assert german["text"] != PHRASES["de"][1]
-    assert english["meta"]["model"] == german["meta"]["model"] == two_models[0]
+    assert english["meta"]["model"] == german["meta"]["model"] == Path(two_models[0]).stem
 
 
 def test_jobs_for_two_models_at_once_each_get_their_own(
     clips: dict[str, str], two_models: tuple[str, str]
 ) -> None:
     jobs = [
-        ({"audio_base64": clips[code], "model": MULTILINGUAL}, two_models[1], PHRASES[code][1])
+        ({"audio_base64": clips[code], "model": MULTILINGUAL}, Path(two_models[1]).stem, PHRASES[code][1])
         for code in ("de", "fr", "es", "it")
-    ] + [({"audio_base64": clips["en"]}, two_models[0], PHRASES["en"][1])] * 4
+    ] + [({"audio_base64": clips["en"]}, Path(two_models[0]).stem, PHRASES["en"][1])] * 4
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(ask, [job for job, _, _ in jobs]))
     assert [(r["meta"]["model"], r["text"]) for r in results] == [(m, words) for _, m, words in jobs]

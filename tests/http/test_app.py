@@ -283,7 +283,7 @@ def test_several_served_models_are_listed_and_picked_by_id(
     assert raised.value.body["message"].startswith("model 'whisper-1' is not served here")
     body = json.dumps({"audio_base64": b64(clip), "model": multilingual.stem}).encode()
     status, _, answer = post(server.port, "/v1/jobs", body, "application/json")
-    assert (status, json.loads(answer)["meta"]["model"]) == (200, str(multilingual))
+    assert (status, json.loads(answer)["meta"]["model"]) == (200, multilingual.stem)
 
 
 def test_translations_say_the_model_does_not_translate(server: RunningServer, clip: Path) -> None:
@@ -336,7 +336,7 @@ BAD_FORMS = [
     ([("language", "xx")], b"x", 400, "language 'xx' is not one the model transcribes"),
     ([("prompt", "Hello")], b"x", 400, "prompt is not supported"),
     ([("include[]", "logprobs")], b"x", 400, "include is not supported"),
-    ([("hotwords", "[" * 5000 + "]" * 5000)], b"x", 400, "hotwords must be JSON nested less deeply"),
+    ([("hotwords", "[" * 5000 + "]" * 5000)], b"x", 400, "hotwords is nested too deeply: at most 32 levels"),
     # A lone surrogate is valid JSON in a key; the queue's validation names it as an unknown field.
     (
         [("response_format", "srt"), ("subtitle_options", '{"\\ud800": 1}')],
@@ -400,24 +400,6 @@ def test_sixteen_requests_at_once_share_model_calls(
         texts = list(pool.map(lambda _: transcribe(running, clip).text, range(16)))
     assert texts == [WORDS] * 16
     assert len(spy.calls) < 16, spy.calls
-
-
-def test_a_full_worker_answers_503_with_retry_after(
-    clip: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
-) -> None:
-    monkeypatch.setattr(config, "MAX_CONCURRENCY", 1)
-    spy = ModelSpy(monkeypatch)
-    spy.delay = 2.0
-    body, content_type = multipart([], clip.read_bytes())
-    with http_server() as running, ThreadPoolExecutor(1) as pool:
-        first = pool.submit(transcribe, running, clip)
-        while not spy.calls:
-            time.sleep(0.01)
-        status, headers, answer = post(running.port, "/v1/audio/transcriptions", body, content_type)
-        assert first.result().text == WORDS
-    assert status == 503
-    assert headers["retry-after"] == str(config.BUSY_RETRY_AFTER_SECONDS)
-    assert json.loads(answer)["error"]["code"] == "busy"
 
 
 def test_a_client_that_disconnects_leaves_the_model_queue(

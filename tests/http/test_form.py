@@ -79,7 +79,7 @@ def test_garbage_after_a_boundary_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ([("x", "y")] * (config.MAX_FORM_FIELDS + 1), f"more than {config.MAX_FORM_FIELDS} fields"),
+        ([("x", "y")] * (config.MAX_FORM_FIELDS + 1), f"more than {config.MAX_FORM_FIELDS} text fields"),
         ([("long", "y" * (config.MAX_FORM_FIELD_BYTES + 1))], "long is longer than"),
     ],
 )
@@ -126,3 +126,30 @@ def test_a_file_part_without_a_file_name_is_still_the_file(tmp_path: Path) -> No
     received = read(nameless, content_type, tmp_path)
     assert received.fields == []
     assert received.file.read_bytes() == b"abc"
+
+
+def test_the_field_limit_counts_text_fields_only(tmp_path: Path) -> None:
+    body, content_type = multipart([("x", "y")] * config.MAX_FORM_FIELDS, b"audio")
+    received = read(body, content_type, tmp_path, size=4096)
+    assert len(received.fields) == config.MAX_FORM_FIELDS
+    assert received.file_bytes == len(b"audio")
+
+
+def test_nothing_after_the_closing_boundary_is_read(tmp_path: Path) -> None:
+    body, content_type = multipart([("a", "b")], b"audio")
+    taken: list[bytes] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for chunk in (body, b"after the end" * 1000, b"and more"):
+            taken.append(chunk)
+            yield chunk
+
+    received = asyncio.run(form.read_form(chunks(), content_type, tmp_path))
+    assert received.fields == [("a", "b")]
+    assert taken == [body]
+
+
+def test_a_part_header_without_end_is_refused(tmp_path: Path) -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="' + b"n" * (config.MAX_FORM_FIELD_BYTES + 1)
+    with pytest.raises(InvalidInputError, match="malformed"):  # the parser's bound on a part's header line
+        read(body, "multipart/form-data; boundary=b", tmp_path, size=4096)

@@ -175,10 +175,12 @@ def test_lists_and_objects_come_as_json_or_repeated_fields() -> None:
 
 def test_json_nested_too_deeply_is_refused_by_name() -> None:
     # Python's JSON parser raises RecursionError (not ValueError) past its nesting limit: it was a 500.
-    assert refused(("hotwords", "[" * 5000 + "]" * 5000)) == "hotwords must be JSON nested less deeply"
+    assert (
+        refused(("hotwords", "[" * 5000 + "]" * 5000)) == "hotwords is nested too deeply: at most 32 levels"
+    )
     deep = '{"a": ' * 5000 + "1" + "}" * 5000
     assert refused(("response_format", "srt"), ("subtitle_options", deep)) == (
-        "subtitle_options must be JSON nested less deeply"
+        "subtitle_options is nested too deeply: at most 32 levels"
     )
 
 

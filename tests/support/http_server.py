@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from tests.support.worker import SERVER_START_SECONDS, free_port
 from utils.http import app as http_app
+from utils.http import connection
 from utils.http.readiness import HEALTHY, Readiness
 from utils.job import pipeline as job_pipeline
 
@@ -24,6 +26,7 @@ class RunningServer:
     url: str
     port: int
     readiness: Readiness
+    app: FastAPI
 
 
 @contextmanager
@@ -41,9 +44,8 @@ def http_server(load: bool = True) -> Iterator[RunningServer]:
         job_pipeline.load_models()
         state.state = HEALTHY
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(http_app.create_app(state), host="127.0.0.1", port=port, log_config=None)
-    )
+    app = http_app.create_app(state)
+    server = uvicorn.Server(connection.server_config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     started = time.monotonic()
@@ -52,7 +54,7 @@ def http_server(load: bool = True) -> Iterator[RunningServer]:
         assert time.monotonic() - started < SERVER_START_SECONDS, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", port, state)
+        yield RunningServer(f"http://127.0.0.1:{port}", port, state, app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

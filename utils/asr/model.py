@@ -282,7 +282,7 @@ def model_info(name: str | None = None) -> dict[str, str]:
     """
     current = loaded(name)
     return {
-        "model": current.name,
+        "model": model_id(current.name),  # a .nemo by its id: a result never shows a server path
         "model_source": current.source,
         "device": str(current.model.device),
         "precision": compute_dtype(current.model.device.type),

@@ -8,6 +8,8 @@ there), and runs one model call at a time:
   join it, grouped by length and bounded like any batch (`utils.asr.batching`).
 - A windowed item runs one window per call and then queues again behind the items that arrived
   meanwhile, so hours of audio never hold short clips back by more than one call.
+- On a CPU no call takes more than `CPU_MAX_CALL_SECONDS` of audio (longer items go in windows of that
+  length, batches are bounded by it), so a deadline or a cancellation waits for one such call at most.
 - Running out of memory: a batch retries its items one by one; a lone item moves to the next plan
   (full → local → windows of `FALLBACK_WINDOW_SECONDS`). Any other failure of a batch also retries
   its items alone, so one job's bad item never fails another job's items.
@@ -143,8 +145,12 @@ class Scheduler:
         """
         seconds = audio.size / config.SAMPLE_RATE
         plan = transcribe.plan_of(seconds, model_name)
+        # On a CPU, audio longer than one call may take goes in windows that each take a bounded time.
+        limit = transcribe.call_limit_seconds(model_name)
         if window_seconds is not None and seconds > window_seconds:
             plan = WINDOWED
+        elif limit is not None and seconds > limit:
+            plan = WINDOWED  # in windows of its plan's length, at most the limit (below)
         request = _Request(
             audio,
             kinds,
@@ -159,6 +165,7 @@ class Scheduler:
         )
         if plan == WINDOWED:
             length = window_seconds or transcribe.fallback_window_seconds([])
+            length = length if limit is None else min(length, limit)
             request.windows = transcribe.window_plan(audio.size, length)
         self._enqueue(request)
         return request.future
@@ -232,7 +239,8 @@ class Scheduler:
             return [first]
         group = sorted((r for r in self._pending if r is first or r.joins(first)), key=lambda r: r.seconds)
         durations = [r.seconds for r in group]
-        for batch in batches(list(range(len(group))), durations):
+        limit = transcribe.call_limit_seconds(first.model)
+        for batch in batches(list(range(len(group))), durations, limit):
             if group.index(first) in batch:
                 return [group[i] for i in batch]
         return [first]
@@ -332,6 +340,8 @@ class Scheduler:
         request.plan = next_plan
         if next_plan == WINDOWED:
             window_seconds = transcribe.fallback_window_seconds(request.fallbacks)
+            limit = transcribe.call_limit_seconds(request.model)
+            window_seconds = window_seconds if limit is None else min(window_seconds, limit)
             request.windows = transcribe.window_plan(request.audio.size, window_seconds)
         self._requeue(request, fresh=False)
 

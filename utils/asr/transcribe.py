@@ -375,6 +375,19 @@ def plausible(transcript: Transcript, seconds: float) -> bool:
     return words < config.IMPLAUSIBLE_MIN_WORDS or words <= config.MAX_WORDS_PER_SECOND * seconds
 
 
+def call_limit_seconds(model_name: str | None = None) -> float | None:
+    """The most audio one model call may take on the model's device, so that a deadline or a
+    cancellation, checked between calls, waits for at most one call.
+
+    Args:
+        model_name: The served model (None: the default).
+
+    Returns:
+        `CPU_MAX_CALL_SECONDS` on a CPU; None on a GPU, whose calls are short for any plan.
+    """
+    return config.CPU_MAX_CALL_SECONDS if model.loaded(model_name).model.device.type == "cpu" else None
+
+
 def plan_of(seconds: float, model_name: str | None = None) -> str:
     """The plan for audio of this length on a served model and this device's free memory.
 

@@ -110,6 +110,22 @@ def _shown_number(value: float) -> str:
     return f"{value:g}"
 
 
+def _reject_deep_nesting(job_input: dict[str, Any]) -> None:
+    """Refuses a field nested deeper than `MAX_JSON_DEPTH` (before anything recurses into it), naming it."""
+    for name, value in job_input.items():
+        stack = [(value, 1)]
+        while stack:
+            current, depth = stack.pop()
+            if depth > config.MAX_JSON_DEPTH:
+                shown = _shorten(str(name), config.MAX_ECHOED_NAME_CHARS)
+                limit = config.MAX_JSON_DEPTH
+                raise InvalidInputError(f"{shown} is nested too deeply: at most {limit} levels")
+            if isinstance(current, dict):
+                stack.extend((child, depth + 1) for child in current.values())
+            elif isinstance(current, list):
+                stack.extend((child, depth + 1) for child in current)
+
+
 def _shorten(text: str, limit: int) -> str:
     """`text`, cut to `limit` characters with an ellipsis when it is longer."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -281,6 +297,7 @@ def parse_input(job_input: Any, upload: Path | None = None) -> JobRequest:
     """
     if not isinstance(job_input, dict):
         raise InvalidInputError(f"input must be a JSON object, got {_type_name(job_input)}")
+    _reject_deep_nesting(job_input)  # before anything recurses into it
     try:
         declared = JobInput.model_validate(job_input, context={"upload": upload})
     except ValidationError as error:

@@ -1,17 +1,17 @@
 """The HTTP server's routes: OpenAI's transcription API, the queue's JSON contract, /ping and /v1/models.
 
 Every job goes through `utils.job.pipeline.answer`, as queue jobs do, on a thread of the server's own pool, so
-requests of different connections meet in the one model scheduler and share model calls. A worker
-running `MAX_CONCURRENCY` jobs, or holding its audio budget, answers 503 with `Retry-After` at once
-rather than queueing unseen work. A client that disconnects cancels its job: its queued items leave the
-model's queue, and its files are removed.
+requests of different connections meet in the one model scheduler and share model calls. A request
+takes one of `MAX_CONCURRENCY` slots before its body is read; a request that finds them all taken
+waits in a short line (`utils.http.admission`), and one that cannot wait (the line is full, or its wait
+ran out) answers 503 with `Retry-After` from the expected wait. A worker holding its audio budget
+answers 503 as well. A client that disconnects cancels its job: its queued items leave the model's
+queue, and its files are removed. JSON bodies are parsed off the event loop, within bounds.
 """
 
 import asyncio
 import hmac
-import json
 import logging
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +38,7 @@ from utils.errors import (
     WorkerBusyError,
     WorkerError,
 )
-from utils.http import errors, form, formats, openai_params, readiness
+from utils.http import admission, errors, form, formats, json_body, openai_params, readiness
 from utils.job import dirs
 from utils.job import pipeline as job_pipeline
 from utils.job.deadline import Deadline
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 JSON_ROUTE = "/v1/jobs"
 PING = "/ping"
+OPENAPI = "/openapi.json"
 # The JSON route's body holds base64 audio: room for MAX_BASE64_CHARS and the other fields.
 _JSON_SLACK_BYTES = 1024 * 1024
 
@@ -77,41 +78,34 @@ def _model_card(model_id: str) -> dict[str, Any]:
 
 
 class _Jobs:
-    """Runs jobs on the server's threads, at most `MAX_CONCURRENCY` at once."""
+    """Runs jobs on the server's threads, each holding a slot of the admission line until it ends."""
 
-    def __init__(self, state: readiness.Readiness) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=config.MAX_CONCURRENCY, thread_name_prefix="http-job")
-        self._slots = threading.BoundedSemaphore(config.MAX_CONCURRENCY)
+    def __init__(self, state: readiness.Readiness, line: admission.Line) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=line.slots, thread_name_prefix="http-job")
         self._readiness = state
+        self.line = line
 
     def start(
-        self, job_input: dict[str, Any], options: job_pipeline.JobOptions, owned: TemporaryDirectory | None
+        self,
+        job_input: dict[str, Any],
+        options: job_pipeline.JobOptions,
+        owned: TemporaryDirectory | None,
+        slot: admission.Slot,
     ) -> tuple["Future[dict[str, Any]]", Deadline]:
-        """Starts a job, or refuses it when the worker is full.
+        """Starts a job in the slot it was admitted to; the job gives the slot back when it ends.
 
         Args:
             job_input: The queue input.
             options: The front door's options (upload, stream).
             owned: A directory the job removes when it ends (the upload's).
+            slot: The admission slot the request holds (the job's from now on).
 
         Returns:
             The future of the job's contract, and its deadline (also its cancellation).
-
-        Raises:
-            WorkerBusyError: `MAX_CONCURRENCY` jobs are running.
         """
-        if not self._slots.acquire(blocking=False):
-            raise WorkerBusyError(
-                f"the worker is running {config.MAX_CONCURRENCY} jobs (MAX_CONCURRENCY); retry shortly"
-            )
         deadline = Deadline(config.JOB_TIMEOUT_SECONDS)
         job = {"id": f"http-{uuid.uuid4().hex[:12]}", "input": job_input}
-        try:
-            future = self._pool.submit(self._run, job, deadline, options, owned)
-        except BaseException:
-            self._slots.release()
-            raise
-        return future, deadline
+        return self._pool.submit(self._run, job, deadline, options, owned, slot), deadline
 
     def _run(
         self,
@@ -119,13 +113,14 @@ class _Jobs:
         deadline: Deadline,
         options: job_pipeline.JobOptions,
         owned: TemporaryDirectory | None,
+        slot: admission.Slot,
     ) -> dict[str, Any]:
         try:
             result = job_pipeline.answer(job, lambda message: None, deadline, options)
         finally:
-            self._slots.release()
             if owned is not None:
                 owned.cleanup()
+            slot.release()
         if result.pop("refresh_worker", False):
             self._readiness.fail("an unrecoverable GPU error")
         return result
@@ -135,13 +130,21 @@ class _Jobs:
         self._pool.shutdown(wait=True)
 
 
+# After a form's end a well-behaved client sends at most a line break; a watcher stops reading beyond this.
+_TRAILING_BYTES = 1024
+
+
 async def _cancel_on_disconnect(request: Request, deadline: Deadline) -> None:
     """Cancels the job when its client goes away (after the body was read, receive waits for that)."""
+    trailing = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             deadline.cancel()
             return
+        trailing += len(message.get("body", b""))
+        if trailing > _TRAILING_BYTES:
+            return  # bytes after the form's end: not read (the connection closes after the answer)
 
 
 async def _finished(request: Request, future: "Future[dict[str, Any]]", deadline: Deadline) -> dict[str, Any]:
@@ -164,8 +167,10 @@ def _check_key(request: Request) -> None:
         raise UnauthorizedError("a valid API key is needed: send Authorization: Bearer <API_KEY>")
 
 
-def _error(error: WorkerError) -> JSONResponse:
-    response = errors.error_response(str(error), error.error_type)
+def _error(error: WorkerError, line: admission.Line) -> JSONResponse:
+    retry_after = line.retry_after() if isinstance(error, WorkerBusyError) else None
+    retry_after = getattr(error, "retry_after", None) or retry_after
+    response = errors.error_response(str(error), error.error_type, retry_after=retry_after)
     if isinstance(error, UnauthorizedError):
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -176,6 +181,7 @@ def _stream(
     jobs: _Jobs,
     upload: TemporaryDirectory,
     file: Path,
+    slot: admission.Slot,
 ) -> StreamingResponse:
     """Starts a job whose settled words come back as `transcript.text.delta` events."""
     loop = asyncio.get_running_loop()
@@ -190,7 +196,7 @@ def _stream(
         stream_window_seconds=config.STREAM_WINDOW_SECONDS,
         on_words=on_words,
     )
-    future, deadline = jobs.start(params.job_input, options, upload)
+    future, deadline = jobs.start(params.job_input, options, upload, slot)
     future.add_done_callback(lambda done: loop.call_soon_threadsafe(events.put_nowait, done.result()))
     given = params.job_input.get("language")
     digits = number_stream.SettledDigits(given if isinstance(given, str) else None)
@@ -223,9 +229,11 @@ def _stream(
     return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-def _render(result: dict[str, Any], params: openai_params.TranscriptionRequest) -> Response:
+def _render(
+    result: dict[str, Any], params: openai_params.TranscriptionRequest, line: admission.Line
+) -> Response:
     if not result.get("success"):
-        return errors.contract_error_response(result)
+        return errors.contract_error_response(result, retry_after=line.retry_after())
     rendered = formats.render(result, params.response_format, params.granularities)
     if rendered.json is not None:
         return JSONResponse(rendered.json)
@@ -276,9 +284,16 @@ def create_app(state: readiness.Readiness) -> FastAPI:
         state: The server's readiness, answered on /ping and lowered by GPU failures.
 
     Returns:
-        The FastAPI app (its jobs' threads stop with its lifespan).
+        The FastAPI app (its jobs' threads stop with its lifespan). `app.state.admission` is its
+        admission line, for routes mounted beside these.
     """
-    jobs = _Jobs(state)
+    line = admission.Line(
+        config.MAX_CONCURRENCY,
+        config.ADMISSION_WAIT_SECONDS,
+        config.ADMISSION_QUEUE_MAX,
+        typical_hold_seconds=config.BUSY_RETRY_AFTER_SECONDS,
+    )
+    jobs = _Jobs(state, line)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -291,13 +306,15 @@ def create_app(state: readiness.Readiness) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind the key
     )
+    app.state.admission = line
     app.openapi = _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 404:
-            return _error(UnknownRouteError(f"no route {request.method} {request.url.path[:64]}"))
+            return _error(UnknownRouteError(f"no route {request.method} {request.url.path[:64]}"), line)
         response = errors.error_response(str(error.detail), "invalid_input")
         response.status_code = error.status_code
         return response
@@ -307,7 +324,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
         log.error("request %s %s failed: %s", request.method, request.url.path[:64], type(error).__name__)
         return errors.error_response("internal error; the server logged the details", "internal")
 
-    @app.get(PING, include_in_schema=False)
+    @app.api_route(PING, methods=["GET", "HEAD"], include_in_schema=False)
     async def ping() -> Response:
         if state.state == readiness.HEALTHY:
             return JSONResponse({"status": "healthy"})
@@ -315,12 +332,20 @@ def create_app(state: readiness.Readiness) -> FastAPI:
             return JSONResponse({"status": "unhealthy"}, status_code=503)
         return Response(status_code=204)
 
+    @app.get(OPENAPI, include_in_schema=False)
+    async def openapi(request: Request) -> Response:
+        try:
+            _check_key(request)
+        except WorkerError as error:
+            return _error(error, line)
+        return JSONResponse(app.openapi())
+
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         try:
             _check_key(request)
         except WorkerError as error:
-            return _error(error)
+            return _error(error, line)
         return JSONResponse({"object": "list", "data": [_model_card(name) for name in served_models()]})
 
     @app.get("/v1/models/{model_id:path}")
@@ -330,20 +355,22 @@ def create_app(state: readiness.Readiness) -> FastAPI:
             if model_id not in served_models():
                 raise UnknownRouteError(f"model {model_id[:64]!r} is not served here")
         except WorkerError as error:
-            return _error(error)
+            return _error(error, line)
         return JSONResponse(_model_card(model_id))
 
     @app.post("/v1/audio/translations")
     async def translations(request: Request) -> Response:
-        return _error(UnknownRouteError(f"the model does not translate; it transcribes, at {TRANSCRIPTIONS}"))
+        message = f"the model does not translate; it transcribes, at {TRANSCRIPTIONS}"
+        return _error(UnknownRouteError(message), line)
 
     @app.post(TRANSCRIPTIONS, openapi_extra=_transcription_form())
     async def transcriptions(request: Request) -> Response:
         try:
             _check_key(request)
             form.check_length(request.headers.get("content-length"))
+            slot: admission.Slot | None = await line.enter()  # the body waits unread until then
         except WorkerError as error:
-            return _error(error)
+            return _error(error, line)
         upload: TemporaryDirectory | None = dirs.job_directory()
         try:
             content_type = request.headers.get("content-type")
@@ -355,37 +382,48 @@ def create_app(state: readiness.Readiness) -> FastAPI:
             params = openai_params.parse_form(received.fields, served_models())
             validation.parse_input(params.job_input, received.file)  # bad options fail before any work
             if params.stream:
-                response = _stream(params, jobs, upload, received.file)
-                upload = None  # the job removes it
+                response = _stream(params, jobs, upload, received.file, slot)
+                upload = slot = None  # the job removes the upload and gives the slot back
                 return response
             options = job_pipeline.JobOptions(
                 upload=received.file, wait_for_room=False, segment_details=params.segment_details
             )
-            future, deadline = jobs.start(params.job_input, options, upload)
-            upload = None
-            return _render(await _finished(request, future, deadline), params)
+            future, deadline = jobs.start(params.job_input, options, upload, slot)
+            upload = slot = None
+            return _render(await _finished(request, future, deadline), params, line)
         except WorkerError as error:
-            return _error(error)
+            return _error(error, line)
         finally:
             if upload is not None:
                 upload.cleanup()
+            if slot is not None:
+                slot.release()
 
     @app.post(JSON_ROUTE, openapi_extra=_JSON_BODY)
     async def run_job(request: Request) -> Response:
         """Takes the queue job's `input` object and answers the queue's output contract."""
+        retry_after = None
+        slot: admission.Slot | None = None
         try:
             _check_key(request)
+            slot = await line.enter()
             body = await form.read_body(request.stream(), config.MAX_BASE64_CHARS + _JSON_SLACK_BYTES)
-            try:
-                job_input = json.loads(body)
-            except ValueError:
-                raise InvalidInputError("the request body must be the job input, a JSON object") from None
-            future, deadline = jobs.start(job_input, job_pipeline.JobOptions(wait_for_room=False), None)
+            job_input = await asyncio.to_thread(json_body.parse, body)
+            future, deadline = jobs.start(job_input, job_pipeline.JobOptions(wait_for_room=False), None, slot)
+            slot = None
             result = await _finished(request, future, deadline)
         except WorkerError as error:
+            if isinstance(error, WorkerBusyError):
+                retry_after = error.retry_after
             result = results.error_fields(error)
+        finally:
+            if slot is not None:
+                slot.release()
         status = 200 if result.get("success") else errors.status_of(result["error_type"])
-        return JSONResponse(result, status_code=status)
+        response = JSONResponse(result, status_code=status)
+        if status == 503 and result["error_type"] == "busy":
+            response.headers["Retry-After"] = str(retry_after or line.retry_after())
+        return response
 
     return app
 

@@ -24,6 +24,7 @@ STATUS_BY_ERROR_TYPE = {
     "unauthorized": 401,
     "unknown_route": 404,
     "upload_timeout": 408,
+    "headers_too_large": 431,
     "payload_too_large": 413,
     "download_too_large": 413,
     "audio_too_long": 413,
@@ -71,30 +72,37 @@ def error_body(message: str, error_type: str, param: str | None = None) -> dict[
     return {"error": {"message": message, "type": kind, "param": param, "code": error_type}}
 
 
-def error_response(message: str, error_type: str, param: str | None = None) -> JSONResponse:
+def error_response(
+    message: str, error_type: str, param: str | None = None, retry_after: int | None = None
+) -> JSONResponse:
     """The response for a failure, with `Retry-After` when the worker is full.
 
     Args:
         message: The one-line message.
         error_type: The contract's error type.
         param: The request field it is about, when one is.
+        retry_after: The seconds to send in `Retry-After` with `busy` (default:
+            `BUSY_RETRY_AFTER_SECONDS`).
 
     Returns:
         The JSON response.
     """
-    headers = {"Retry-After": str(config.BUSY_RETRY_AFTER_SECONDS)} if error_type == "busy" else None
+    headers = None
+    if error_type == "busy":
+        headers = {"Retry-After": str(retry_after or config.BUSY_RETRY_AFTER_SECONDS)}
     return JSONResponse(
         error_body(message, error_type, param), status_code=status_of(error_type), headers=headers
     )
 
 
-def contract_error_response(result: dict[str, Any]) -> JSONResponse:
+def contract_error_response(result: dict[str, Any], retry_after: int | None = None) -> JSONResponse:
     """The response for a failed job's contract (`{"success": false, "error", "error_type"}`).
 
     Args:
         result: The failure contract.
+        retry_after: `Retry-After` for `busy` (default: `BUSY_RETRY_AFTER_SECONDS`).
 
     Returns:
         The JSON response.
     """
-    return error_response(result["error"], result["error_type"])
+    return error_response(result["error"], result["error_type"], retry_after=retry_after)

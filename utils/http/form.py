@@ -1,8 +1,9 @@
 """Reads a `multipart/form-data` request as it arrives: short text fields kept in order, the one file
 written straight to disk under `MAX_UPLOAD_BYTES` (never held whole in memory).
 
-A stalled client is dropped after `UPLOAD_IDLE_TIMEOUT_SECONDS` without a byte; the request holds no
-model slot while its body arrives.
+A stalled client is dropped after `UPLOAD_IDLE_TIMEOUT_SECONDS` without a byte, a slow one once it
+falls behind `UPLOAD_MIN_BYTES_PER_SECOND` (see `timed`). Nothing after the form's closing boundary
+is read.
 """
 
 import asyncio
@@ -98,16 +99,13 @@ class _FormBuilder:
         }
 
     def _part_begin(self) -> None:
-        self._parts += 1
-        if self._parts > config.MAX_FORM_FIELDS:
-            raise InvalidInputError(f"the form has more than {config.MAX_FORM_FIELDS} fields")
         self._disposition, self._text = b"", bytearray()
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
 
     def _header_value_data(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
+        self._header_value += data[start:end]  # the parser bounds a part's header lines
 
     def _header_end(self) -> None:
         if self._header_field.lower() == b"content-disposition":
@@ -121,7 +119,10 @@ class _FormBuilder:
             raise InvalidInputError("a form part has no name (Content-Disposition: form-data; name=...)")
         self._name = name.decode("utf-8", "replace")
         if b"filename" not in options and self._name != UPLOAD_FIELD:
-            return  # a text field (a `file` part is the audio even without a file name)
+            self._parts += 1  # a text field (a `file` part is the audio even without a file name)
+            if self._parts > config.MAX_FORM_FIELDS:
+                raise InvalidInputError(f"the form has more than {config.MAX_FORM_FIELDS} text fields")
+            return
         if self._name != UPLOAD_FIELD:
             raise InvalidInputError(
                 f"{self._name[:64]} cannot be a file; the audio goes in the field {UPLOAD_FIELD}"
@@ -160,7 +161,11 @@ class _FormBuilder:
 
 
 async def timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """A request body's chunks, refused when the client sends nothing for a while.
+    """A request body's chunks, refused when the client stalls or sends too slowly.
+
+    Once reading began, the body has `UPLOAD_IDLE_TIMEOUT_SECONDS` plus its bytes so far at
+    `UPLOAD_MIN_BYTES_PER_SECOND`: an upload of N bytes is done within that grace and N at that rate,
+    however its bytes are spread.
 
     Args:
         chunks: The request body (`request.stream()`).
@@ -169,19 +174,32 @@ async def timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         Its chunks.
 
     Raises:
-        UploadTimeoutError: No chunk came for `UPLOAD_IDLE_TIMEOUT_SECONDS`.
+        UploadTimeoutError: No chunk came for `UPLOAD_IDLE_TIMEOUT_SECONDS`, or the body fell behind
+            the minimum rate.
     """
     iterator = aiter(chunks)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    received = 0
     while True:
+        grace = config.UPLOAD_IDLE_TIMEOUT_SECONDS
+        until_rate = started + grace + received / config.UPLOAD_MIN_BYTES_PER_SECOND
+        wait = min(config.UPLOAD_IDLE_TIMEOUT_SECONDS, until_rate - loop.time())
         try:
-            chunk = await asyncio.wait_for(anext(iterator), config.UPLOAD_IDLE_TIMEOUT_SECONDS)
+            chunk = await asyncio.wait_for(anext(iterator), max(wait, 0.0))
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if wait < config.UPLOAD_IDLE_TIMEOUT_SECONDS:
+                raise UploadTimeoutError(
+                    f"the upload came slower than {config.UPLOAD_MIN_BYTES_PER_SECOND} bytes a second "
+                    "(UPLOAD_MIN_BYTES_PER_SECOND)"
+                ) from None
             raise UploadTimeoutError(
                 f"the upload sent nothing for {config.UPLOAD_IDLE_TIMEOUT_SECONDS:g} s "
                 "(UPLOAD_IDLE_TIMEOUT_SECONDS)"
             ) from None
+        received += len(chunk)
         yield chunk
 
 
@@ -225,12 +243,16 @@ async def read_form(chunks: AsyncIterator[bytes], content_type: str | None, dire
     """
     builder = _FormBuilder(directory)
     parser = MultipartParser(boundary_of(content_type), builder.callbacks())
+    body = timed(chunks)
     try:
-        async for chunk in timed(chunks):
+        async for chunk in body:
             _write(parser, chunk)
+            if parser.state == MultipartState.END:
+                break  # nothing after the closing boundary is read (the connection closes instead)
         _finish(parser)
     finally:
         builder.close()
+        await body.aclose()
     return builder.form
 
 

@@ -28,6 +28,7 @@ import config
 from utils.contract.fields import RULE, Says, broken
 from utils.contract.job_input import JobInput
 from utils.errors import InvalidInputError
+from utils.http import json_body
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
 GRANULARITIES = ("word", "segment")
@@ -136,12 +137,13 @@ def _coerced(text: str) -> Any:
 
 def _json_value(text: str) -> Any:
     """A field sent as one JSON-encoded list or object."""
+    problem = json_body.problem(text.encode())
+    if problem is not None:
+        raise broken(problem)  # nested too deeply, or too many values: refused before parsing
     try:
         return json.loads(text)
     except ValueError:
         raise broken("must be JSON or repeated fields, got text that is not JSON") from None
-    except RecursionError:  # a form field of 64 kB can nest thousands of levels deep
-        raise broken("must be JSON nested less deeply") from None
 
 
 def _list_option(parts: Parts) -> Any:

@@ -78,7 +78,8 @@ def info() -> dict[str, str]:
         `{"diarizer", "diarizer_source"}`.
     """
     current = loaded()
-    return {"diarizer": current.name, "diarizer_source": current.source}
+    # A .nemo by its id, as the ASR models are: a result never shows a server path.
+    return {"diarizer": asr_model.model_id(current.name), "diarizer_source": current.source}
 
 
 def speaker_activity(diarizer: LoadedDiarizer, samples: np.ndarray) -> SpeakerActivity:
