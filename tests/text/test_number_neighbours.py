@@ -37,6 +37,15 @@ CASES = [
     ("de", "halb drei", "halb drei"),
     ("nl", "half drie", "half drie"),
     ("da", "halv tre", "halv tre"),
+    # A number and a half in one word, before a scale word ("dreieinhalb 1000" was written).
+    ("de", "dreieinhalb tausend", "dreieinhalb tausend"),
+    ("nl", "tweeënhalf duizend", "tweeënhalf duizend"),
+    # "And a bit" after a number ("3000000 y pico", "20 odd" were written).
+    ("es", "tres millones y pico", "tres millones y pico"),
+    ("pt", "três mil e pouco", "três mil e pouco"),
+    ("it", "mille e rotti", "mille e rotti"),
+    ("fr", "trois millions et des poussières", "trois millions et des poussières"),
+    ("en", "twenty odd people", "twenty odd people"),
     # Brazilian "meia" is six when digits are read out: the digits beside it stay words.
     ("pt", "três meia cinco", "três meia cinco"),
     # A multiplier before a number.

@@ -9,21 +9,24 @@ from collections.abc import Sequence
 
 from utils.text.number_words import joined, says_number, scale_value, word_parts
 
-# Words that change the value of a number said before or after them.
+# Words that change the value of a number said before or after them: fractions, and "and a bit"
+# ("tres millones y pico", "twenty odd").
 _FRACTIONS = {
     "en": {"half", "halves", "quarter", "quarters", "third", "thirds", "fourths", "fifths", "eighths"}
-    | {"tenths"},
+    | {"tenths", "odd"},
     "de": {"halb", "halbe", "halben", "halber", "halbes", "hälfte", "viertel", "dreiviertel", "drittel"}
     | {"achtel", "anderthalb", "eineinhalb"},
-    "fr": {"demi", "demie", "demis", "demies", "quart", "quarts", "tiers", "moitié"},
-    "es": {"medio", "media", "medios", "medias", "cuarto", "cuartos", "tercio", "tercios", "mitad"},
-    "it": {"mezzo", "mezza", "mezzi", "mezze", "quarto", "quarti", "terzo", "terzi", "metà"},
+    "fr": {"demi", "demie", "demis", "demies", "quart", "quarts", "tiers", "moitié", "poussières"},
+    "es": {"medio", "media", "medios", "medias", "cuarto", "cuartos", "tercio", "tercios", "mitad", "pico"},
+    "it": {"mezzo", "mezza", "mezzi", "mezze", "quarto", "quarti", "terzo", "terzi", "metà", "rotti"},
     # "meia" is also six when Brazilians read digits out ("um dois meia"): those stay words too.
-    "pt": {"meio", "meia", "meios", "meias", "quarto", "quartos", "terço", "terços", "metade"},
+    "pt": {"meio", "meia", "meios", "meias", "quarto", "quartos", "terço", "terços", "metade", "pouco"},
     "nl": {"half", "halve", "kwart", "derde", "derden", "helft", "anderhalf"},
     "da": {"halv", "halvt", "halve", "halvanden", "halvandet", "kvart", "kvarter", "tredjedel", "halvdel"}
     | {"halvdelen", "tredjedele"},
 }
+# Endings of words that say a number and a half ("dreieinhalb", "tweeënhalf"), unknown to the parser.
+_HALF_ENDINGS = {"de": "halb", "nl": "half"}
 # Words that multiply a number said after them ("a couple thousand", "double seven", "mehrere tausend").
 _MULTIPLIERS = {
     "en": {"dozen", "dozens", "couple", "pair", "double", "triple", "several", "few"},
@@ -91,12 +94,16 @@ def changed_by_neighbours(
     )
 
 
+def _fraction(core: str, language: str) -> bool:
+    ending = _HALF_ENDINGS.get(language)
+    return core in _FRACTIONS.get(language, set()) or bool(ending and core.endswith(ending))
+
+
 def _fraction_after(words: Sequence[str], breaks: Sequence[bool] | None, end: int, language: str) -> bool:
-    fractions = _FRACTIONS.get(language, set())
     index = end
     while index < len(words) and joined(words, breaks, index):
         core = _core(words[index])
-        if core in fractions:
+        if _fraction(core, language):
             return True
         if core not in _LINKS and not says_number(words[index], language):
             break
@@ -105,12 +112,11 @@ def _fraction_after(words: Sequence[str], breaks: Sequence[bool] | None, end: in
 
 
 def _word_before(words: Sequence[str], breaks: Sequence[bool] | None, start: int, language: str) -> bool:
-    fractions = _FRACTIONS.get(language, set())
-    before = fractions | _MULTIPLIERS.get(language, set())
+    multipliers = _MULTIPLIERS.get(language, set())
     index = start - 1
     while index >= 0 and start - index <= _LINKS_BEFORE + 1 and joined(words, breaks, index + 1):
         core = _core(words[index])
-        if core in before:
+        if _fraction(core, language) or core in multipliers:
             return True
         if core not in _LINKS:
             break
