@@ -67,3 +67,11 @@ def test_a_stream_keeps_words_when_a_fraction_came_in_the_last_window() -> None:
     sent += settled.feed(timed("a million people"))
     sent += settled.finish()
     assert " ".join(w.word for w in sent) == "about a quarter of a million people"
+
+
+def test_a_stream_holds_a_range_word_until_the_range_ends() -> None:
+    settled = number_stream.SettledDigits("en")
+    sent = settled.feed(timed("about three or"))
+    sent += settled.feed(timed("four thousand people"))
+    sent += settled.finish()
+    assert " ".join(w.word for w in sent) == "about three or four thousand people"

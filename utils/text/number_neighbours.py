@@ -60,6 +60,8 @@ _LINKS = frozenset(
     | {"d", "des", "y", "una", "uno", "del", "e", "di", "um", "uma", "do", "da", "en", "een", "van", "og"}
     | {"af", "oh", "o"}
 )
+# Words a stream holds back after a number, until it knows whether a fraction or a range follows.
+LINKING_WORDS = _LINKS | frozenset().union(*_RANGES.values())
 # At most this many such words between a word before a number and the number ("a quarter of a").
 _LINKS_BEFORE = 2
 
