@@ -11,17 +11,9 @@ import pytest
 
 import config
 import handler
-from tests.support.media import RATE, b64, channels_file, encode, speech
+from tests.support.media import PHRASES, RATE, b64, channels_file, phrase_clips, speech
 from tools.synth import DIGIT_WORDS_BY_LANGUAGE
 
-# A voice and a phrase per language; each phrase is long enough for the detector to be sure of it.
-PHRASES = {
-    "en": ("en-us", "seven four two nine"),
-    "de": ("de", "fünf zwei neun eins sieben"),
-    "fr": ("fr-fr", "cinq deux neuf un trois"),
-    "es": ("es", "cinco dos nueve uno siete"),
-    "it": ("it", "cinque due nove uno sette"),
-}
 MULTILINGUAL = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
 # Every test serves both bundled models (`two_models`) and leaves no job files behind.
 pytestmark = pytest.mark.usefixtures("job_root")
@@ -30,11 +22,7 @@ pytestmark = pytest.mark.usefixtures("job_root")
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Each language's phrase as base64 FLAC."""
-    directory = tmp_path_factory.mktemp("languages")
-    return {
-        code: b64(encode(speech(words, voice), directory / f"{code}.flac"))
-        for code, (voice, words) in PHRASES.items()
-    }
+    return phrase_clips(tmp_path_factory.mktemp("languages"))
 
 
 def ask(job_input: dict[str, Any]) -> dict[str, Any]:

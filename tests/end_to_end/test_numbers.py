@@ -11,17 +11,9 @@ import srt
 
 import config
 import handler
-from tests.support.media import b64, channels_file, encode, speech
+from tests.support.media import PHRASES, b64, channels_file, phrase_clips, speech
 
 MULTILINGUAL = config.BUNDLED_MULTILINGUAL_TEST_MODEL.stem
-# A voice and a phrase per language (the bundled models know the digit words of these five).
-PHRASES = {
-    "en": ("en-us", "seven four two nine"),
-    "de": ("de", "fünf zwei neun eins sieben"),
-    "fr": ("fr-fr", "cinq deux neuf un trois"),
-    "es": ("es", "cinco dos nueve uno siete"),
-    "it": ("it", "cinque due nove uno sette"),
-}
 # Each language's digits as the phrase says them.
 DIGITS = {
     "en": "7 4 2 9",
@@ -36,11 +28,7 @@ pytestmark = pytest.mark.usefixtures("job_root")
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Each language's phrase as base64 FLAC."""
-    directory = tmp_path_factory.mktemp("numbers")
-    return {
-        code: b64(encode(speech(words, voice), directory / f"{code}.flac"))
-        for code, (voice, words) in PHRASES.items()
-    }
+    return phrase_clips(tmp_path_factory.mktemp("numbers"))
 
 
 def ask(job_input: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import config
 from tests.support.http_server import RunningServer, http_server, multipart, post
 from tests.support.media import encode, speech
 from tests.support.model_spy import ModelSpy
-from utils.errors import WorkerBusyError
+from utils.errors import JobCancelledError, WorkerBusyError
 from utils.http.admission import Line
 
 
@@ -91,6 +91,21 @@ def test_a_wait_that_runs_out_is_refused_and_leaves_the_line() -> None:
     assert (error.retry_after, waiting) == (2, 0)
 
 
+def test_waiters_refused_together_are_told_to_come_back_in_their_order() -> None:
+    async def scenario() -> list[int]:
+        line = Line(1, wait_seconds=0.2, queue_max=4, typical_hold_seconds=2)
+        await line.enter()
+        waiters = []
+        for _ in range(4):
+            waiters.append(asyncio.create_task(line.enter()))
+            await asyncio.sleep(0.01)  # in this order
+        refusals = await asyncio.gather(*waiters, return_exceptions=True)
+        return [refusal.retry_after for refusal in refusals]  # type: ignore[union-attr]
+
+    # The first waits one hold, the next two (not one each: those ahead come back first too).
+    assert run(scenario()) == [2, 4, 6, 8]
+
+
 def test_no_waiting_line_refuses_at_once() -> None:
     async def scenario() -> None:
         line = Line(1, wait_seconds=0, queue_max=0, typical_hold_seconds=3)
@@ -148,6 +163,23 @@ def test_a_waiter_that_goes_away_passes_its_slot_on() -> None:
         return line.held, line.waiting
 
     assert run(scenario()) == (1, 0)
+
+
+def test_a_waiter_whose_request_is_abandoned_leaves_the_line_at_once() -> None:
+    async def scenario() -> tuple[str, int]:
+        line = Line(1, wait_seconds=10, queue_max=1, typical_hold_seconds=5)
+        await line.enter()
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = asyncio.create_task(line.enter(gone))
+        await asyncio.sleep(0.01)
+        gone.set_result(None)
+        try:
+            await asyncio.wait_for(waiter, 1)
+        except JobCancelledError as error:
+            return error.error_type, line.waiting
+        return "admitted", line.waiting
+
+    assert run(scenario()) == ("cancelled", 0)
 
 
 # --- The line in front of the HTTP routes (real uvicorn on 127.0.0.1, the bundled model) ---
@@ -252,6 +284,39 @@ def test_a_waiting_request_is_not_read_until_admitted(
     assert sent < len(body)  # most of the 32 MB waited in the client, not on the server's disk
     assert waiting_dirs == 1  # only the running job's upload: nothing of the waiting one's
     assert answer.startswith(b"HTTP/1.1 "), answer[:100]
+
+
+def test_a_client_that_leaves_while_waiting_keeps_no_place_in_line(
+    clip: Path, monkeypatch: pytest.MonkeyPatch, job_root: Path
+) -> None:
+    monkeypatch.setattr(config, "MAX_CONCURRENCY", 1)
+    monkeypatch.setattr(config, "ADMISSION_QUEUE_MAX", 2)
+    spy = ModelSpy(monkeypatch)
+    spy.delay = 4.0  # the first request holds the one slot all along
+    body, content_type = multipart([], clip.read_bytes())
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with http_server() as running, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(transcribe, running, clip)
+        while not spy.calls:
+            time.sleep(0.01)
+        leavers = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(2)]
+        for sock in leavers:
+            sock.sendall(head)
+        while running_line(running).waiting < 2:
+            time.sleep(0.01)  # the line is full
+        for sock in leavers:
+            sock.close()  # and both leave before their turn
+        left = time.monotonic()
+        while running_line(running).waiting and time.monotonic() - left < 1:
+            time.sleep(0.01)
+        waiting_after = running_line(running).waiting
+        status, _, answer = post(running.port, "/v1/audio/transcriptions", body, content_type)
+        assert first.result() == WORDS
+    assert waiting_after == 0
+    assert (status, json.loads(answer)["text"]) == (200, WORDS)  # it waited in line, not refused
 
 
 def running_line(server: RunningServer) -> Line:

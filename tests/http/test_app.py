@@ -3,6 +3,7 @@
 
 import difflib
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -425,6 +426,25 @@ def test_a_client_that_disconnects_leaves_the_model_queue(
         assert first.result().text == "one two three"
         time.sleep(0.5)
     assert len(spy.calls) == 1, spy.calls
+
+
+def test_a_client_that_leaves_mid_upload_is_no_server_failure(
+    server: RunningServer, clip: Path, job_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    body, content_type = multipart([], clip.read_bytes())
+    for route, part in (("/v1/audio/transcriptions", body[:1000]), ("/v1/jobs", b'{"audio_base64": "')):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            head = (
+                f"POST {route} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + part)
+            time.sleep(0.3)  # the route is reading the body when the client leaves
+    time.sleep(0.5)
+    assert client(server).models.list().data  # still serving
+    assert list(job_root.iterdir()) == []
+    failures = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert failures == [], [record.getMessage() for record in failures]  # no "internal", no traceback
 
 
 # --- The JSON route and the OpenAPI document ---

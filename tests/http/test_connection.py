@@ -146,6 +146,39 @@ def test_malformed_http_gets_400_in_the_error_shape(server: RunningServer) -> No
     assert "well-formed" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "after_head",
+    [
+        b"fffffffffffffffffff\r\nabc",  # a chunk size past any integer, mid-body
+        b"5\r\nabcde\r\nGARBAGE\r\n",  # a chunk without its size line
+    ],
+)
+def test_a_body_broken_mid_request_gets_400_in_the_error_shape(
+    server: RunningServer, after_head: bytes
+) -> None:
+    with open_connection(server) as sock:
+        sock.sendall(
+            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + after_head
+        )
+        status, error = status_and_error(read_all(sock))
+    assert (status, error["code"]) == (400, "invalid_input")
+
+
+def test_a_content_length_short_of_the_body_gets_400_in_the_error_shape(server: RunningServer) -> None:
+    body, content_type = multipart([], b"x" * 1000)
+    with open_connection(server) as sock:
+        head = (
+            f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body) - 50}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)  # the last 50 bytes are read as a next request's head
+        answer = read_all(sock)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    status, error = status_and_error(answer)
+    assert status == 400, error
+
+
 def test_head_ping_answers(server: RunningServer) -> None:
     with open_connection(server) as sock:
         sock.sendall(b"HEAD /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

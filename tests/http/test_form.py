@@ -5,10 +5,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
 import config
 from tests.support.http_server import multipart
-from utils.errors import InvalidInputError, PayloadTooLargeError, UploadTimeoutError
+from utils.errors import InvalidInputError, JobCancelledError, PayloadTooLargeError, UploadTimeoutError
 from utils.http import form
 
 
@@ -58,6 +59,7 @@ def test_a_declared_length_past_the_cap_is_refused_before_reading(monkeypatch: p
         ("application/json", "must be multipart/form-data with a file, got Content-Type application/json"),
         (None, "got Content-Type none"),
         ("multipart/form-data", "names no boundary"),
+        ("multipart/form-data; boundary=" + "b" * 2000, "boundary is 2000 characters long; at most 256"),
     ],
 )
 def test_a_body_that_is_not_a_form_is_refused(tmp_path: Path, content_type: str | None, message: str) -> None:
@@ -153,3 +155,16 @@ def test_a_part_header_without_end_is_refused(tmp_path: Path) -> None:
     body = b'--b\r\nContent-Disposition: form-data; name="' + b"n" * (config.MAX_FORM_FIELD_BYTES + 1)
     with pytest.raises(InvalidInputError, match="malformed"):  # the parser's bound on a part's header line
         read(body, "multipart/form-data; boundary=b", tmp_path, size=4096)
+
+
+def test_a_client_that_goes_away_mid_body_cancels_the_read(tmp_path: Path) -> None:
+    messages = iter(
+        [{"type": "http.request", "body": b"--b\r\n", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> dict:
+        return next(messages)
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)  # starlette's real stream
+    with pytest.raises(JobCancelledError, match="went away"):
+        asyncio.run(form.read_form(request.stream(), "multipart/form-data; boundary=b", tmp_path))

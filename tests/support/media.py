@@ -38,6 +38,25 @@ def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+# A voice and a phrase of digits per language (the bundled multilingual model knows the digit words of these
+# five); each phrase is long enough for the language detector to be sure of it.
+PHRASES = {
+    "en": ("en-us", "seven four two nine"),
+    "de": ("de", "fünf zwei neun eins sieben"),
+    "fr": ("fr-fr", "cinq deux neuf un trois"),
+    "es": ("es", "cinco dos nueve uno siete"),
+    "it": ("it", "cinque due nove uno sette"),
+}
+
+
+def phrase_clips(directory: Path) -> dict[str, str]:
+    """Each language's phrase (`PHRASES`) spoken, encoded as FLAC in `directory`, as base64."""
+    return {
+        code: b64(encode(speech(words, voice), directory / f"{code}.flac"))
+        for code, (voice, words) in PHRASES.items()
+    }
+
+
 def float_wav(samples: np.ndarray, path: Path) -> Path:
     """Writes samples as a 32-bit float WAV, bit for bit (NaN and infinities included)."""
     raw = path.with_suffix(".f32")

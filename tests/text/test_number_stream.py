@@ -51,3 +51,27 @@ def test_the_words_sent_last_are_read_before_the_next_ones() -> None:
         settled = number_stream.SettledDigits(language)
         sent = settled.feed(timed(first)) + settled.feed(timed(then)) + settled.finish()
         assert " ".join(w.word for w in sent) == whole
+
+
+def test_a_stream_keeps_words_when_a_fraction_comes_in_the_next_window() -> None:
+    settled = number_stream.SettledDigits("en")
+    sent = settled.feed(timed("we need a million"))
+    sent += settled.feed(timed("and a half more"))
+    sent += settled.finish()
+    assert " ".join(w.word for w in sent) == "we need a million and a half more"
+
+
+def test_a_stream_keeps_words_when_a_fraction_came_in_the_last_window() -> None:
+    settled = number_stream.SettledDigits("en")
+    sent = settled.feed(timed("about a quarter of"))
+    sent += settled.feed(timed("a million people"))
+    sent += settled.finish()
+    assert " ".join(w.word for w in sent) == "about a quarter of a million people"
+
+
+def test_a_stream_holds_a_range_word_until_the_range_ends() -> None:
+    settled = number_stream.SettledDigits("en")
+    sent = settled.feed(timed("about three or"))
+    sent += settled.feed(timed("four thousand people"))
+    sent += settled.finish()
+    assert " ".join(w.word for w in sent) == "about three or four thousand people"

@@ -1,5 +1,5 @@
-"""Number words as digits: text cases in every covered language (what text2num gets wrong included),
-word merging with times, confidence and speakers, and a stream's held-back words."""
+"""Number words as digits: text cases in every covered language, word merging with times, confidence
+and speakers, and random word salads (what text2num gets wrong is tested with the module that repairs it)."""
 
 import random
 import re
@@ -13,92 +13,17 @@ CASES = [
     # Numbers.
     ("en", "it cost twenty five dollars", "it cost 25 dollars"),
     ("en", "one hundred and five", "105"),
-    ("en", "Twenty five.", "25."),
-    ("en", "(twenty five)", "(25)"),
-    ("en", "a hundred dollars", "100 dollars"),
-    ("en", "a million people", "1000000 people"),
     ("en", "two thousand and twenty", "2020"),
-    # Decimals; text2num writes "3.5 1000000" and, in other languages, "3,5000000".
-    ("en", "three point five million", "3.5 million"),
-    ("en", "three point one four", "3.14"),
-    ("en", "zero point five", "0.5"),
-    ("fr", "trois virgule cinq millions", "3,5 millions"),
-    ("de", "drei Komma fünf Millionen", "3,5 Millionen"),
-    ("es", "tres coma cinco millones", "3,5 millones"),
-    ("it", "tre virgola cinque milioni", "3,5 milioni"),
-    ("pt", "três vírgula cinco milhões", "3,5 milhões"),
-    ("nl", "drie komma vijf miljoen", "3,5 miljoen"),
-    ("da", "tre komma fem millioner", "3,5 millioner"),
-    # Runs of single digits, one digit a word; text2num writes "2 05" and "007".
-    ("en", "call seven three nine two zero five", "call 7 3 9 2 0 5"),
-    ("en", "zero zero seven", "0 0 7"),
-    ("en", "five oh five", "5 0 5"),
-    ("de", "zwei null fünf", "2 0 5"),
-    ("fr", "deux zéro cinq", "2 0 5"),
-    # Years said in pairs.
-    ("en", "in nineteen ninety nine", "in 1999"),
-    ("en", "twenty twenty five", "2025"),
-    ("en", "nineteen oh five", "1905"),
-    ("en", "two thousand twenty five", "2025"),
-    ("nl", "negentien negenennegentig", "1999"),
-    ("fr", "mille neuf cent quatre-vingt-dix-neuf", "1999"),
     # Negative numbers: the sign stays a word.
     ("en", "minus five degrees", "minus 5 degrees"),
     ("fr", "moins cinq", "moins 5"),
-    # Not numbers, or not surely one number: left as words.
-    ("en", "one of them", "one of them"),
-    ("en", "wait a second", "wait a second"),
-    ("en", "the second one", "the second one"),
-    ("en", "the twenty first century", "the twenty first century"),
-    ("en", "the fifth", "the fifth"),
-    ("en", "fifty fifty", "fifty fifty"),
-    ("en", "nine eleven", "nine eleven"),
-    ("en", "at twelve fifteen", "at twelve fifteen"),
-    ("en", "twelve oh five", "twelve oh five"),
-    ("fr", "une seconde", "une seconde"),
-    ("fr", "deuxième", "deuxième"),
-    ("de", "eine Sekunde", "eine Sekunde"),
-    ("es", "uno de ellos", "uno de ellos"),
-    # A scale word after digits the model wrote, or alone, stays a word.
-    ("de", "25 Millionen Euro", "25 Millionen Euro"),
-    ("en", "3.5 million people", "3.5 million people"),
-    ("fr", "25 mille cent euros", "25 mille cent euros"),
-    ("fr", "vingt pour cent", "20 pour cent"),
-    ("es", "veinte por ciento", "20 por ciento"),
-    ("en", "the million dollar question", "the million dollar question"),
-    ("de", "Millionen Menschen", "Millionen Menschen"),
-    ("fr", "cent personnes", "100 personnes"),
-    ("de", "tausend Leute", "1000 Leute"),
-    ("it", "tre per cento", "3 per cento"),
-    ("en", "at eight o clock", "at 8 o clock"),
-    ("en", "I have one. Two of them left.", "I have one. Two of them left."),
-    ("en", "in the eighteen hundreds", "in the eighteen hundreds"),
-    ("en", "hundreds of people", "hundreds of people"),
-    ("en", "nineteen o five", "1905"),
-    ("en", "hundred and five", "105"),
-    # A scale word said twice: text2num adds one to the first ("101", "7000000001"); the words stay.
-    ("nl", "honderd en honderd en vier", "honderd en 104"),
-    ("da", "hundrede hundrede", "hundrede 100"),
-    ("en", "seven billion billion", "seven billion billion"),
-    ("de", "drei Milliarde Milliarde", "drei Milliarde Milliarde"),
-    # An ordinal after a decimal mark: text2num reads "premier" as a digit ("3,1").
-    ("fr", "trois virgule premier", "trois virgule premier"),
-    ("es", "tres coma primera", "tres coma primera"),
-    ("nl", "vijf komma eerste", "vijf komma eerste"),
-    # Punctuation separates numbers.
-    ("en", "twenty, five", "20, 5"),
-    ("en", "I have twenty. Five more", "I have 20. 5 more"),
     # Digits stay digits.
     ("en", "2025 and twenty five", "2025 and 25"),
     ("en", "call 555 1234 now", "call 555 1234 now"),
     # Every covered language.
     ("de", "siebenundzwanzig Euro", "27 Euro"),
-    ("de", "eine Million Euro", "1000000 Euro"),
     ("fr", "vingt-cinq euros", "25 euros"),
     ("es", "veinticinco euros", "25 euros"),
-    # Spanish "veintiún" (before "mil") is unknown to text2num, which wrote "veintiún 1000".
-    ("es", "veintiún mil personas", "21000 personas"),
-    ("es", "veintiún mil millones", "21000000000"),
     ("it", "venticinque euro", "25 euro"),
     ("pt", "vinte e cinco euros", "25 euros"),
     ("nl", "vijfentwintig euro", "25 euro"),
@@ -153,11 +78,11 @@ def test_merged_words_give_the_range_they_replace() -> None:
 
 VOCABULARY_TEXT = {
     "en": "zero oh one two three five nine ten eleven twelve nineteen twenty ninety hundred thousand million "
-    "point and a minus first second the of dollars , . ? 25 2025",
+    "point and a minus first second the of dollars half quarters , . ? 25 2025",
     "de": "null eins zwei drei fünf neun zehn zwölf zwanzig siebenundzwanzig hundert tausend Millionen Komma "
-    "und ein eine zweite der Euro , . 25",
+    "und ein eine zweite der Euro halb Viertel paar , . 25",
     "fr": "zéro un une deux trois cinq neuf dix douze vingt vingt-cinq cent mille millions virgule et "
-    "deuxième le euros , . 25",
+    "deuxième le euros demi quarts , . 25",
 }
 VOCABULARY = {language: text.split() for language, text in VOCABULARY_TEXT.items()}
 

@@ -14,13 +14,12 @@ A line belongs to one event loop (the server's); a slot may be released from any
 
 import asyncio
 import contextlib
-import itertools
 import math
 import threading
 import time
 from collections import deque
 
-from utils.errors import WorkerBusyError
+from utils.errors import JobCancelledError, WorkerBusyError
 
 # Weight of the latest slot's hold time in the running average.
 _SMOOTHING = 0.3
@@ -60,7 +59,11 @@ class Line:
         self.wait_seconds = wait_seconds
         self.queue_max = queue_max
         self._held = 0
-        self._waiting: deque[asyncio.Future[None]] = deque()
+        # Each waiter with its arrival number; `_front` is the number of the last one handed a slot, so
+        # that a waiter's place counts those ahead of it who gave up too (they come back before it).
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._arrivals = 0
+        self._front = 0
         self._hold_seconds = typical_hold_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -72,7 +75,7 @@ class Line:
     @property
     def waiting(self) -> int:
         """Requests waiting in line now."""
-        return sum(not future.done() for future in self._waiting)
+        return sum(not future.done() for _, future in self._waiting)
 
     def expected_wait(self, ahead: int | None = None) -> float:
         """The seconds a request that joins the line now can expect to wait for a slot.
@@ -95,14 +98,19 @@ class Line:
     def _refusal(self, why: str) -> WorkerBusyError:
         return WorkerBusyError(why, retry_after=self.retry_after())
 
-    async def enter(self) -> Slot:
+    async def enter(self, abandoned: "asyncio.Future[None] | None" = None) -> Slot:
         """Takes a slot, waiting in line for one when all are taken.
+
+        Args:
+            abandoned: Done once the request is given up (its client went away): it then leaves the
+                line at once, keeping no place in it.
 
         Returns:
             The slot; release it when the work ends.
 
         Raises:
             WorkerBusyError: The line is full, or no slot came within its wait (with `retry_after`).
+            JobCancelledError: `abandoned` finished while the request waited.
         """
         self._loop = asyncio.get_running_loop()
         if self._held < self.slots and not self.waiting:
@@ -114,32 +122,37 @@ class Line:
                 "wait for one; retry later"
             )
         turn: asyncio.Future[None] = self._loop.create_future()
-        self._waiting.append(turn)
+        self._arrivals += 1
+        number = self._arrivals
+        self._waiting.append((number, turn))
         ahead = 0
+        watched = {turn} if abandoned is None else {turn, abandoned}
         try:
-            await asyncio.wait({turn}, timeout=self.wait_seconds)
+            await asyncio.wait(watched, timeout=self.wait_seconds, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             if turn.done() and not turn.cancelled():
                 self._hand_over(None)  # the slot came just as the request went away: pass it on
             raise
         finally:
             if not turn.done():
-                ahead = sum(
-                    not other.done() for other in itertools.takewhile(lambda t: t is not turn, self._waiting)
-                )
+                # Those that came before it and have no slot yet: waiting still, or gone to retry first.
+                ahead = number - self._front - 1
                 turn.cancel()  # gave up (timeout, or the request went away): leave the line
-            self._forget(turn)
+            self._forget(number, turn)
+        if turn.cancelled() and abandoned is not None and abandoned.done():
+            raise JobCancelledError("the client went away while its request waited for a slot")
         if turn.cancelled():
-            # Its retry is due when its place in line would have come: those ahead of it, not behind.
+            # Its retry is due when its place in line would have come: those ahead of it, not behind
+            # (so that the waiters refused together are not all told the same time).
             raise WorkerBusyError(
                 f"the worker stayed full for {self.wait_seconds:g} s (ADMISSION_WAIT_SECONDS); retry later",
                 retry_after=max(1, math.ceil(self.expected_wait(ahead))),
             )
         return Slot(self)
 
-    def _forget(self, turn: "asyncio.Future[None]") -> None:
+    def _forget(self, number: int, turn: "asyncio.Future[None]") -> None:
         with contextlib.suppress(ValueError):  # already handed its turn
-            self._waiting.remove(turn)
+            self._waiting.remove((number, turn))
 
     def give_back(self, held_seconds: float) -> None:
         """Returns a slot (called by `Slot.release`, from any thread).
@@ -165,8 +178,9 @@ class Line:
         if held_seconds is not None:
             self._hold_seconds += _SMOOTHING * (held_seconds - self._hold_seconds)
         while self._waiting:
-            turn = self._waiting.popleft()
+            number, turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)  # the slot goes straight to it: `held` does not change
+                self._front = number
                 return
         self._held -= 1

@@ -37,7 +37,7 @@ from utils.errors import (
     WorkerBusyError,
     WorkerError,
 )
-from utils.http import admission, errors, form, formats, json_body, openai_params, readiness
+from utils.http import admission, connection, errors, form, formats, json_body, openai_params, readiness
 from utils.http.keys import check_key
 from utils.job import dirs
 from utils.job import pipeline as job_pipeline
@@ -359,7 +359,9 @@ def create_app(state: readiness.Readiness) -> FastAPI:
         try:
             check_key(request)
             form.check_length(request.headers.get("content-length"))
-            slot: admission.Slot | None = await line.enter()  # the body waits unread until then
+            slot: admission.Slot | None = await line.enter(
+                connection.connection_closed(request.scope)
+            )  # the body waits unread until then
         except WorkerError as error:
             return _error(error, line)
         upload: TemporaryDirectory | None = dirs.job_directory()
@@ -397,7 +399,7 @@ def create_app(state: readiness.Readiness) -> FastAPI:
         slot: admission.Slot | None = None
         try:
             check_key(request)
-            slot = await line.enter()
+            slot = await line.enter(connection.connection_closed(request.scope))
             body = await form.read_body(request.stream(), config.MAX_BASE64_CHARS + _JSON_SLACK_BYTES)
             job_input = await asyncio.to_thread(json_body.parse, body)
             future, deadline = jobs.start(job_input, job_pipeline.JobOptions(wait_for_room=False), None, slot)

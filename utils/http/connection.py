@@ -8,7 +8,9 @@ adds, per connection:
 - the request line and headers within `MAX_HEADER_BYTES` and `MAX_HEADERS` lines (431 beyond);
 - the whole head within `HEADERS_TIMEOUT_SECONDS` of its first byte, or of the connection's opening
   (408 when part of it came, a plain close when nothing did);
-- malformed HTTP answered 400 in the error shape, not uvicorn's plain text.
+- malformed HTTP answered 400 in the error shape, not uvicorn's plain text;
+- each request's scope holds its connection's end (`connection_closed`), so that a request waiting
+  for a slot, its body unread, can leave the line when its client goes away.
 
 Idle keep-alive connections close after `KEEP_ALIVE_TIMEOUT_SECONDS` (uvicorn's own timer). A body's
 pace is the routes' business (`utils.http.form.timed`), because a request waiting for a slot is not
@@ -16,6 +18,7 @@ read at all. `close_unread` closes a connection whose request body was not read 
 nothing after an answered request (or a form's closing boundary) is read.
 """
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -32,6 +35,24 @@ log = logging.getLogger(__name__)
 
 # The end of a request's head; a client may also end its lines with a bare LF.
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+# The ASGI extension under which a request's scope holds its connection's end.
+_CLOSED_EXTENSION = "parakeet.connection_closed"
+
+
+def connection_closed(scope: Scope) -> "asyncio.Future[None] | None":
+    """The future that is done once the request's connection has closed (None under another server).
+
+    A waiting request cannot learn that its client left by reading (that would read its body), so the
+    protocol offers the connection's end instead.
+
+    Args:
+        scope: The request's ASGI scope.
+
+    Returns:
+        The future, or None when the server is not `BoundedProtocol`'s.
+    """
+    extension = scope.get("extensions", {}).get(_CLOSED_EXTENSION)
+    return None if extension is None else extension["closed"]
 
 
 class _Refused(Exception):
@@ -73,6 +94,7 @@ class BoundedProtocol(HttpToolsProtocol):
         self._head_seen = False
         self._tail = b""
         self._head_timer: Any = None
+        self._closed: asyncio.Future[None] = self.loop.create_future()
 
     # --- connection ---
 
@@ -88,16 +110,27 @@ class BoundedProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stops the head's timer with the connection."""
+        """Stops the head's timer with the connection, and tells its requests that it closed."""
         self._disarm_head_timer()
+        if not self._closed.done():
+            self._closed.set_result(None)
         super().connection_lost(exc)
 
     def _close_with(self, error_type: str, message: str, retry_after: int | None = None) -> None:
-        """Answers in the error shape when no response is under way, then closes the connection."""
+        """Answers in the error shape unless a response is under way, then closes the connection.
+
+        A request whose answer has not begun (a broken chunk in its body, or a wrong Content-Length that
+        left garbage behind it) gets this answer instead: its route's answer is no longer written.
+        """
         self._disarm_head_timer()
         if self.transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
+        cycle = self.cycle
+        unanswered = cycle is not None and not cycle.response_started and not self.pipeline
+        if cycle is None or cycle.response_complete or unanswered:
+            if unanswered:
+                cycle.disconnected = True  # its route reads a disconnect and sends into the void
+                cycle.message_event.set()
             self.transport.write(_answer(error_type, message, retry_after))
         self.transport.close()
 
@@ -172,6 +205,7 @@ class BoundedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A new request's head begins: its limits and its deadline start over."""
         super().on_message_begin()
+        self.scope.setdefault("extensions", {})[_CLOSED_EXTENSION] = {"closed": self._closed}
         self._in_head = self._head_seen = True
         self._head_parsed = self._header_count = 0
         self._arm_head_timer()

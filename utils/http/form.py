@@ -13,11 +13,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from python_multipart.multipart import (
+    MAX_BOUNDARY_LENGTH,
+    MultipartParser,
+    MultipartState,
+    parse_options_header,
+)
+from starlette.requests import ClientDisconnect
 
 import config
 from utils.contract.validation import UPLOAD_FIELD
-from utils.errors import InvalidInputError, PayloadTooLargeError, UploadTimeoutError
+from utils.errors import InvalidInputError, JobCancelledError, PayloadTooLargeError, UploadTimeoutError
 
 # Room for the form's boundaries, part headers and text fields around the file.
 _FORM_OVERHEAD_BYTES = config.MAX_FORM_FIELDS * (config.MAX_FORM_FIELD_BYTES + 512)
@@ -59,7 +65,8 @@ def boundary_of(content_type: str | None) -> bytes:
         The boundary.
 
     Raises:
-        InvalidInputError: The body is not `multipart/form-data` or names no boundary.
+        InvalidInputError: The body is not `multipart/form-data`, or names no boundary or one longer
+            than the parser takes.
     """
     kind, options = parse_options_header(content_type or "")
     if kind != b"multipart/form-data":
@@ -70,6 +77,11 @@ def boundary_of(content_type: str | None) -> bytes:
     boundary = options.get(b"boundary")
     if not boundary:
         raise InvalidInputError("the multipart/form-data Content-Type names no boundary")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidInputError(
+            f"the multipart/form-data boundary is {len(boundary)} characters long; "
+            f"at most {MAX_BOUNDARY_LENGTH}"
+        )
     return boundary
 
 
@@ -176,6 +188,7 @@ async def timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     Raises:
         UploadTimeoutError: No chunk came for `UPLOAD_IDLE_TIMEOUT_SECONDS`, or the body fell behind
             the minimum rate.
+        JobCancelledError: The client went away before the body's end.
     """
     iterator = aiter(chunks)
     loop = asyncio.get_running_loop()
@@ -189,6 +202,9 @@ async def timed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             chunk = await asyncio.wait_for(anext(iterator), max(wait, 0.0))
         except StopAsyncIteration:
             return
+        except ClientDisconnect:
+            # Nobody is left to answer: an error of the contract, not a failure of the server.
+            raise JobCancelledError("the client went away during the upload") from None
         except TimeoutError:
             if wait < config.UPLOAD_IDLE_TIMEOUT_SECONDS:
                 raise UploadTimeoutError(
@@ -216,6 +232,7 @@ async def read_body(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     Raises:
         PayloadTooLargeError: The body is longer than `limit`.
         UploadTimeoutError: The client stalled.
+        JobCancelledError: The client went away.
     """
     body = bytearray()
     async for chunk in timed(chunks):
@@ -240,6 +257,7 @@ async def read_form(chunks: AsyncIterator[bytes], content_type: str | None, dire
         InvalidInputError: Not a well-formed form, or over the field limits.
         PayloadTooLargeError: The file is larger than `MAX_UPLOAD_BYTES`.
         UploadTimeoutError: The client sent nothing for `UPLOAD_IDLE_TIMEOUT_SECONDS`.
+        JobCancelledError: The client went away.
     """
     builder = _FormBuilder(directory)
     parser = MultipartParser(boundary_of(content_type), builder.callbacks())

@@ -5,7 +5,9 @@ from collections.abc import Sequence
 
 from utils.asr.records import Word
 from utils.text.language import detect, normalized
-from utils.text.numbers import covers, merge_groups, word_parts, word_value
+from utils.text.number_neighbours import LINKING_WORDS
+from utils.text.number_words import word_parts, word_value
+from utils.text.numbers import covers, merge_groups
 
 # A stream holds back at most this many words of a run of single digits.
 MAX_HELD_WORDS = 12
@@ -17,6 +19,7 @@ _CONTEXT_WORDS = 2
 _CONNECTORS = frozenset(
     {"a", "an", "and", "point", "oh", "o", "und", "komma", "ein", "eine", "et", "virgule", "un", "une"}
     | {"y", "coma", "una", "e", "virgola", "vírgula", "um", "uma", "en", "een", "og"}
+    | LINKING_WORDS  # "twenty or" | "thirty thousand", "a million and a" | "half"
 )
 
 
