@@ -71,6 +71,7 @@ def test_openai_own_session_update_param_is_accepted() -> None:
     ("event", "code", "param"),
     [
         ("{", "invalid_json", None),
+        ("[" * 100_000 + "]" * 100_000, "invalid_json", None),  # nested past the parser's depth
         ("3", "invalid_event", None),
         ({"audio": "AAAA"}, "missing_required_parameter", "type"),
         ({"type": 7}, "missing_required_parameter", "type"),

@@ -253,7 +253,7 @@ def parse_event(text: str) -> ClientEvent:
     """
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise EventError("the event is not JSON: send one JSON object per message", "invalid_json") from None
     if not isinstance(data, dict):
         raise EventError(f"the event must be a JSON object, got {type(data).__name__}", "invalid_event")
