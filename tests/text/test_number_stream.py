@@ -34,6 +34,14 @@ def test_a_stream_detects_its_language_when_none_is_given() -> None:
     assert [w.word for w in sent][2] == "27"
 
 
+def test_a_stream_with_no_language_given_holds_its_first_words_until_the_language_is_sure() -> None:
+    # "one" alone reads as Danish, "two zero" as Lithuanian: sent then, they would stay words.
+    settled = number_stream.SettledDigits()
+    sent = [*settled.feed(timed("one")), *settled.feed(timed("two zero")), *settled.feed(timed("five one"))]
+    sent += settled.finish()
+    assert " ".join(w.word for w in sent) == "1 2 0 5 1"
+
+
 def test_a_stream_in_a_language_not_covered_passes_words_as_they_are() -> None:
     settled = number_stream.SettledDigits("pl")
     words = [Word("dwadzieścia", 0, 0.5), Word("pięć", 0.5, 1)]

@@ -13,6 +13,10 @@ from utils.text.numbers import covers, merge_groups
 MAX_HELD_WORDS = 12
 # A stream's language is detected in this many of its last words.
 _DETECTED_WORDS = 200
+# With no language given, every word waits until the language detected in the words heard is this sure
+# (or `MAX_HELD_WORDS` words wait): one or two words are often read as another language ("one" as Danish),
+# and words sent in the wrong one would stay as they are ("one 2 3").
+_SURE_CONFIDENCE = 0.5
 # The words sent last that are read again before the next ones ("pour" | "cent" is percent, not 100).
 _CONTEXT_WORDS = 2
 # Words that may belong to a number when what follows is not known yet (a stream's last words).
@@ -86,7 +90,13 @@ class SettledDigits:
             The words held back before and these, as digits, less the ones that may still join a number.
         """
         self._heard = [*self._heard, *(word.word for word in words)][-_DETECTED_WORDS:]
-        pending, language = [*self._held, *words], self.language()
+        pending = [*self._held, *words]
+        if self._given is None:
+            found = detect(" ".join(self._heard))
+            if (found.confidence or 0) < _SURE_CONFIDENCE and len(pending) < MAX_HELD_WORDS:
+                self._held = pending
+                return []
+        language = self.language()
         if not covers(language):
             self._held = []
             return self._sending(pending, None)
