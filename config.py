@@ -693,7 +693,9 @@ REALTIME_MAX_TURN_SECONDS = _float(
     "REALTIME_MAX_TURN_SECONDS",
     300,
     "Most uncommitted audio a live session holds: a server-VAD turn this long is committed where it "
-    "stands; without turn detection an append beyond it is refused until the client commits.",
+    "stands; without turn detection an append beyond it is refused until the client commits. Also the "
+    "most audio a session's turns may have waiting for the model: a client sending faster than it is "
+    "transcribed has its next append wait until the model catches up.",
     minimum=1,
     maximum=3600,
 )

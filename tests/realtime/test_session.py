@@ -221,3 +221,24 @@ def test_a_failed_turn_is_reported_and_the_next_one_transcribed(monkeypatch: pyt
     assert failed["item_id"] == first["item_id"]
     [done] = recorded.of("transcription.completed")
     assert (done["item_id"], done["transcript"]) == (second["item_id"], SECOND)
+
+
+def test_a_client_faster_than_the_model_waits_so_the_audio_held_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config, "REALTIME_MAX_TURN_SECONDS", 3.0)
+    turn = pcm24(speech(FIRST))  # about 2.3 s
+    waiting: list[float] = []
+
+    async def steps(recorded: Recorded) -> None:
+        await recorded.send(update({"turn_detection": None}))
+        for _ in range(20):  # as fast as the session takes them: far faster than real time
+            await recorded.append(turn, chunk=len(turn))
+            await recorded.send({"type": "input_audio_buffer.commit"})
+            waiting.append(sum(each.live.waiting_seconds for each in recorded.session._turns))
+        await recorded.wait_for(completed(20), timeout=120)
+
+    recorded = scenario(steps)
+    # At most the bound, and the one append that came while the audio waiting was under it.
+    assert max(waiting) <= 3.0 + len(turn) / 2 / 24000
+    assert [event["transcript"] for event in recorded.of("completed")] == [FIRST] * 20

@@ -55,6 +55,7 @@ _HISTORY_SAMPLES = (config.REALTIME_PREFIX_PADDING_MS_BOUNDS[1] + 1000) * _RATE 
 _MAX_APPEND_CHARS = (config.REALTIME_MAX_APPEND_BYTES + 2) // 3 * 4
 # Messages and audio longer than this are read on a worker thread (tens of milliseconds each).
 _LARGE_MESSAGE_CHARS = 1024 * 1024
+_BACKLOG_POLL_SECONDS = 0.05  # how often an append held back for the model looks again
 
 
 def _ms(position: int) -> int:
@@ -262,6 +263,10 @@ class Session:
             raise protocol.EventError("audio must be base64 (RFC 4648)", "invalid_value", "audio") from None
         if not raw:
             return
+        most = config.REALTIME_MAX_TURN_SECONDS
+        # Over REALTIME_MAX_TURN_SECONDS waiting for the model: the append (and the client) waits.
+        while not self._closed and sum(turn.live.waiting_seconds for turn in list(self._turns)) > most:
+            await asyncio.sleep(_BACKLOG_POLL_SECONDS)
         if self.settings.turn_detection is None:
             held = self._history.end - self._turn.start if self._turn is not None else 0
             coming = self._audio.seconds(len(raw)) * _RATE

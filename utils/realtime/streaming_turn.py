@@ -148,6 +148,12 @@ class LiveTurn:
             if item.final:
                 return
 
+    @property
+    def waiting_seconds(self) -> float:
+        """Seconds of the turn's audio pushed and not yet decoded (0 once it is closed or done)."""
+        with self._engine.lock:
+            return 0.0 if self._closed else (self._received - self._decoded) / config.SAMPLE_RATE
+
     def close(self) -> None:
         """Frees the turn now (disconnect, clear) and ends `updates`; idempotent."""
         with self._engine.lock:
