@@ -46,6 +46,7 @@ import openai
 
 import config
 from tests.support.media import encode
+from tests.support.scoring import word_error_rate
 from tests.support.worker import http_server_process, ping
 from tools import synth
 from utils.realtime import turns
@@ -194,17 +195,6 @@ async def run_session(client: openai.AsyncOpenAI, script: Script, delay: str, le
 def percentile(values: list[float], share: float) -> float | None:
     """A percentile, rounded; None without values."""
     return round(float(np.percentile(values, share)), 3) if values else None
-
-
-def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
-    """Word-level edit distance over the reference's length."""
-    previous = list(range(len(hypothesis) + 1))
-    for row, word in enumerate(reference, start=1):
-        current = [row]
-        for column, heard in enumerate(hypothesis, start=1):
-            current.append(min(previous[column] + 1, current[-1] + 1, previous[column - 1] + (word != heard)))
-        previous = current
-    return previous[-1] / max(1, len(reference))
 
 
 def words_of(text: str) -> list[str]:

@@ -28,20 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import config
 import handler
 from tests.support.media import encode, speech
+from tests.support.scoring import word_error_rate
 from tools import synth
 
 RATE = config.SAMPLE_RATE
-
-
-def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
-    """Word-level edit distance over the reference's length."""
-    previous = list(range(len(hypothesis) + 1))
-    for row, word in enumerate(reference, start=1):
-        current = [row]
-        for column, heard in enumerate(hypothesis, start=1):
-            current.append(min(previous[column] + 1, current[-1] + 1, previous[column - 1] + (word != heard)))
-        previous = current
-    return previous[-1] / max(1, len(reference))
 
 
 def build(minutes: float, speech_share: float, noise_level: float, seed: int) -> tuple[np.ndarray, list[str]]:

@@ -2,6 +2,8 @@
 reaches the model, times stay on the file's timeline, and silence or noise gives no words."""
 
 import base64
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,19 @@ def sparse(phrases: list[str], gap_seconds: float, lead: float = 4.0) -> tuple[n
 def run(samples: np.ndarray, path: Path, **fields: Any) -> dict[str, Any]:
     clip = base64.b64encode(encode(samples, path.with_suffix(".flac")).read_bytes()).decode()
     return handler.handler({"id": path.stem, "input": {"audio_base64": clip, **fields}})
+
+
+def test_loading_the_detector_leaves_torchs_thread_count_alone() -> None:
+    # silero_vad sets one torch thread for the whole process when imported: every model call would then
+    # run on one core. A fresh interpreter, since this one may have imported it already.
+    script = (
+        "import torch; torch.set_num_threads(2); from utils.asr import vad; vad.silero_model(); "
+        "print(torch.get_num_threads())"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], cwd=config.REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.split()[-1] == "2"
 
 
 def test_speech_regions_are_found_padded_and_merged(monkeypatch: pytest.MonkeyPatch) -> None:

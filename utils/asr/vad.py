@@ -83,9 +83,14 @@ class SpeechMap:
 @functools.cache
 def silero_model() -> Any:
     """Silero VAD's model, loaded once (its JIT file ships in the package); live turn detection shares it."""
+    import torch
+
+    threads = torch.get_num_threads()
     from silero_vad import load_silero_vad
 
-    return load_silero_vad()
+    model = load_silero_vad()
+    torch.set_num_threads(threads)  # importing silero_vad sets one torch thread for the whole process
+    return model
 
 
 def sounding_spans(samples: np.ndarray) -> list[tuple[int, int]]:

@@ -89,14 +89,10 @@ class _Weights:
 @functools.cache
 def _weights() -> _Weights:
     """The weights of the Silero model that `vad: true` loads, as numpy (read once)."""
-    import torch
-
-    threads = torch.get_num_threads()
     state = {
         name: value.numpy().astype(np.float32)
         for name, value in vad.silero_model()._model.state_dict().items()
     }
-    torch.set_num_threads(threads)  # importing silero_vad sets one torch thread for the whole process
     convs = []
     for layer in range(len(_CONV_TAPS)):
         weight = state[f"encoder.{layer}.reparam_conv.weight"]  # (outputs, inputs, 3)
