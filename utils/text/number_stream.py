@@ -90,13 +90,13 @@ class SettledDigits:
             The words held back before and these, as digits, less the ones that may still join a number.
         """
         self._heard = [*self._heard, *(word.word for word in words)][-_DETECTED_WORDS:]
-        pending = [*self._held, *words]
-        if self._given is None:
+        pending, language = [*self._held, *words], self._given
+        if language is None:
             found = detect(" ".join(self._heard))
             if (found.confidence or 0) < _SURE_CONFIDENCE and len(pending) < MAX_HELD_WORDS:
                 self._held = pending
                 return []
-        language = self.language()
+            language = found.language
         if not covers(language):
             self._held = []
             return self._sending(pending, None)
