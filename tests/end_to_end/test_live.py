@@ -9,6 +9,7 @@ import json
 import signal
 import threading
 import time
+from asyncio import run
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,6 @@ COMPLETED = "conversation.item.input_audio_transcription.completed"
 def server(job_root: Path) -> Iterator[RunningServer]:
     with http_server() as running:
         yield running
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
 
 
 # --- Turns ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ own turns, and a turn outlives its model's unloading."""
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -229,6 +229,25 @@ def test_hotwords_are_per_turn_and_a_phrase_the_model_cannot_spell_fails_only_it
     assert streaming.live_model(str(config.BUNDLED_TEST_MODEL)).boosts == {}
 
 
+async def failed_then_next(
+    utterance: np.ndarray, expected: type[BaseException], mend: Callable[[], None] = lambda: None
+) -> tuple[BaseException | None, list[LiveUpdate]]:
+    """A turn whose step fails (the error its updates raise), then, after `mend`, the next turn's updates."""
+    failing = engine.open_turn(settings(), 0.0)
+    await push_all(failing, utterance)
+    await failing.finish()
+    error = None
+    try:
+        await collect(failing)
+    except expected as caught:
+        error = caught
+    mend()
+    later = engine.open_turn(settings(), 0.0)
+    await push_all(later, utterance)
+    await later.finish()
+    return error, await collect(later)
+
+
 def test_a_failed_step_fails_only_its_turns(utterance: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
@@ -243,21 +262,7 @@ def test_a_failed_step_fails_only_its_turns(utterance: np.ndarray, monkeypatch: 
 
     monkeypatch.setattr(streaming.LiveModel, "step", step)
 
-    async def run() -> tuple[BaseException | None, list[LiveUpdate]]:
-        failing = engine.open_turn(settings(), 0.0)
-        await push_all(failing, utterance)
-        await failing.finish()
-        error = None
-        try:
-            await collect(failing)
-        except GpuOutOfMemoryError as caught:
-            error = caught
-        later = engine.open_turn(settings(), 0.0)
-        await push_all(later, utterance)
-        await later.finish()
-        return error, await collect(later)
-
-    error, later = asyncio.run(run())
+    error, later = asyncio.run(failed_then_next(utterance, GpuOutOfMemoryError))
     assert str(error) == "a live step ran out of GPU memory"
     assert later[-1].text == WORDS
 
@@ -364,21 +369,9 @@ def test_a_bug_in_a_step_ends_that_models_turns_and_the_engine_goes_on(
 
     monkeypatch.setattr(LiveTurn, "_take_frame", broken)
 
-    async def run() -> tuple[BaseException | None, list[LiveUpdate]]:
-        failing = engine.open_turn(settings(), 0.0)
-        await push_all(failing, utterance)
-        await failing.finish()
-        error = None
-        try:
-            await collect(failing)
-        except InternalError as caught:
-            error = caught
+    def mend() -> None:
         monkeypatch.setattr(LiveTurn, "_take_frame", real_take)
-        later = engine.open_turn(settings(), 0.0)
-        await push_all(later, utterance)
-        await later.finish()
-        return error, await collect(later)
 
-    error, later = asyncio.run(run())
+    error, later = asyncio.run(failed_then_next(utterance, InternalError, mend))
     assert str(error) == "internal error while transcribing; the worker logged the details"
     assert later[-1].text == WORDS

@@ -6,6 +6,7 @@ closes."""
 import asyncio
 import json
 import time
+from asyncio import run
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,6 @@ FIRST, SECOND, THIRD = "seven three nine", "two zero five one", "eight six four"
 def server(job_root: Path) -> Iterator[RunningServer]:
     with http_server() as running:
         yield running
-
-
-def run(coroutine: Any) -> Any:
-    return asyncio.run(coroutine)
 
 
 # --- Sessions, keys and limits ----------------------------------------------------------------------
